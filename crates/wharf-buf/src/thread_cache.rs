@@ -1,0 +1,408 @@
+//! Per-thread caches of free blocks, and the return queues between threads.
+//!
+//! Each thread that uses a pool gets a [`ThreadCache`] for it: a bounded
+//! stack of free blocks per size class, touched only by that thread, so the
+//! common allocation and free take no lock and no locked instruction.
+//!
+//! A block remembers the [`ThreadSlot`] of the thread that allocated it. A
+//! block freed on another thread is pushed onto that slot's lock-free return
+//! queue; the owner drains the queue on its next allocation. When the owner
+//! thread exits, its cache is flushed to the arena and the slot is marked
+//! unowned: a late free then drains the queue to the arena itself, so
+//! nothing is leaked. Slots are recycled by later threads.
+//!
+//! Caches are bounded per class and trimmed: every `trim_interval`
+//! allocations, each bin gives back the blocks it did not need since the
+//! last trim (its low-water mark), as Netty's `PoolThreadCache` does.
+
+use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+
+use crossbeam_queue::SegQueue;
+
+use crate::metrics::{LocalCounters, bump, bump_shared};
+use crate::pool::PoolShared;
+use crate::size_class::is_small;
+
+/// A block on its way back to its owner.
+#[derive(Debug)]
+pub(crate) struct Returned {
+    pub ptr: NonNull<u8>,
+    pub class: u8,
+}
+
+// SAFETY: a `Returned` is the sole handle to a free block of pool memory;
+// moving it to another thread moves that ownership, and the memory itself
+// (an anonymous mapping) is not tied to any thread.
+unsafe impl Send for Returned {}
+
+/// The part of a thread's cache that other threads see: its return queue,
+/// whether a thread owns it, and its counters. Slots live as long as the
+/// pool and are reused by later threads.
+#[derive(Debug)]
+pub(crate) struct ThreadSlot {
+    /// The pool this slot belongs to.
+    pub pool: &'static PoolShared,
+    returns: SegQueue<Returned>,
+    owned: AtomicBool,
+    /// Written only by the thread that owns the slot.
+    pub counters: LocalCounters,
+}
+
+impl ThreadSlot {
+    pub(crate) fn new(pool: &'static PoolShared) -> ThreadSlot {
+        ThreadSlot {
+            pool,
+            returns: SegQueue::new(),
+            owned: AtomicBool::new(false),
+            counters: LocalCounters::new(pool.classes),
+        }
+    }
+
+    /// Frees a block of `class` at `ptr` that was allocated through this
+    /// slot, on whatever thread calls this.
+    ///
+    /// Not inlined: a buffer's drop is then a tag test and this call, small
+    /// enough to inline at every drop site, where the buffer's fields can
+    /// stay in registers instead of being copied for an out-of-line drop.
+    #[inline(never)]
+    pub(crate) fn free(&'static self, class: usize, ptr: NonNull<u8>) {
+        if with_cache(self.pool, |cache| cache.free(class, ptr, self)).is_none() {
+            self.free_without_cache(class, ptr);
+        }
+    }
+
+    /// A free on a thread whose cache is gone: count centrally, free to
+    /// the arena.
+    #[cold]
+    fn free_without_cache(&self, class: usize, ptr: NonNull<u8>) {
+        let pool = self.pool;
+        let orphan = pool.orphan_slot();
+        bump_shared(&orphan.counters.class_frees[class], 1);
+        pool.lock_arena().free(class, ptr, &pool.stats);
+    }
+
+    /// Blocks waiting in the return queue.
+    pub(crate) fn pending_returns(&self) -> usize {
+        self.returns.len()
+    }
+
+    /// Sends a block back to the slot's owner. If no thread owns the slot,
+    /// drains the queue to the arena so the block is not stranded.
+    fn send_back(&self, block: Returned) {
+        self.returns.push(block);
+        // Pairs with the fence in `ThreadCache::drop`: either the exiting
+        // owner sees our block when it drains, or we see `owned == false`.
+        fence(Ordering::SeqCst);
+        if !self.owned.load(Ordering::SeqCst) {
+            self.drain_to_arena();
+        }
+    }
+
+    fn drain_to_arena(&self) {
+        let pool = self.pool;
+        if self.returns.is_empty() {
+            return;
+        }
+        let mut arena = pool.lock_arena();
+        while let Some(r) = self.returns.pop() {
+            arena.free(r.class as usize, r.ptr, &pool.stats);
+        }
+    }
+}
+
+/// A stack of free blocks of one class.
+#[derive(Debug)]
+struct Bin {
+    blocks: Vec<NonNull<u8>>,
+    /// Most blocks kept.
+    limit: usize,
+    /// The fewest blocks the bin held since the last trim.
+    low_water: usize,
+}
+
+/// One thread's cache for one pool. Lives in thread-local storage.
+#[derive(Debug)]
+pub(crate) struct ThreadCache {
+    pool: &'static PoolShared,
+    slot: &'static ThreadSlot,
+    /// One bin per cached class; larger classes bypass the cache.
+    bins: Box<[Bin]>,
+    /// The slot's per-class counters, reached without going through it.
+    allocations: &'static [AtomicU64],
+    frees: &'static [AtomicU64],
+    allocations_since_trim: u32,
+}
+
+impl ThreadCache {
+    fn new(pool: &'static PoolShared) -> ThreadCache {
+        let slot = pool.acquire_slot();
+        slot.owned.store(true, Ordering::SeqCst);
+        ThreadCache {
+            pool,
+            slot,
+            bins: pool
+                .bin_limits
+                .iter()
+                .map(|&limit| Bin {
+                    blocks: Vec::new(),
+                    limit,
+                    low_water: 0,
+                })
+                .collect(),
+            allocations: &slot.counters.class_allocations,
+            frees: &slot.counters.class_frees,
+            allocations_since_trim: 0,
+        }
+    }
+
+    /// This cache's slot.
+    pub(crate) fn slot(&self) -> &'static ThreadSlot {
+        self.slot
+    }
+
+    /// A block of `class`: from the cache, or from the arena (a batch, for
+    /// a cached class). `None` only if the OS refuses to map a new chunk.
+    #[inline]
+    pub(crate) fn alloc(&mut self, class: usize) -> Option<NonNull<u8>> {
+        bump(&self.allocations[class], 1);
+        // Blocks other threads sent back go first: the most recently
+        // returned block is the one most likely still in the CPU cache.
+        if !self.slot.returns.is_empty() {
+            self.drain_returns();
+        }
+        let Some(bin) = self.bins.get_mut(class) else {
+            bump(&self.slot.counters.cache_misses, 1);
+            return alloc_from_arena(self.pool, class);
+        };
+        if let Some(ptr) = bin.blocks.pop() {
+            if bin.blocks.len() < bin.low_water {
+                bin.low_water = bin.blocks.len();
+            }
+            self.after_alloc();
+            return Some(ptr);
+        }
+        bump(&self.slot.counters.cache_misses, 1);
+        let ptr = self.refill(class);
+        self.after_alloc();
+        ptr
+    }
+
+    /// Housekeeping after an allocation: trim now and then.
+    #[inline]
+    fn after_alloc(&mut self) {
+        self.allocations_since_trim += 1;
+        if self.allocations_since_trim >= self.pool.config.trim_interval {
+            self.trim();
+        }
+    }
+
+    /// Takes back a block of `class` that `owner` allocated: into this
+    /// cache if this thread owns it, else back to the owner or the arena.
+    #[inline]
+    pub(crate) fn free(&mut self, class: usize, ptr: NonNull<u8>, owner: &'static ThreadSlot) {
+        bump(&self.frees[class], 1);
+        if std::ptr::eq(owner, self.slot)
+            && let Some(bin) = self.bins.get_mut(class)
+            && bin.blocks.len() < bin.limit
+        {
+            bin.blocks.push(ptr);
+        } else {
+            self.free_slow(class, ptr, owner);
+        }
+    }
+
+    /// The rest of `free`: a full bin, an uncached class, or a block that
+    /// another thread owns.
+    #[inline(never)]
+    fn free_slow(&mut self, class: usize, ptr: NonNull<u8>, owner: &'static ThreadSlot) {
+        if class >= self.bins.len() {
+            self.pool.lock_arena().free(class, ptr, &self.pool.stats);
+        } else if std::ptr::eq(owner, self.slot) {
+            self.cache(class, ptr);
+        } else {
+            bump(&self.slot.counters.cross_thread_returns, 1);
+            let class = class as u8;
+            owner.send_back(Returned { ptr, class });
+        }
+    }
+
+    /// Keeps a free block, spilling half the bin to the arena if it is full.
+    #[inline]
+    fn cache(&mut self, class: usize, ptr: NonNull<u8>) {
+        let bin = &mut self.bins[class];
+        if bin.blocks.len() < bin.limit {
+            bin.blocks.push(ptr);
+            return;
+        }
+        let mut arena = self.pool.lock_arena();
+        arena.free(class, ptr, &self.pool.stats);
+        let keep = bin.limit / 2;
+        for ptr in bin.blocks.drain(keep..) {
+            arena.free(class, ptr, &self.pool.stats);
+        }
+        bin.low_water = bin.low_water.min(bin.blocks.len());
+    }
+
+    /// Gives every cached block and every pending return back to the arena.
+    pub(crate) fn flush(&mut self) {
+        let pool = self.pool;
+        let mut arena = pool.lock_arena();
+        while let Some(r) = self.slot.returns.pop() {
+            arena.free(r.class as usize, r.ptr, &pool.stats);
+        }
+        for (class, bin) in self.bins.iter_mut().enumerate() {
+            for ptr in bin.blocks.drain(..) {
+                arena.free(class, ptr, &pool.stats);
+            }
+            bin.low_water = 0;
+        }
+        arena.release_empty_chunks_now(&pool.stats);
+    }
+
+    fn refill(&mut self, class: usize) -> Option<NonNull<u8>> {
+        let pool = self.pool;
+        let bin = &mut self.bins[class];
+        if !is_small(class) {
+            return alloc_from_arena(pool, class);
+        }
+        let batch = (bin.limit / 2).max(1);
+        pool.lock_arena()
+            .alloc_small(class, batch, &mut bin.blocks, &pool.stats)
+            .ok()?;
+        let ptr = bin.blocks.pop();
+        bin.low_water = bin.low_water.min(bin.blocks.len());
+        ptr
+    }
+
+    fn drain_returns(&mut self) {
+        while let Some(r) = self.slot.returns.pop() {
+            self.cache(r.class as usize, r.ptr);
+        }
+    }
+
+    /// Gives back, per class, the blocks unused since the last trim.
+    fn trim(&mut self) {
+        self.allocations_since_trim = 0;
+        let pool = self.pool;
+        let mut arena = pool.lock_arena();
+        for (class, bin) in self.bins.iter_mut().enumerate() {
+            let idle = bin.low_water.min(bin.blocks.len());
+            let keep = bin.blocks.len() - idle;
+            for ptr in bin.blocks.drain(keep..) {
+                arena.free(class, ptr, &pool.stats);
+            }
+            bin.low_water = bin.blocks.len();
+        }
+        arena.release_empty_chunks(&pool.stats);
+    }
+}
+
+/// One block of `class` straight from the arena.
+pub(crate) fn alloc_from_arena(pool: &PoolShared, class: usize) -> Option<NonNull<u8>> {
+    let mut arena = pool.lock_arena();
+    if is_small(class) {
+        let mut one = Vec::with_capacity(1);
+        arena.alloc_small(class, 1, &mut one, &pool.stats).ok()?;
+        one.pop()
+    } else {
+        arena.alloc_run(class, &pool.stats).ok()
+    }
+}
+
+impl Drop for ThreadCache {
+    fn drop(&mut self) {
+        let me: *mut ThreadCache = self;
+        // Forget the fast path before this cache goes away. `FAST` has no
+        // destructor, so it is still there while thread-locals are torn down.
+        let _ = FAST.try_with(|fast| {
+            if fast.get().cache == me {
+                fast.set(Fast::NONE);
+            }
+        });
+        self.flush();
+        self.slot.owned.store(false, Ordering::SeqCst);
+        // Pairs with the fence in `ThreadSlot::send_back`.
+        fence(Ordering::SeqCst);
+        self.slot.drain_to_arena();
+        self.pool.release_slot(self.slot);
+    }
+}
+
+/// The cache this thread used last: the pool's id and the cache's address.
+#[derive(Clone, Copy)]
+struct Fast {
+    pool_id: usize,
+    cache: *mut ThreadCache,
+}
+
+impl Fast {
+    const NONE: Fast = Fast {
+        pool_id: usize::MAX,
+        cache: std::ptr::null_mut(),
+    };
+}
+
+thread_local! {
+    /// Owns this thread's caches, indexed by pool id. Boxed, so a cache's
+    /// address never changes while it lives.
+    static CACHES: RefCell<Vec<Option<Box<ThreadCache>>>> = const { RefCell::new(Vec::new()) };
+
+    /// The cache used last, so the common case is one thread-local load
+    /// away from its bins. No destructor: readable at any time.
+    static FAST: Cell<Fast> = const { Cell::new(Fast::NONE) };
+}
+
+/// Runs `f` with this thread's cache for `pool`, creating it on first use.
+/// Returns `None` when the thread's caches are gone (the thread is
+/// exiting); the caller then takes the slow path.
+///
+/// `f` must not allocate or free pool memory (it cannot re-enter this
+/// function): every caller passes a closure over `ThreadCache` methods,
+/// which only touch the cache, the slot and the arena.
+#[inline]
+pub(crate) fn with_cache<R>(
+    pool: &'static PoolShared,
+    f: impl FnOnce(&mut ThreadCache) -> R,
+) -> Option<R> {
+    let fast = FAST.get();
+    if fast.pool_id == pool.id {
+        // SAFETY: `fast.cache` points into a box owned by this thread's
+        // `CACHES`. Boxes are never removed from it; they are only dropped
+        // when the thread exits, and `ThreadCache::drop` resets `FAST`
+        // first, so the pointer is valid. `FAST` is thread-local and `f`
+        // cannot re-enter `with_cache` (see above), and the slow path
+        // releases its `RefCell` borrow before calling `f`, so this is the
+        // only reference to the cache while `f` runs.
+        return Some(f(unsafe { &mut *fast.cache }));
+    }
+    with_cache_slow(pool, f)
+}
+
+/// `with_cache` when the fast path holds another pool (or none yet).
+#[inline(never)]
+fn with_cache_slow<R>(
+    pool: &'static PoolShared,
+    f: impl FnOnce(&mut ThreadCache) -> R,
+) -> Option<R> {
+    let cache = CACHES
+        .try_with(|caches| {
+            let mut caches = caches.try_borrow_mut().ok()?;
+            if caches.len() <= pool.id {
+                caches.resize_with(pool.id + 1, || None);
+            }
+            let cache = caches[pool.id].get_or_insert_with(|| Box::new(ThreadCache::new(pool)));
+            Some(&mut **cache as *mut ThreadCache)
+        })
+        .ok()
+        .flatten()?;
+    FAST.set(Fast {
+        pool_id: pool.id,
+        cache,
+    });
+    // SAFETY: as in `with_cache`: the box is alive (we just looked it up,
+    // and only thread exit drops it), the `RefCell` borrow has ended, and
+    // `f` cannot re-enter.
+    Some(f(unsafe { &mut *cache }))
+}
