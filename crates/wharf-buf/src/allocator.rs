@@ -117,6 +117,18 @@ impl Allocator {
             .unwrap_or_else(|e| panic!("allocating a {capacity}-byte buffer: {e}"))
     }
 
+    /// As [`alloc_aligned`](Self::alloc_aligned), returning an error
+    /// instead of panicking.
+    pub fn try_alloc_aligned(&self, capacity: usize, align: usize) -> io::Result<ByteBuf> {
+        if !align.is_power_of_two() || (self.is_pooled() && align > PAGE) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("alignment {align} is not a power of two this allocator supports"),
+            ));
+        }
+        self.try_aligned(capacity, align)
+    }
+
     #[inline]
     fn try_aligned(&self, capacity: usize, align: usize) -> io::Result<ByteBuf> {
         if capacity == 0 {

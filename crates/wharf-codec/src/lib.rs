@@ -1,0 +1,54 @@
+//! Framing codecs for wharf: the decoders and encoders most protocols start
+//! from, so that a handler sees whole messages instead of whatever each
+//! read happened to return.
+//!
+//! TCP delivers a stream of bytes, not messages: one read may hold half a
+//! frame, or three frames and the start of a fourth. The transport keeps
+//! what it has read but not yet decoded (the cumulation) and hands it to a
+//! [`Codec`](wharf_transport::Codec); the codecs here cut it into frames
+//! without copying (each frame shares the memory it was read into) and put
+//! frames back together on the way out.
+//!
+//! * [`LineCodec`]: lines ended by `\r\n` (or also a bare `\n`, when
+//!   lenient), Netty's `LineBasedFrameDecoder` with a line encoder.
+//! * [`LengthFieldCodec`]: frames with a length field, Netty's
+//!   `LengthFieldBasedFrameDecoder` and `LengthFieldPrepender` in one type.
+//! * [`Utf8`]: a [`Transform`](wharf_transport::Transform) that turns
+//!   frames into `String`s and back, stacked on either codec.
+//!
+//! # Hostile input
+//!
+//! Every byte a decoder sees comes from the peer. Malformed, oversized or
+//! truncated input is reported as a [`CodecError`](wharf_transport::CodecError)
+//! (which closes the connection), never as a panic, and no decoder buffers
+//! more than its configured limit before failing: a peer cannot make the
+//! cumulation grow past `max_length` (lines) or `max_frame_length` (length
+//! fields) plus one read.
+//!
+//! # Threading
+//!
+//! Codecs are plain `Send` values owned by one channel and called from its
+//! event loop only, as the [`Codec`](wharf_transport::Codec) trait says; the
+//! bootstrap's pipeline closure makes a fresh one per connection.
+//!
+//! ```
+//! use wharf_codec::{LengthFieldCodec, LineCodec, Utf8};
+//! use wharf_transport::CodecExt;
+//!
+//! // Text lines of at most 1 KiB, as `String`s.
+//! let _chat = LineCodec::new(1024).stack(Utf8);
+//! // Frames behind a 4-byte big-endian length, at most 1 MiB each.
+//! let _rpc = LengthFieldCodec::new(1 << 20);
+//! ```
+
+mod length_field;
+mod line;
+mod sink;
+mod utf8;
+
+#[cfg(test)]
+mod tests;
+
+pub use length_field::{ByteOrder, ConfigError, LengthFieldBuilder, LengthFieldCodec};
+pub use line::LineCodec;
+pub use utf8::Utf8;

@@ -1,0 +1,210 @@
+//! Client side: a group of event loops, and `Bootstrap` to connect.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::bootstrap::channel_settings;
+use crate::bootstrap::options::SocketOptions;
+use crate::bootstrap::server::{LoopThread, shut_down_loops};
+use crate::channel::codec::Codec;
+use crate::channel::config::{ChannelConfig, Trigger};
+use crate::channel::handle::ChannelHandle;
+use crate::channel::handler::Handler;
+use crate::channel::init::ChannelInit;
+use crate::channel::pipeline::{Pipeline, factory};
+use crate::reactor::handle::EventLoopHandle;
+use crate::reactor::stats::LoopStats;
+
+struct GroupInner {
+    loops: Mutex<Vec<LoopThread>>,
+    handles: Vec<EventLoopHandle>,
+    next: AtomicUsize,
+    trigger: Trigger,
+    live: Arc<AtomicUsize>,
+}
+
+impl Drop for GroupInner {
+    fn drop(&mut self) {
+        let loops = self.loops.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = shut_down_loops([loops, &mut []], Duration::ZERO, Duration::from_secs(1));
+    }
+}
+
+/// A set of event loops for client connections (Netty's `EventLoopGroup`).
+///
+/// Cheap to clone; the loops stop when the last clone drops, or at
+/// [`shutdown_gracefully`](Self::shutdown_gracefully).
+#[derive(Clone)]
+pub struct EventLoopGroup {
+    inner: Arc<GroupInner>,
+}
+
+impl fmt::Debug for EventLoopGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoopGroup")
+            .field("loops", &self.inner.handles.len())
+            .field("trigger", &self.inner.trigger)
+            .finish()
+    }
+}
+
+impl EventLoopGroup {
+    /// Starts `loops` event loop threads (at least one).
+    pub fn new(loops: usize, trigger: Trigger) -> io::Result<EventLoopGroup> {
+        let mut threads = Vec::new();
+        for i in 0..loops.max(1) {
+            threads.push(LoopThread::start(i, trigger, format!("wharf-client-{i}"))?);
+        }
+        let handles = threads.iter().map(|l| l.handle.clone()).collect();
+        Ok(EventLoopGroup {
+            inner: Arc::new(GroupInner {
+                loops: Mutex::new(threads),
+                handles,
+                next: AtomicUsize::new(0),
+                trigger,
+                live: Arc::new(AtomicUsize::new(0)),
+            }),
+        })
+    }
+
+    /// The next loop, round robin.
+    pub fn next(&self) -> EventLoopHandle {
+        let i = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        self.inner.handles[i % self.inner.handles.len()].clone()
+    }
+
+    /// Every loop of the group.
+    pub fn event_loops(&self) -> &[EventLoopHandle] {
+        &self.inner.handles
+    }
+
+    /// The trigger of the group's loops.
+    pub fn trigger(&self) -> Trigger {
+        self.inner.trigger
+    }
+
+    /// The counters of all the group's loops, added up.
+    pub fn stats(&self) -> LoopStats {
+        let all: Vec<LoopStats> = self.inner.handles.iter().map(|l| l.stats()).collect();
+        LoopStats::sum(&all)
+    }
+
+    /// Open connections made through the group.
+    pub fn connections(&self) -> usize {
+        self.inner.live.load(Ordering::Acquire)
+    }
+
+    /// Shuts the loops down as [`Server::shutdown_gracefully`](crate::Server::shutdown_gracefully)
+    /// does, and waits for them.
+    pub fn shutdown_gracefully(&self, quiet: Duration, timeout: Duration) -> io::Result<()> {
+        let mut loops = self.inner.loops.lock().unwrap_or_else(|e| e.into_inner());
+        shut_down_loops([&mut loops, &mut []], quiet, timeout)
+    }
+}
+
+/// Connects client channels on an [`EventLoopGroup`].
+///
+/// ```no_run
+/// use wharf_transport::{Bootstrap, Context, EventLoopGroup, Handler, Pipeline, Trigger};
+/// use wharf_transport::buf::ByteBuf;
+///
+/// struct Printer;
+///
+/// impl Handler for Printer {
+///     type In = ByteBuf;
+///     type Out = ByteBuf;
+///     fn on_read(&mut self, _ctx: &mut Context<'_, ByteBuf>, msg: ByteBuf) {
+///         println!("{} bytes", msg.len());
+///     }
+/// }
+///
+/// let group = EventLoopGroup::new(1, Trigger::Edge)?;
+/// let channel = Bootstrap::new(&group)
+///     .connect("127.0.0.1:7007".parse().unwrap(), Pipeline::bytes(Printer))?;
+/// let mut hello = channel_allocator().buffer(5);
+/// # fn channel_allocator() -> wharf_transport::buf::Allocator { Default::default() }
+/// hello.extend_from_slice(b"hello");
+/// channel.write_and_flush(hello);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Bootstrap {
+    group: EventLoopGroup,
+    options: SocketOptions,
+    config: ChannelConfig,
+    connect_timeout: Duration,
+}
+
+impl fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bootstrap")
+            .field("group", &self.group)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bootstrap {
+    /// Connects on `group`'s loops, with Netty's defaults.
+    pub fn new(group: &EventLoopGroup) -> Bootstrap {
+        Bootstrap {
+            group: group.clone(),
+            options: SocketOptions::default(),
+            config: ChannelConfig::default(),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// How long a connect may take (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    channel_settings!();
+
+    /// Connects to `addr` with `pipeline`; blocks until the connection is
+    /// established (and the handler's `on_active` has been called) or has
+    /// failed or timed out.
+    pub fn connect<C, H>(
+        &self,
+        addr: SocketAddr,
+        pipeline: Pipeline<C, H>,
+    ) -> io::Result<ChannelHandle<C::Out>>
+    where
+        C: Codec,
+        H: Handler<In = C::In, Out = C::Out>,
+    {
+        let stream = mio::net::TcpStream::connect(addr)?;
+        let once = Mutex::new(Some(pipeline));
+        let init = Arc::new(ChannelInit {
+            factory: factory(move || {
+                once.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+                    .expect("a client channel's pipeline is made once")
+            }),
+            config: Arc::new(self.config.clone()),
+            options: self.options.clone(),
+            workers: None,
+            live: Arc::clone(&self.group.inner.live),
+            max_connections: None,
+            accept_backoff: Duration::from_secs(1),
+        });
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let timeout = self.connect_timeout;
+        let posted = self.group.next().submit(Box::new(move |el| {
+            el.register_connecting(stream, init, timeout, tx);
+        }));
+        if !posted {
+            return Err(io::Error::other("the event loop group has stopped"));
+        }
+        let shared = rx
+            .recv()
+            .map_err(|_| io::Error::other("the event loop stopped while connecting"))??;
+        Ok(ChannelHandle::new(shared, C::message_size))
+    }
+}

@@ -1,0 +1,463 @@
+//! `ServerBootstrap` and the running `Server`.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::bootstrap::options::SocketOptions;
+use crate::bootstrap::{Balance, ReactorMode, channel_settings};
+use crate::channel::acceptor::AcceptorTarget;
+use crate::channel::codec::Codec;
+use crate::channel::config::{ChannelConfig, Trigger};
+use crate::channel::handler::Handler;
+use crate::channel::init::ChannelInit;
+use crate::channel::pipeline::{Pipeline, PipelineFactory, factory};
+use crate::reactor::event_loop;
+use crate::reactor::handle::EventLoopHandle;
+use crate::reactor::stats::LoopStats;
+use crate::worker::WorkerPool;
+
+/// Configures and starts a server.
+///
+/// ```no_run
+/// use wharf_transport::{Context, Handler, Pipeline, ReactorMode, ServerBootstrap, Trigger};
+/// use wharf_transport::buf::ByteBuf;
+///
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     type In = ByteBuf;
+///     type Out = ByteBuf;
+///     fn on_read(&mut self, ctx: &mut Context<'_, ByteBuf>, msg: ByteBuf) {
+///         ctx.write(msg);
+///     }
+///     fn on_read_complete(&mut self, ctx: &mut Context<'_, ByteBuf>) {
+///         ctx.flush();
+///     }
+/// }
+///
+/// let mut server = ServerBootstrap::new()
+///     .mode(ReactorMode::MultiReactor { sub_reactors: 2, workers: 0 })
+///     .trigger(Trigger::Edge)
+///     .child_handler(|| Pipeline::bytes(Echo))
+///     .bind("127.0.0.1:7000")?;
+/// println!("listening on {}", server.local_addr());
+/// server.shutdown_gracefully(std::time::Duration::ZERO, std::time::Duration::from_secs(5))?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct ServerBootstrap {
+    mode: ReactorMode,
+    trigger: Trigger,
+    balance: Balance,
+    options: SocketOptions,
+    config: ChannelConfig,
+    factory: Option<PipelineFactory>,
+    max_connections: Option<usize>,
+    accept_backoff: Duration,
+    name: String,
+}
+
+impl fmt::Debug for ServerBootstrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBootstrap")
+            .field("mode", &self.mode)
+            .field("trigger", &self.trigger)
+            .field("options", &self.options)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ServerBootstrap {
+    fn default() -> Self {
+        ServerBootstrap::new()
+    }
+}
+
+impl ServerBootstrap {
+    /// A single-reactor, edge-triggered server with Netty's defaults.
+    pub fn new() -> ServerBootstrap {
+        ServerBootstrap {
+            mode: ReactorMode::Single,
+            trigger: Trigger::Edge,
+            balance: Balance::RoundRobin,
+            options: SocketOptions::default(),
+            config: ChannelConfig::default(),
+            factory: None,
+            max_connections: None,
+            accept_backoff: Duration::from_secs(1),
+            name: "wharf".to_string(),
+        }
+    }
+
+    /// How threads are wired (default [`ReactorMode::Single`]).
+    pub fn mode(mut self, mode: ReactorMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Edge- or level-triggered epoll (default edge).
+    pub fn trigger(mut self, trigger: Trigger) -> Self {
+        self.trigger = trigger;
+        self
+    }
+
+    /// How a main loop spreads connections over sub-reactors (default
+    /// round robin).
+    pub fn balance(mut self, balance: Balance) -> Self {
+        self.balance = balance;
+        self
+    }
+
+    /// Connections beyond `max` are closed as soon as they are accepted
+    /// (default: no limit).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = Some(max);
+        self
+    }
+
+    /// How long accepting pauses after running out of descriptors
+    /// (default 1 s, as Netty).
+    pub fn accept_backoff(mut self, backoff: Duration) -> Self {
+        self.accept_backoff = backoff;
+        self
+    }
+
+    /// The prefix of the server's thread names (default `wharf`).
+    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    channel_settings!();
+
+    /// Makes the pipeline of each accepted connection.
+    pub fn child_handler<C, H, F>(mut self, make: F) -> Self
+    where
+        C: Codec,
+        H: Handler<In = C::In, Out = C::Out>,
+        F: Fn() -> Pipeline<C, H> + Send + Sync + 'static,
+    {
+        self.factory = Some(factory(make));
+        self
+    }
+
+    /// Binds and starts serving. Port 0 picks a free port
+    /// ([`Server::local_addr`] tells which).
+    pub fn bind(self, addr: impl ToSocketAddrs) -> io::Result<Server> {
+        let addr = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
+        let factory = self.factory.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no child_handler was set")
+        })?;
+        if self.mode.io_loops() == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a reactor mode needs at least one I/O loop",
+            ));
+        }
+        if matches!(self.mode, ReactorMode::WorkerPool { workers: 0 }) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the worker-pool mode needs at least one worker",
+            ));
+        }
+        let live = Arc::new(AtomicUsize::new(0));
+        let mut server = Server {
+            local_addr: addr,
+            mode: self.mode,
+            trigger: self.trigger,
+            acceptors: Vec::new(),
+            io_loops: Vec::new(),
+            workers: None,
+            live: Arc::clone(&live),
+            control: Arc::new(Control::default()),
+            done: false,
+        };
+        let workers = match self.mode.workers() {
+            0 => None,
+            n => Some(WorkerPool::start(n, &format!("{}-worker", self.name))?),
+        };
+        server.workers = workers.clone();
+        let init = Arc::new(ChannelInit {
+            factory,
+            config: Arc::new(self.config),
+            options: self.options.clone(),
+            workers,
+            live,
+            max_connections: self.max_connections,
+            accept_backoff: self.accept_backoff,
+        });
+        let spawn =
+            |i: usize| LoopThread::start(i, self.trigger, format!("{}-loop-{i}", self.name));
+        match self.mode {
+            ReactorMode::Single | ReactorMode::WorkerPool { .. } => {
+                let lt = spawn(0)?;
+                let listener = self.options.bind_listener(addr, false)?;
+                server.local_addr = listener.local_addr()?;
+                let handle = lt.handle.clone();
+                server.acceptors.push(lt);
+                register_listener(&handle, listener, AcceptorTarget::Local, init)?;
+            }
+            ReactorMode::MultiReactor { sub_reactors, .. } => {
+                for i in 1..=sub_reactors {
+                    server.io_loops.push(spawn(i)?);
+                }
+                let main = spawn(0)?;
+                let listener = self.options.bind_listener(addr, false)?;
+                server.local_addr = listener.local_addr()?;
+                let handle = main.handle.clone();
+                server.acceptors.push(main);
+                let target = AcceptorTarget::Subs {
+                    loops: server.io_loops.iter().map(|l| l.handle.clone()).collect(),
+                    balance: self.balance,
+                    next: 0,
+                };
+                register_listener(&handle, listener, target, init)?;
+            }
+            ReactorMode::Reuseport { reactors } => {
+                for i in 0..reactors {
+                    let bind_to = if i == 0 { addr } else { server.local_addr };
+                    let listener = self.options.bind_listener(bind_to, true)?;
+                    server.local_addr = listener.local_addr()?;
+                    let lt = spawn(i)?;
+                    let handle = lt.handle.clone();
+                    server.acceptors.push(lt);
+                    register_listener(&handle, listener, AcceptorTarget::Local, Arc::clone(&init))?;
+                }
+            }
+        }
+        Ok(server)
+    }
+}
+
+/// Has a loop register a listener, and waits for the outcome.
+fn register_listener(
+    handle: &EventLoopHandle,
+    listener: mio::net::TcpListener,
+    target: AcceptorTarget,
+    init: Arc<ChannelInit>,
+) -> io::Result<()> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    handle.submit(Box::new(move |el| {
+        let _ = tx.send(el.register_listener(listener, target, init).map(|_| ()));
+    }));
+    rx.recv()
+        .map_err(|_| io::Error::other("the event loop stopped before registering the listener"))?
+}
+
+/// An event loop thread.
+pub(crate) struct LoopThread {
+    pub handle: EventLoopHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LoopThread {
+    pub(crate) fn start(id: usize, trigger: Trigger, name: String) -> io::Result<LoopThread> {
+        let (handle, thread) = event_loop::spawn(id, trigger, name)?;
+        Ok(LoopThread {
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// Starts the loop's graceful shutdown.
+    pub(crate) fn begin_shutdown(&self, quiet: Duration, deadline: Instant) {
+        self.handle
+            .submit(Box::new(move |el| el.begin_shutdown(quiet, deadline)));
+    }
+
+    /// Waits for the loop's thread to end.
+    pub(crate) fn join(&mut self) -> io::Result<()> {
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| io::Error::other("an event loop thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Shuts loops down in stages: each stage is started, then joined, before
+/// the next, so connections handed from one stage to the next are never
+/// lost.
+pub(crate) fn shut_down_loops(
+    stages: [&mut [LoopThread]; 2],
+    quiet: Duration,
+    timeout: Duration,
+) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut result = Ok(());
+    for stage in stages {
+        for lt in stage.iter() {
+            lt.begin_shutdown(quiet, deadline);
+        }
+        for lt in stage.iter_mut() {
+            if let Err(e) = lt.join() {
+                result = Err(e);
+            }
+        }
+    }
+    result
+}
+
+#[derive(Default)]
+struct Control {
+    request: Mutex<Option<(Duration, Duration)>>,
+    requested: Condvar,
+}
+
+/// Asks a running server to shut down, from any thread (a signal handler
+/// thread, a test); [`Server::wait`] carries it out.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    control: Arc<Control>,
+}
+
+impl fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownHandle").finish_non_exhaustive()
+    }
+}
+
+impl ShutdownHandle {
+    /// Requests a graceful shutdown (see [`Server::shutdown_gracefully`]);
+    /// returns at once.
+    pub fn shutdown_gracefully(&self, quiet: Duration, timeout: Duration) {
+        let mut request = self
+            .control
+            .request
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        request.get_or_insert((quiet, timeout));
+        self.control.requested.notify_all();
+    }
+}
+
+/// A running server.
+///
+/// Dropping it shuts it down with no quiet period and a 2 s limit; use
+/// [`shutdown_gracefully`](Self::shutdown_gracefully) to choose.
+///
+/// Threading: `Send`; the server's own threads do the work, and the handle
+/// methods can be called from any one thread that owns it.
+pub struct Server {
+    local_addr: SocketAddr,
+    mode: ReactorMode,
+    trigger: Trigger,
+    /// Loops with listeners: shut down first.
+    acceptors: Vec<LoopThread>,
+    /// Sub-reactors of the multi-reactor mode.
+    io_loops: Vec<LoopThread>,
+    workers: Option<Arc<WorkerPool>>,
+    live: Arc<AtomicUsize>,
+    control: Arc<Control>,
+    done: bool,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("mode", &self.mode)
+            .field("trigger", &self.trigger)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The reactor mode.
+    pub fn mode(&self) -> ReactorMode {
+        self.mode
+    }
+
+    /// The trigger.
+    pub fn trigger(&self) -> Trigger {
+        self.trigger
+    }
+
+    /// Handles to every event loop of the server (acceptors first).
+    pub fn event_loops(&self) -> Vec<EventLoopHandle> {
+        self.acceptors
+            .iter()
+            .chain(&self.io_loops)
+            .map(|l| l.handle.clone())
+            .collect()
+    }
+
+    /// The counters of all the server's loops, added up.
+    pub fn stats(&self) -> LoopStats {
+        let all: Vec<LoopStats> = self.event_loops().iter().map(|l| l.stats()).collect();
+        LoopStats::sum(&all)
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// A handle to request a shutdown from another thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            control: Arc::clone(&self.control),
+        }
+    }
+
+    /// Shuts down: listeners close at once; open connections are served
+    /// until nothing has happened for `quiet` (no I/O, no task, no handler
+    /// work in flight), then closed after what they have queued is sent;
+    /// whatever is still open after `timeout` is closed at once. Returns when
+    /// every thread of the server has ended. Netty's defaults are 2 s and
+    /// 15 s.
+    pub fn shutdown_gracefully(&mut self, quiet: Duration, timeout: Duration) -> io::Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        self.done = true;
+        let result = shut_down_loops([&mut self.acceptors, &mut self.io_loops], quiet, timeout);
+        if let Some(workers) = self.workers.take() {
+            workers.shutdown();
+        }
+        result
+    }
+
+    /// Blocks until a [`ShutdownHandle`] requests a shutdown, then carries
+    /// it out.
+    pub fn wait(&mut self) -> io::Result<()> {
+        let (quiet, timeout) = {
+            let mut request = self
+                .control
+                .request
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(r) = *request {
+                    break r;
+                }
+                request = self
+                    .control
+                    .requested
+                    .wait(request)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        self.shutdown_gracefully(quiet, timeout)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.shutdown_gracefully(Duration::ZERO, Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,137 @@
+//! Per-channel settings, with Netty's defaults.
+
+use std::time::Duration;
+
+use wharf_buf::Allocator;
+
+use crate::file_region::TransferStrategy;
+
+/// How readiness is reported: both are real epoll modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Trigger {
+    /// `EPOLLET`, through mio. A readable socket is read until it would
+    /// block, but at most [`ChannelConfig::max_messages_per_read`] times per
+    /// event; a socket that used up its budget is served again on the next
+    /// loop iteration without waiting for a new edge (none would come).
+    /// Sockets are registered once, for reading and writing.
+    #[default]
+    Edge,
+    /// Without `EPOLLET`, on mio's epoll instance. A read stops at the first
+    /// short read or at the budget; the kernel reports the socket again
+    /// while data remains. `EPOLLOUT` is asked for only while output waits,
+    /// which costs an `epoll_ctl` each time that starts and stops.
+    Level,
+}
+
+/// The outbound queue's water marks (Netty's `WriteBufferWaterMark`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaterMark {
+    /// Below this many queued bytes a channel becomes writable again.
+    pub low: usize,
+    /// Above this many queued bytes a channel becomes unwritable.
+    pub high: usize,
+}
+
+impl Default for WaterMark {
+    fn default() -> WaterMark {
+        WaterMark {
+            low: 32 * 1024,
+            high: 64 * 1024,
+        }
+    }
+}
+
+/// Bounds of the adaptive receive size (Netty's
+/// `AdaptiveRecvByteBufAllocator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvSize {
+    /// Smallest read buffer.
+    pub min: usize,
+    /// First read buffer.
+    pub initial: usize,
+    /// Largest read buffer.
+    pub max: usize,
+}
+
+impl Default for RecvSize {
+    fn default() -> RecvSize {
+        RecvSize {
+            min: 64,
+            initial: 2048,
+            max: 64 * 1024,
+        }
+    }
+}
+
+/// Idle timeouts that fire [`UserEvent::Idle`](crate::UserEvent::Idle)
+/// (Netty's `IdleStateHandler`). `None` disables one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IdleConfig {
+    /// Fires [`IdleState::ReaderIdle`](crate::IdleState::ReaderIdle) when
+    /// nothing was read for this long.
+    pub reader: Option<Duration>,
+    /// Fires [`IdleState::WriterIdle`](crate::IdleState::WriterIdle) when
+    /// nothing was written for this long.
+    pub writer: Option<Duration>,
+    /// Fires [`IdleState::AllIdle`](crate::IdleState::AllIdle) when neither
+    /// happened for this long.
+    pub all: Option<Duration>,
+}
+
+impl IdleConfig {
+    /// Whether any timeout is set.
+    pub fn is_enabled(&self) -> bool {
+        self.reader.is_some() || self.writer.is_some() || self.all.is_some()
+    }
+}
+
+/// How a channel reads, writes and closes.
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    /// Where read buffers and encoded buffers come from.
+    pub allocator: Allocator,
+    /// Reads per readiness event, for fairness between sockets (Netty: 16).
+    pub max_messages_per_read: usize,
+    /// Gathering writes per flush before yielding to other sockets
+    /// (Netty's write spin count: 16).
+    pub write_spin_count: usize,
+    /// Bytes one `writev` is offered at most (it always takes at least one
+    /// entry whole).
+    pub max_bytes_per_write: usize,
+    /// When the channel becomes unwritable and writable again.
+    pub water_mark: WaterMark,
+    /// Bounds of the adaptive read size.
+    pub recv_size: RecvSize,
+    /// Whether the channel reads as soon as it is active.
+    pub auto_read: bool,
+    /// When the peer shuts down its output: `false` (default) closes the
+    /// channel once everything read was delivered; `true` fires
+    /// [`Handler::on_input_shutdown`](crate::Handler::on_input_shutdown) and
+    /// keeps the channel open for writing.
+    pub allow_half_closure: bool,
+    /// Idle timeouts.
+    pub idle: IdleConfig,
+    /// How long a closing channel may take to send what it still has queued
+    /// before it is closed anyway.
+    pub close_timeout: Duration,
+    /// How file regions are sent unless they choose themselves.
+    pub transfer: TransferStrategy,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> ChannelConfig {
+        ChannelConfig {
+            allocator: Allocator::default(),
+            max_messages_per_read: 16,
+            write_spin_count: 16,
+            max_bytes_per_write: 4 << 20,
+            water_mark: WaterMark::default(),
+            recv_size: RecvSize::default(),
+            auto_read: true,
+            allow_half_closure: false,
+            idle: IdleConfig::default(),
+            close_timeout: Duration::from_secs(10),
+            transfer: TransferStrategy::Auto,
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The handler's view of its channel: the outbound operations (write, flush,
+//! close, shutdown of the output) and what it may ask about the channel.
+//!
+//! On the event loop a context acts at once: a write is encoded and queued,
+//! a flush writes to the socket. On a worker thread (the worker-pool modes)
+//! it records the operations and hands them to the loop in one task when the
+//! handler returns; writes count against the water marks immediately (by the
+//! codec's size estimate), so [`Context::is_writable`] tells the truth on
+//! both sides.
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wharf_buf::Allocator;
+
+use crate::channel::connection::ConnCore;
+use crate::channel::handle::ChannelHandle;
+use crate::channel::shared::{ChannelId, ChannelShared};
+use crate::reactor::event_loop::LoopServices;
+use crate::reactor::handle::EventLoopHandle;
+use crate::reactor::timer::TimerId;
+
+/// Encodes a handler's messages into a channel's outbound queue; implemented
+/// by the pipeline, which owns the codec.
+pub(crate) trait Encoder<O> {
+    /// Encodes and queues `msg`; an encode error is recorded on the channel.
+    fn encode_into(&mut self, msg: O, core: &mut ConnCore);
+}
+
+/// An outbound operation made off the loop, applied there in order.
+pub(crate) enum RemoteOp<O> {
+    /// A message to encode and queue; carries the estimate it was counted
+    /// with, released when the real bytes are queued.
+    Write(O, usize),
+    Flush,
+    Close,
+    ShutdownOutput,
+    SetAutoRead(bool),
+    Schedule(TimerId, Duration, u64),
+    CancelTimer(TimerId),
+    UserEvent(Box<dyn Any + Send>),
+}
+
+/// Operations recorded off the loop for one channel.
+pub(crate) struct RemoteOps<O> {
+    pub shared: Arc<ChannelShared>,
+    pub size_of: fn(&O) -> usize,
+    pub allocator: Allocator,
+    pub ops: Vec<RemoteOp<O>>,
+}
+
+impl<O: Send + 'static> RemoteOps<O> {
+    pub(crate) fn new(
+        shared: Arc<ChannelShared>,
+        size_of: fn(&O) -> usize,
+        allocator: Allocator,
+    ) -> Self {
+        RemoteOps {
+            shared,
+            size_of,
+            allocator,
+            ops: Vec::new(),
+        }
+    }
+
+    /// Records a write and counts its estimate at once.
+    pub(crate) fn write(&mut self, msg: O) {
+        let estimate = (self.size_of)(&msg) + crate::channel::outbound::ENTRY_OVERHEAD;
+        self.shared.add_pending(estimate);
+        self.ops.push(RemoteOp::Write(msg, estimate));
+    }
+
+    /// Sends what was recorded to the loop as one task.
+    pub(crate) fn send(&mut self) {
+        if !self.ops.is_empty() {
+            post_remote_ops(&self.shared, std::mem::take(&mut self.ops));
+        }
+    }
+}
+
+/// Hands operations made off the loop to the channel's loop, in one task.
+/// If the channel or its loop is gone by then, the estimates of its writes
+/// are released (the writes are dropped).
+pub(crate) fn post_remote_ops<O: Send + 'static>(
+    shared: &Arc<ChannelShared>,
+    ops: Vec<RemoteOp<O>>,
+) {
+    let (token, id) = (shared.token, shared.id);
+    let released: usize = ops
+        .iter()
+        .map(|op| match op {
+            RemoteOp::Write(_, estimate) => *estimate,
+            _ => 0,
+        })
+        .sum();
+    let owner = Arc::clone(shared);
+    let posted = shared.event_loop.submit(Box::new(move |el| {
+        if !el.remote_ops(token, id, Box::new(ops)) {
+            owner.release_pending(released);
+        }
+    }));
+    if !posted {
+        shared.release_pending(released);
+    }
+}
+
+/// The state of a context on the loop.
+pub(crate) struct LocalCx<'a, O> {
+    pub core: &'a mut ConnCore,
+    pub services: &'a mut LoopServices,
+    pub encoder: &'a mut dyn Encoder<O>,
+    pub size_of: fn(&O) -> usize,
+}
+
+enum Inner<'a, O> {
+    Local(LocalCx<'a, O>),
+    Remote(&'a mut RemoteOps<O>),
+}
+
+/// A handler's view of its channel during one event.
+///
+/// Outbound operations: [`write`](Self::write), [`flush`](Self::flush),
+/// [`write_and_flush`](Self::write_and_flush), [`close`](Self::close),
+/// [`shutdown_output`](Self::shutdown_output). A write only queues; nothing
+/// is sent before a flush (Netty's model), so a handler can write a batch
+/// of replies and flush once in
+/// [`on_read_complete`](crate::Handler::on_read_complete).
+///
+/// Threading: a context lives for one handler call, on the thread making it.
+/// For anything later or from elsewhere, take a [`handle`](Self::handle).
+pub struct Context<'a, O> {
+    inner: Inner<'a, O>,
+}
+
+impl<O> std::fmt::Debug for Context<'_, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (shared, on_loop) = match &self.inner {
+            Inner::Local(cx) => (&cx.core.shared, true),
+            Inner::Remote(ops) => (&ops.shared, false),
+        };
+        f.debug_struct("Context")
+            .field("channel", &shared.id)
+            .field("on_loop", &on_loop)
+            .finish()
+    }
+}
+
+impl<'a, O: Send + 'static> Context<'a, O> {
+    pub(crate) fn local(cx: LocalCx<'a, O>) -> Self {
+        Context {
+            inner: Inner::Local(cx),
+        }
+    }
+
+    pub(crate) fn remote(ops: &'a mut RemoteOps<O>) -> Self {
+        Context {
+            inner: Inner::Remote(ops),
+        }
+    }
+
+    fn shared(&self) -> &Arc<ChannelShared> {
+        match &self.inner {
+            Inner::Local(cx) => &cx.core.shared,
+            Inner::Remote(ops) => &ops.shared,
+        }
+    }
+
+    /// Queues a message to be encoded and sent at the next flush. Writes to
+    /// a closed channel are dropped.
+    pub fn write(&mut self, msg: O) {
+        match &mut self.inner {
+            Inner::Local(cx) => cx.encoder.encode_into(msg, cx.core),
+            Inner::Remote(ops) => ops.write(msg),
+        }
+    }
+
+    /// Sends everything written so far, as far as the socket takes it now;
+    /// the rest goes when the socket becomes writable.
+    pub fn flush(&mut self) {
+        match &mut self.inner {
+            Inner::Local(cx) => {
+                cx.core.out.mark_flushed();
+                cx.core.flush(cx.services);
+            }
+            Inner::Remote(ops) => ops.ops.push(RemoteOp::Flush),
+        }
+    }
+
+    /// [`write`](Self::write) then [`flush`](Self::flush).
+    pub fn write_and_flush(&mut self, msg: O) {
+        self.write(msg);
+        self.flush();
+    }
+
+    /// Closes the channel: reading stops, what was written is flushed and
+    /// sent (for at most the channel's close timeout), then the socket is
+    /// closed and [`on_inactive`](crate::Handler::on_inactive) follows.
+    /// With `SO_LINGER` set to zero the close sends a reset.
+    pub fn close(&mut self) {
+        match &mut self.inner {
+            Inner::Local(cx) => cx.core.request_close(),
+            Inner::Remote(ops) => ops.ops.push(RemoteOp::Close),
+        }
+    }
+
+    /// Shuts down the channel's output once what was written is sent (a
+    /// half-close: the peer reads end of stream, this side keeps reading).
+    pub fn shutdown_output(&mut self) {
+        match &mut self.inner {
+            Inner::Local(cx) => {
+                cx.core.out.mark_flushed();
+                cx.core.request_shutdown_output();
+                cx.core.flush(cx.services);
+            }
+            Inner::Remote(ops) => ops.ops.push(RemoteOp::ShutdownOutput),
+        }
+    }
+
+    /// Whether the outbound queue is below the high water mark. Producers
+    /// should write while this holds and wait for
+    /// [`on_writability_changed`](crate::Handler::on_writability_changed).
+    pub fn is_writable(&self) -> bool {
+        self.shared().is_writable()
+    }
+
+    /// Bytes queued and not yet sent, counting a fixed overhead per queued
+    /// message (and estimates for writes on their way from other threads).
+    pub fn pending_outbound_bytes(&self) -> usize {
+        self.shared().pending()
+    }
+
+    /// Stops (`false`) or resumes (`true`) reading from the socket: the
+    /// handler's own backpressure. Bytes already read are still delivered.
+    pub fn set_auto_read(&mut self, auto_read: bool) {
+        match &mut self.inner {
+            Inner::Local(cx) => cx.core.set_auto_read(auto_read, cx.services),
+            Inner::Remote(ops) => ops.ops.push(RemoteOp::SetAutoRead(auto_read)),
+        }
+    }
+
+    /// Fires [`UserEvent::Timer`](crate::UserEvent::Timer)`(token)` at this
+    /// handler after `delay`, unless cancelled or the channel closes first.
+    pub fn schedule(&mut self, delay: Duration, token: u64) -> TimerId {
+        match &mut self.inner {
+            Inner::Local(cx) => cx.core.schedule_user_timer(cx.services, delay, token),
+            Inner::Remote(ops) => {
+                let id = ops.shared.event_loop.next_timer_id();
+                ops.ops.push(RemoteOp::Schedule(id, delay, token));
+                id
+            }
+        }
+    }
+
+    /// Cancels a timer set with [`schedule`](Self::schedule).
+    pub fn cancel_timer(&mut self, id: TimerId) {
+        match &mut self.inner {
+            Inner::Local(cx) => cx.core.cancel_user_timer(cx.services, id),
+            Inner::Remote(ops) => ops.ops.push(RemoteOp::CancelTimer(id)),
+        }
+    }
+
+    /// A handle to this channel for other threads and later use.
+    pub fn handle(&self) -> ChannelHandle<O> {
+        let size_of = match &self.inner {
+            Inner::Local(cx) => cx.size_of,
+            Inner::Remote(ops) => ops.size_of,
+        };
+        ChannelHandle::new(Arc::clone(self.shared()), size_of)
+    }
+
+    /// The channel's id.
+    pub fn id(&self) -> ChannelId {
+        self.shared().id
+    }
+
+    /// The local address of the connection.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared().local_addr
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.shared().peer_addr
+    }
+
+    /// The allocator the channel reads and encodes with.
+    pub fn allocator(&self) -> Allocator {
+        match &self.inner {
+            Inner::Local(cx) => cx.core.config.allocator,
+            Inner::Remote(ops) => ops.allocator,
+        }
+    }
+
+    /// The event loop the channel belongs to.
+    pub fn event_loop(&self) -> &EventLoopHandle {
+        &self.shared().event_loop
+    }
+
+    /// Whether this call runs on the channel's event loop (as opposed to a
+    /// worker thread).
+    pub fn in_event_loop(&self) -> bool {
+        matches!(self.inner, Inner::Local(_))
+    }
+}

@@ -1,0 +1,271 @@
+//! The outbound queue of a channel: what was written and not yet sent.
+//!
+//! Writes are queued; a flush marks everything queued so far as ready to
+//! send, and the channel then writes consecutive buffers with one `writev`
+//! (at most [`IOV_MAX`] of them and a bounded number of bytes a call), and
+//! file regions with their transfer strategy, in queue order, resuming
+//! after partial writes. The queue counts its bytes, plus a fixed overhead
+//! per entry, against the channel's water marks.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+
+use mio::net::TcpStream;
+use wharf_buf::{ByteBuf, FrozenBuf};
+
+use crate::file_region::{FileRegion, Step, TransferCx};
+
+/// Most iovecs one `writev` takes (Linux's `IOV_MAX`, Netty's limit).
+pub const IOV_MAX: usize = 1024;
+
+/// What each queued entry costs beyond its bytes, for the water marks: its
+/// size in the queue (Netty counts a fixed entry overhead the same way).
+pub(crate) const ENTRY_OVERHEAD: usize = std::mem::size_of::<OutboundMessage>();
+
+/// iovecs gathered on the stack before a flush needs a heap array.
+const STACK_IOVECS: usize = 64;
+
+/// One entry of a channel's outbound queue, as produced by a codec.
+#[derive(Debug)]
+pub enum OutboundMessage {
+    /// Bytes in a buffer that the queue owns.
+    Buf(ByteBuf),
+    /// Shared, immutable bytes (for example one response sent to many
+    /// connections).
+    Frozen(FrozenBuf),
+    /// A range of a file, sent without passing through user space where
+    /// the strategy allows.
+    File(FileRegion),
+}
+
+impl OutboundMessage {
+    /// Bytes left to send.
+    pub fn len(&self) -> usize {
+        match self {
+            OutboundMessage::Buf(b) => b.len(),
+            OutboundMessage::Frozen(b) => b.len(),
+            OutboundMessage::File(f) => usize::try_from(f.remaining()).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Whether nothing is left to send.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes left to send, if the entry is in memory.
+    fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            OutboundMessage::Buf(b) => Some(b),
+            OutboundMessage::Frozen(b) => Some(b),
+            OutboundMessage::File(_) => None,
+        }
+    }
+
+    /// Marks `n` bytes of an in-memory entry as sent.
+    fn advance(&mut self, n: usize) {
+        match self {
+            OutboundMessage::Buf(b) => b.skip(n),
+            OutboundMessage::Frozen(b) => bytes::Buf::advance(b, n),
+            // A region counts its own progress as it transfers.
+            OutboundMessage::File(_) => {}
+        }
+    }
+
+    /// What the entry counts against the water marks.
+    pub(crate) fn weight(&self) -> usize {
+        self.len() + ENTRY_OVERHEAD
+    }
+}
+
+impl From<ByteBuf> for OutboundMessage {
+    fn from(buf: ByteBuf) -> OutboundMessage {
+        OutboundMessage::Buf(buf)
+    }
+}
+
+impl From<FrozenBuf> for OutboundMessage {
+    fn from(buf: FrozenBuf) -> OutboundMessage {
+        OutboundMessage::Frozen(buf)
+    }
+}
+
+impl From<FileRegion> for OutboundMessage {
+    fn from(region: FileRegion) -> OutboundMessage {
+        OutboundMessage::File(region)
+    }
+}
+
+/// What one write call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// Bytes the socket took.
+    pub bytes: usize,
+    /// Weight (bytes plus entry overhead) that left the queue.
+    pub released: usize,
+}
+
+/// The outcome of one write step.
+#[derive(Debug)]
+pub(crate) enum Written {
+    /// Something was sent (or empty entries were dropped).
+    Progress(Progress),
+    /// The socket would block.
+    WouldBlock,
+    /// A file region waits for the blocking-I/O pool.
+    Pending,
+}
+
+/// The queue. Entries `[0, flushed)` are flushed: ready to be written.
+#[derive(Debug, Default)]
+pub(crate) struct OutboundBuffer {
+    entries: VecDeque<OutboundMessage>,
+    flushed: usize,
+    /// Total weight of all entries.
+    weight: usize,
+}
+
+impl OutboundBuffer {
+    /// Queues a message (not yet flushed); returns its weight.
+    pub(crate) fn push(&mut self, msg: OutboundMessage) -> usize {
+        let weight = msg.weight();
+        self.weight += weight;
+        self.entries.push_back(msg);
+        weight
+    }
+
+    /// Marks everything queued so far as ready to send.
+    pub(crate) fn mark_flushed(&mut self) {
+        self.flushed = self.entries.len();
+    }
+
+    /// Whether flushed entries wait to be written.
+    pub(crate) fn has_flushed(&self) -> bool {
+        self.flushed > 0
+    }
+
+    /// Writes the front of the flushed entries: consecutive buffers with one
+    /// gathering write (up to [`IOV_MAX`] of them and about `max_bytes`,
+    /// always at least one), or one step of a file region.
+    pub(crate) fn write_to(
+        &mut self,
+        stream: &TcpStream,
+        cx: &mut TransferCx<'_>,
+    ) -> io::Result<Written> {
+        if self.flushed == 0 {
+            return Ok(Written::Progress(Progress {
+                bytes: 0,
+                released: 0,
+            }));
+        }
+        if let Some(OutboundMessage::File(region)) = self.entries.front_mut() {
+            return match region.transfer(stream, cx)? {
+                Step::Sent(n) => Ok(Written::Progress(self.consume_file(n))),
+                Step::WouldBlock => Ok(Written::WouldBlock),
+                Step::Pending => Ok(Written::Pending),
+            };
+        }
+        self.write_buffers(stream, cx.max_bytes)
+    }
+
+    fn write_buffers(&mut self, stream: &TcpStream, max_bytes: usize) -> io::Result<Written> {
+        let mut stack = [IoSlice::new(&[]); STACK_IOVECS];
+        let mut heap = Vec::new();
+        let mut count = 0;
+        let mut bytes = 0;
+        for entry in self.entries.iter().take(self.flushed.min(IOV_MAX)) {
+            let Some(data) = entry.bytes() else { break };
+            if data.is_empty() {
+                continue;
+            }
+            if count > 0 && bytes + data.len() > max_bytes {
+                break;
+            }
+            let slice = IoSlice::new(data);
+            if count < STACK_IOVECS {
+                stack[count] = slice;
+            } else {
+                if heap.is_empty() {
+                    heap.reserve(self.flushed.min(IOV_MAX));
+                    heap.extend_from_slice(&stack);
+                }
+                heap.push(slice);
+            }
+            count += 1;
+            bytes += data.len();
+        }
+        if count == 0 {
+            // Only empty entries before the next region: drop them.
+            return Ok(Written::Progress(self.consume(0)));
+        }
+        let iov = if heap.is_empty() {
+            &stack[..count]
+        } else {
+            &heap[..]
+        };
+        let mut out = stream;
+        match out.write_vectored(iov) {
+            Ok(written) => Ok(Written::Progress(self.consume(written))),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Written::WouldBlock),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Accounts for `n` bytes a file region at the front sent, dropping it
+    /// when it is done.
+    fn consume_file(&mut self, n: usize) -> Progress {
+        let mut released = n;
+        if self.entries.front().is_some_and(|e| e.is_empty()) {
+            self.entries.pop_front();
+            self.flushed -= 1;
+            released += ENTRY_OVERHEAD;
+        }
+        self.weight -= released;
+        Progress { bytes: n, released }
+    }
+
+    /// Removes `n` written bytes from the front of the flushed entries,
+    /// and any flushed buffers that are empty (not file regions, which
+    /// `consume_file` handles).
+    fn consume(&mut self, written: usize) -> Progress {
+        let mut n = written;
+        let mut released = 0;
+        while self.flushed > 0 {
+            let Some(front) = self.entries.front_mut() else {
+                break;
+            };
+            if matches!(front, OutboundMessage::File(_)) {
+                break;
+            }
+            let len = front.len();
+            if n < len {
+                if n > 0 {
+                    front.advance(n);
+                    released += n;
+                    n = 0;
+                }
+                break;
+            }
+            n -= len;
+            released += len + ENTRY_OVERHEAD;
+            self.entries.pop_front();
+            self.flushed -= 1;
+        }
+        debug_assert_eq!(n, 0, "the socket took more bytes than were offered");
+        self.weight -= released;
+        Progress {
+            bytes: written,
+            released,
+        }
+    }
+
+    /// Drops every entry (the channel is closing without sending them);
+    /// returns the weight released.
+    pub(crate) fn discard(&mut self) -> usize {
+        let weight = self.weight;
+        self.entries.clear();
+        self.flushed = 0;
+        self.weight = 0;
+        weight
+    }
+}

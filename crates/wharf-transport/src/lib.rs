@@ -1,0 +1,63 @@
+//! The transport of wharf: event loops, channels and pipelines, reactor
+//! modes and triggers.
+//!
+//! # The parts
+//!
+//! * **Event loops** ([`EventLoopHandle`]): one thread each, owning a
+//!   `mio::Poll`, a slab of channels, timers and a task queue. Everything a
+//!   loop owns is touched by that thread only; other threads post tasks
+//!   through the handle.
+//! * **Channels**: a connection (or listener) registered on one loop. Its
+//!   [`Pipeline`] is a [`Codec`] (with any [`Transform`]s stacked on it) and
+//!   a [`Handler`]. Inbound events reach the handler in a fixed order;
+//!   outbound operations go through its [`Context`]. A [`ChannelHandle`]
+//!   reaches the channel from any thread.
+//! * **Outbound queue**: writes are queued and flushed with `writev`
+//!   (at most [`IOV_MAX`] buffers a call), resumed after partial writes,
+//!   with a spin budget per flush and water marks that flip the channel's
+//!   writability.
+//! * **Reads** use an adaptive size (64 B to 64 KiB, starting at 2 KiB),
+//!   allocated per read from the pooled allocator: an idle connection holds
+//!   no receive buffer.
+//! * **Bootstraps**: [`ServerBootstrap`] wires the loops in a
+//!   [`ReactorMode`] with a [`Trigger`]; [`Bootstrap`] connects clients on
+//!   an [`EventLoopGroup`].
+//!
+//! # Threading
+//!
+//! Handlers are called from one thread at a time: their loop, or (in the
+//! worker-pool modes) the worker their connection is pinned to. Handles
+//! (`EventLoopHandle`, `ChannelHandle`, `ShutdownHandle`) are `Send + Sync`
+//! and may be used anywhere.
+
+#![doc(html_no_source)]
+
+mod blocking;
+mod bootstrap;
+mod channel;
+mod file_region;
+pub mod handlers;
+mod reactor;
+pub mod sys;
+mod worker;
+
+pub use wharf_buf as buf;
+
+pub use bootstrap::client::{Bootstrap, EventLoopGroup};
+pub use bootstrap::options::SocketOption;
+pub use bootstrap::server::{Server, ServerBootstrap, ShutdownHandle};
+pub use bootstrap::{Balance, ReactorMode};
+pub use channel::codec::{
+    Codec, CodecError, CodecExt, Encoded, RawBytes, RawMessages, Stacked, Transform,
+};
+pub use channel::config::{ChannelConfig, IdleConfig, RecvSize, Trigger, WaterMark};
+pub use channel::context::Context;
+pub use channel::handle::ChannelHandle;
+pub use channel::handler::{ChannelError, Handler, IdleState, UserEvent};
+pub use channel::outbound::{IOV_MAX, OutboundMessage};
+pub use channel::pipeline::Pipeline;
+pub use channel::shared::ChannelId;
+pub use file_region::{FileRegion, TransferStats, TransferStrategy};
+pub use reactor::handle::EventLoopHandle;
+pub use reactor::stats::LoopStats;
+pub use reactor::timer::TimerId;

@@ -1,0 +1,187 @@
+//! Moving file bytes to a socket: `sendfile`, `splice` through a pipe,
+//! writes from a memory map, and the descriptors these need.
+//!
+//! Each function makes one system call and returns what it moved; `Ok(0)`
+//! from a call that reads the file means the file ended.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags};
+
+/// Most bytes `sendfile` moves in one call (Linux caps it here: files over
+/// 2 GiB are sent in several calls).
+pub(crate) const SENDFILE_MAX: usize = 0x7fff_f000;
+
+/// `sendfile(2)` from `file` at `*offset` to `socket`, at most `count`
+/// bytes; advances `*offset` by what was sent.
+pub(crate) fn sendfile(
+    socket: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    offset: &mut i64,
+    count: usize,
+) -> io::Result<usize> {
+    nix::sys::sendfile::sendfile64(socket, file, Some(offset), count.min(SENDFILE_MAX))
+        .map_err(io::Error::from)
+}
+
+/// A non-blocking pipe for `splice`.
+#[derive(Debug)]
+pub(crate) struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+/// Size asked for the pipe: 1 MiB moves a large file in fewer calls
+/// (the kernel may grant less; 64 KiB is the default).
+const PIPE_SIZE: i32 = 1 << 20;
+
+impl Pipe {
+    pub(crate) fn new() -> io::Result<Pipe> {
+        let (read, write) =
+            nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        // Best effort: an unprivileged process may be limited to less.
+        let _ = nix::fcntl::fcntl(&write, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+        Ok(Pipe { read, write })
+    }
+
+    /// `splice(2)` from `file` at `*offset` into the pipe.
+    pub(crate) fn fill_from(
+        &self,
+        file: BorrowedFd<'_>,
+        offset: &mut i64,
+        len: usize,
+    ) -> io::Result<usize> {
+        nix::fcntl::splice(
+            file,
+            Some(offset),
+            &self.write,
+            None,
+            len,
+            SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK,
+        )
+        .map_err(io::Error::from)
+    }
+
+    /// `splice(2)` from the pipe into `socket`.
+    pub(crate) fn drain_to(&self, socket: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+        nix::fcntl::splice(
+            &self.read,
+            None,
+            socket,
+            None,
+            len,
+            SpliceFFlags::SPLICE_F_MOVE
+                | SpliceFFlags::SPLICE_F_NONBLOCK
+                | SpliceFFlags::SPLICE_F_MORE,
+        )
+        .map_err(io::Error::from)
+    }
+}
+
+/// `write(2)` of `len` bytes at `ptr` (inside a file mapping) to `socket`.
+/// Used through [`MapWindow::write_to`].
+///
+/// The mapping is never read in user space: the kernel copies from it, and
+/// if the file shrank under the mapping the copy fails with `EFAULT`
+/// instead of raising `SIGBUS` in this process.
+///
+/// # Safety
+///
+/// `ptr..ptr + len` must lie inside a live mapping.
+unsafe fn write_from_mapping(
+    socket: BorrowedFd<'_>,
+    ptr: *const u8,
+    len: usize,
+) -> io::Result<usize> {
+    // SAFETY: the caller guarantees the range is mapped for the duration of
+    // the call; write(2) only reads it, and reports a vanished page as EFAULT.
+    let n = unsafe { libc::write(socket.as_raw_fd(), ptr.cast(), len) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Reopens `file` with `O_DIRECT` (through `/proc/self/fd`), for reads that
+/// bypass the page cache. Fails where the file system refuses `O_DIRECT`.
+pub(crate) fn reopen_direct(file: &File) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(format!("/proc/self/fd/{}", file.as_fd().as_raw_fd()))
+}
+
+/// The file's current length.
+pub(crate) fn file_len(file: &File) -> io::Result<u64> {
+    Ok(file.metadata()?.len())
+}
+
+/// A window of a file mapped read-only, for `mmap` + `write`.
+#[derive(Debug)]
+pub(crate) struct MapWindow {
+    map: memmap2::Mmap,
+    /// File offset of the first mapped byte (page aligned).
+    start: u64,
+}
+
+impl MapWindow {
+    /// Maps `len` bytes of `file` from `start` (a multiple of the page
+    /// size).
+    pub(crate) fn map(file: &File, start: u64, len: usize) -> io::Result<MapWindow> {
+        // SAFETY: the mapping is read-only and never read in user space:
+        // its bytes only reach the kernel through `write_to`, where a page
+        // that vanished because the file shrank makes write(2) fail with
+        // EFAULT. So another process changing the file cannot cause
+        // undefined behaviour here, only a failed or odd write.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(start)
+                .len(len)
+                .map(file)?
+        };
+        Ok(MapWindow { map, start })
+    }
+
+    /// Whether the window holds the byte at file offset `pos`.
+    pub(crate) fn covers(&self, pos: u64) -> bool {
+        pos >= self.start && pos < self.start + self.map.len() as u64
+    }
+
+    /// Bytes of the window from file offset `pos` on.
+    pub(crate) fn available(&self, pos: u64) -> usize {
+        if self.covers(pos) {
+            (self.start + self.map.len() as u64 - pos) as usize
+        } else {
+            0
+        }
+    }
+
+    /// Writes up to `len` bytes from file offset `pos` to `socket`.
+    pub(crate) fn write_to(
+        &self,
+        socket: BorrowedFd<'_>,
+        pos: u64,
+        len: usize,
+    ) -> io::Result<usize> {
+        let len = len.min(self.available(pos));
+        if len == 0 {
+            return Ok(0);
+        }
+        let ptr = self.map.as_ptr().wrapping_add((pos - self.start) as usize);
+        // SAFETY: `ptr..ptr + len` lies inside the live mapping, checked by
+        // `available` above.
+        unsafe { write_from_mapping(socket, ptr, len) }
+    }
+}
+
+/// The page size, for mapping offsets.
+pub(crate) fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |n| n as u64)
+}

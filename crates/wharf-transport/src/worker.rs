@@ -1,0 +1,111 @@
+//! The worker pool of the worker-pool reactor modes: threads that run
+//! handlers, so a handler that computes (or blocks) does not hold up the
+//! event loop doing the I/O.
+//!
+//! Each connection is pinned to one worker (by channel id), and each worker
+//! runs its tasks in order, so a connection's events reach its handler in
+//! order and never concurrently.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Sender, unbounded};
+
+use crate::channel::shared::ChannelId;
+use crate::reactor::handle::LoopShared;
+
+type WorkerTask = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of worker threads.
+pub(crate) struct WorkerPool {
+    senders: Mutex<Vec<Sender<WorkerTask>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPool").finish_non_exhaustive()
+    }
+}
+
+impl WorkerPool {
+    /// Starts `workers` threads named `{name}-{i}`.
+    pub(crate) fn start(workers: usize, name: &str) -> std::io::Result<Arc<WorkerPool>> {
+        let mut senders = Vec::with_capacity(workers);
+        let mut threads = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let (tx, rx) = unbounded::<WorkerTask>();
+            let thread = std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || {
+                    for task in rx {
+                        if catch_unwind(AssertUnwindSafe(task)).is_err() {
+                            log::error!("a worker task panicked");
+                        }
+                    }
+                })?;
+            senders.push(tx);
+            threads.push(thread);
+        }
+        Ok(Arc::new(WorkerPool {
+            senders: Mutex::new(senders),
+            threads: Mutex::new(threads),
+        }))
+    }
+
+    /// The worker for a channel, counting its tasks against `owner` (the
+    /// channel's loop), whose graceful shutdown waits for them.
+    pub(crate) fn worker_for(&self, id: ChannelId, owner: Arc<LoopShared>) -> Option<WorkerRef> {
+        let senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        if senders.is_empty() {
+            return None;
+        }
+        let tx = senders[(id.0 as usize) % senders.len()].clone();
+        Some(WorkerRef { tx, owner })
+    }
+
+    /// Lets the workers finish their queues and joins them.
+    pub(crate) fn shutdown(&self) {
+        self.senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The worker one connection is pinned to.
+#[derive(Clone)]
+pub(crate) struct WorkerRef {
+    tx: Sender<WorkerTask>,
+    owner: Arc<LoopShared>,
+}
+
+/// Decrements the loop's in-flight count when a task ends, even by a panic.
+struct InFlight(Arc<LoopShared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.worker_inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl WorkerRef {
+    /// Runs `task` on the worker, after the tasks queued before it.
+    pub(crate) fn run(&self, task: impl FnOnce() + Send + 'static) {
+        self.owner.worker_inflight.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(Arc::clone(&self.owner));
+        let task: WorkerTask = Box::new(move || {
+            let _guard = guard;
+            task();
+        });
+        // If the pool is gone the task is dropped, and its guard with it.
+        let _ = self.tx.send(task);
+    }
+}

@@ -1,0 +1,382 @@
+//! File regions through a channel: every transfer strategy (and direct
+//! I/O) × trigger sends files of 0 B to 64 MiB byte-identical; offsets are
+//! exact, also past 2 GiB and 4 GiB in a sparse file; regions keep their
+//! place between buffers; a zero-length region completes at once; a region
+//! longer than its file, or a file truncated during the transfer, closes
+//! that connection with an error while the server keeps serving others and
+//! no loop spins.
+
+mod common;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{connect, pattern};
+use wharf::buf::ByteBuf;
+use wharf::{
+    ChannelError, Context, FileRegion, Handler, OutboundMessage, Pipeline, RawMessages,
+    ServerBootstrap, TransferStrategy, Trigger,
+};
+
+/// How a test server sends its file.
+#[derive(Clone, Copy, Debug)]
+enum Send {
+    Strategy(TransferStrategy),
+    Direct,
+}
+
+const SENDS: [Send; 6] = [
+    Send::Strategy(TransferStrategy::Sendfile),
+    Send::Strategy(TransferStrategy::Splice),
+    Send::Strategy(TransferStrategy::MmapWrite),
+    Send::Strategy(TransferStrategy::ReadWrite),
+    Send::Strategy(TransferStrategy::Auto),
+    Send::Direct,
+];
+
+impl Send {
+    fn region(self, file: &Arc<File>, position: u64, count: u64) -> FileRegion {
+        let region = FileRegion::new(Arc::clone(file), position, count);
+        match self {
+            Send::Strategy(s) => region.with_strategy(s),
+            Send::Direct => region.direct_io(true),
+        }
+    }
+}
+
+/// One piece of what the server sends on each connection.
+#[derive(Clone)]
+enum Piece {
+    Bytes(Vec<u8>),
+    File(u64, u64),
+}
+
+/// Sends its pieces on activation, then closes; counts errors.
+struct Sender {
+    file: Arc<File>,
+    send: Send,
+    pieces: Vec<Piece>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Handler for Sender {
+    type In = ByteBuf;
+    type Out = OutboundMessage;
+
+    fn on_active(&mut self, ctx: &mut Context<'_, OutboundMessage>) {
+        for piece in &self.pieces {
+            match piece {
+                Piece::Bytes(b) => {
+                    let mut buf = ctx.allocator().buffer(b.len());
+                    buf.extend_from_slice(b);
+                    ctx.write(buf.into());
+                }
+                Piece::File(position, count) => {
+                    ctx.write(self.send.region(&self.file, *position, *count).into());
+                }
+            }
+        }
+        ctx.flush();
+        ctx.close();
+    }
+
+    fn on_read(&mut self, _ctx: &mut Context<'_, OutboundMessage>, _msg: ByteBuf) {}
+
+    fn on_error(&mut self, ctx: &mut Context<'_, OutboundMessage>, error: &ChannelError) {
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(error.to_string());
+        ctx.close();
+    }
+}
+
+struct Fixture {
+    dir: PathBuf,
+}
+
+impl Fixture {
+    fn new(name: &str) -> Fixture {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("file_region-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Fixture { dir }
+    }
+
+    fn file(&self, name: &str, contents: &[u8]) -> (PathBuf, Arc<File>) {
+        let path = self.dir.join(name);
+        std::fs::write(&path, contents).expect("write test file");
+        let file = File::open(&path).expect("open test file");
+        (path, Arc::new(file))
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn serve(
+    trigger: Trigger,
+    file: &Arc<File>,
+    send: Send,
+    pieces: Vec<Piece>,
+) -> (wharf::Server, Arc<Mutex<Vec<String>>>) {
+    serve_named("wharf-test", trigger, file, send, pieces)
+}
+
+fn serve_named(
+    name: &str,
+    trigger: Trigger,
+    file: &Arc<File>,
+    send: Send,
+    pieces: Vec<Piece>,
+) -> (wharf::Server, Arc<Mutex<Vec<String>>>) {
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let (f, e) = (Arc::clone(file), Arc::clone(&errors));
+    let server = ServerBootstrap::new()
+        .trigger(trigger)
+        .thread_name(name)
+        .child_handler(move || {
+            Pipeline::new(
+                RawMessages,
+                Sender {
+                    file: Arc::clone(&f),
+                    send,
+                    pieces: pieces.clone(),
+                    errors: Arc::clone(&e),
+                },
+            )
+        })
+        .bind("127.0.0.1:0")
+        .expect("bind");
+    (server, errors)
+}
+
+fn fetch(server: &wharf::Server) -> Vec<u8> {
+    let mut client = connect(server.local_addr());
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).expect("read to end");
+    got
+}
+
+#[test]
+fn every_strategy_and_trigger_sends_files_byte_identical() {
+    let fx = Fixture::new("sizes");
+    let big = pattern(64, 64 << 20);
+    let sizes = [0usize, 1, 4096, 1 << 20, 64 << 20];
+    let files: Vec<_> = sizes
+        .iter()
+        .map(|&n| (n, fx.file(&format!("f{n}"), &big[..n]).1))
+        .collect();
+    for trigger in [Trigger::Edge, Trigger::Level] {
+        for send in SENDS {
+            for (size, file) in &files {
+                let (server, errors) =
+                    serve(trigger, file, send, vec![Piece::File(0, *size as u64)]);
+                let got = fetch(&server);
+                assert!(
+                    got.len() == *size && got[..] == big[..*size],
+                    "{send:?}/{trigger:?}/{size} B: got {} bytes, first difference at {:?}",
+                    got.len(),
+                    got.iter().zip(&big).position(|(a, b)| a != b)
+                );
+                assert!(errors.lock().expect("errors").is_empty(), "{errors:?}");
+                let stats = server.event_loops()[0].transfer_stats();
+                // A concrete strategy sends every byte itself.
+                let concrete = match send {
+                    Send::Strategy(TransferStrategy::Auto) | Send::Direct => None,
+                    Send::Strategy(s) => Some(s),
+                };
+                if let Some(s) = concrete {
+                    assert_eq!(stats.bytes_by(s), *size as u64, "{send:?}: {stats:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn offsets_and_order_between_buffers_are_exact() {
+    let fx = Fixture::new("offsets");
+    let data = pattern(9, 3 << 20);
+    let (_, file) = fx.file("data", &data);
+    for send in SENDS {
+        let pieces = vec![
+            Piece::Bytes(b"head:".to_vec()),
+            Piece::File(12_345, 1 << 20),
+            Piece::Bytes(b":mid:".to_vec()),
+            // A zero-length region completes at once (netty#2964).
+            Piece::File(99, 0),
+            Piece::File(1, 4095),
+            Piece::Bytes(b":tail".to_vec()),
+        ];
+        let (server, errors) = serve(Trigger::Edge, &file, send, pieces);
+        let got = fetch(&server);
+        let mut want = b"head:".to_vec();
+        want.extend_from_slice(&data[12_345..12_345 + (1 << 20)]);
+        want.extend_from_slice(b":mid:");
+        want.extend_from_slice(&data[1..4096]);
+        want.extend_from_slice(b":tail");
+        assert!(
+            got == want,
+            "{send:?}: {} bytes vs {}",
+            got.len(),
+            want.len()
+        );
+        assert!(errors.lock().expect("errors").is_empty(), "{errors:?}");
+    }
+}
+
+#[test]
+fn offsets_past_2_and_4_gib_in_a_sparse_file() {
+    let fx = Fixture::new("sparse");
+    let path = fx.dir.join("sparse");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("sparse file");
+    let len = (5u64 << 30) + 4096;
+    file.set_len(len).expect("set_len");
+    let marks = [(2u64 << 30) - 10, (4u64 << 30) + 123, len - 50];
+    for (i, &at) in marks.iter().enumerate() {
+        file.write_all_at(&pattern(i as u64, 40), at).expect("mark");
+    }
+    let file = Arc::new(file);
+    let expect = |position: u64, count: u64| {
+        let mut buf = vec![0u8; count as usize];
+        file.read_exact_at(&mut buf, position).expect("read back");
+        buf
+    };
+    let ranges = [
+        ((2u64 << 30) - 1000, 8192u64),
+        ((4u64 << 30) + 100, 64 << 10),
+        (len - 4000, 4000),
+    ];
+    for send in SENDS {
+        for &(position, count) in &ranges {
+            let (server, errors) = serve(
+                Trigger::Level,
+                &file,
+                send,
+                vec![Piece::File(position, count)],
+            );
+            let got = fetch(&server);
+            assert!(
+                got == expect(position, count),
+                "{send:?} at {position}: {} bytes",
+                got.len()
+            );
+            assert!(errors.lock().expect("errors").is_empty(), "{errors:?}");
+        }
+    }
+}
+
+#[test]
+fn a_region_longer_than_its_file_closes_with_an_error() {
+    let fx = Fixture::new("short");
+    let data = pattern(5, 1000);
+    let (_, file) = fx.file("short", &data);
+    for send in SENDS {
+        let (server, errors) = serve(Trigger::Edge, &file, send, vec![Piece::File(0, 5000)]);
+        let got = fetch(&server);
+        assert!(
+            got.len() <= 1000 && got[..] == data[..got.len()],
+            "{send:?}: {} bytes",
+            got.len()
+        );
+        common::wait_until(Duration::from_secs(5), "the error", || {
+            !errors.lock().expect("errors").is_empty()
+        });
+        let first = errors.lock().expect("errors")[0].clone();
+        assert!(first.contains("file ended"), "{send:?}: {first}");
+        // The server goes on serving.
+        let again = fetch(&server);
+        assert!(again.len() <= 1000, "{send:?}");
+    }
+}
+
+#[test]
+fn a_file_truncated_during_the_transfer_closes_only_that_connection() {
+    let fx = Fixture::new("truncate");
+    let data = pattern(6, 32 << 20);
+    for send in SENDS {
+        let (path, file) = fx.file("victim", &data);
+        let (server, errors) = serve(
+            Trigger::Edge,
+            &file,
+            send,
+            vec![Piece::File(0, data.len() as u64)],
+        );
+        let mut client = connect(server.local_addr());
+        let mut got = vec![0u8; 1 << 20];
+        client.read_exact(&mut got).expect("first MiB");
+        // Shrink the file under the transfer.
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(2 << 20))
+            .expect("truncate");
+        let mut rest = Vec::new();
+        // Ends early with end of stream or a reset, never hangs.
+        let _ = client.read_to_end(&mut rest);
+        let total = got.len() + rest.len();
+        assert!(
+            total < data.len(),
+            "{send:?}: all {total} bytes arrived despite the truncation"
+        );
+        common::wait_until(Duration::from_secs(5), "the error", || {
+            !errors.lock().expect("errors").is_empty()
+        });
+        // After the failure the server is idle: its loop must not burn CPU
+        // (measured on its own threads; other tests run in parallel).
+        let (cpu_before, started) = (common::threads_cpu_time("wharf-trunc"), Instant::now());
+        std::thread::sleep(Duration::from_millis(300));
+        let cpu = common::threads_cpu_time("wharf-trunc") - cpu_before;
+        assert!(
+            cpu < Duration::from_millis(100),
+            "{send:?}: {cpu:?} of CPU in {:?} while idle: a loop spins",
+            started.elapsed()
+        );
+        // Another connection is served (the file is 2 MiB now).
+        let again = fetch(&server);
+        assert!(again.len() <= 2 << 20, "{send:?}");
+        drop(server);
+        std::fs::remove_file(&path).expect("remove");
+    }
+}
+
+#[test]
+fn direct_io_reads_do_not_block_other_connections() {
+    let fx = Fixture::new("direct");
+    let data = pattern(8, 16 << 20);
+    let (_, file) = fx.file("big", &data);
+    let served = Arc::new(AtomicUsize::new(0));
+    let (server, errors) = serve(
+        Trigger::Edge,
+        &file,
+        Send::Direct,
+        vec![Piece::File(0, data.len() as u64)],
+    );
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let got = fetch(&server);
+                assert!(got == data, "direct I/O: {} bytes", got.len());
+                served.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+    });
+    assert_eq!(served.load(Ordering::Relaxed), 4);
+    assert!(errors.lock().expect("errors").is_empty(), "{errors:?}");
+    let _ = std::io::stdout().flush();
+}
