@@ -166,6 +166,16 @@ fn fetch(server: &wharf::Server) -> Vec<u8> {
     got
 }
 
+/// What arrives before the server's failed transfer ends the connection:
+/// it must end with a reset, so that the cut is visible to the client.
+fn fetch_cut_off(server: &wharf::Server) -> Vec<u8> {
+    let mut client = connect(server.local_addr());
+    let (got, end) = common::read_until_closed(&mut client);
+    let error = end.expect_err("a transfer cut short must end in a reset, not a clean close");
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}");
+    got
+}
+
 #[test]
 fn every_strategy_and_trigger_sends_files_byte_identical() {
     let fx = Fixture::new("sizes");
@@ -288,7 +298,7 @@ fn a_region_longer_than_its_file_closes_with_an_error() {
     let (_, file) = fx.file("short", &data);
     for send in SENDS {
         let (server, errors) = serve(Trigger::Edge, &file, send, vec![Piece::File(0, 5000)]);
-        let got = fetch(&server);
+        let got = fetch_cut_off(&server);
         assert!(
             got.len() <= 1000 && got[..] == data[..got.len()],
             "{send:?}: {} bytes",
@@ -300,7 +310,7 @@ fn a_region_longer_than_its_file_closes_with_an_error() {
         let first = errors.lock().expect("errors")[0].clone();
         assert!(first.contains("file ended"), "{send:?}: {first}");
         // The server goes on serving.
-        let again = fetch(&server);
+        let again = fetch_cut_off(&server);
         assert!(again.len() <= 1000, "{send:?}");
     }
 }
@@ -326,9 +336,14 @@ fn a_file_truncated_during_the_transfer_closes_only_that_connection() {
             .open(&path)
             .and_then(|f| f.set_len(2 << 20))
             .expect("truncate");
-        let mut rest = Vec::new();
-        // Ends early with end of stream or a reset, never hangs.
-        let _ = client.read_to_end(&mut rest);
+        // Ends early, with a reset (never a clean end, never a hang).
+        let (rest, end) = common::read_until_closed(&mut client);
+        let end = end.expect_err("a cut-off transfer must end in a reset");
+        assert_eq!(
+            end.kind(),
+            std::io::ErrorKind::ConnectionReset,
+            "{send:?}: {end}"
+        );
         let total = got.len() + rest.len();
         assert!(
             total < data.len(),
@@ -347,8 +362,9 @@ fn a_file_truncated_during_the_transfer_closes_only_that_connection() {
             "{send:?}: {cpu:?} of CPU in {:?} while idle: a loop spins",
             started.elapsed()
         );
-        // Another connection is served (the file is 2 MiB now).
-        let again = fetch(&server);
+        // Another connection is served (the file is 2 MiB now, shorter than
+        // the region, so it is cut off too).
+        let again = fetch_cut_off(&server);
         assert!(again.len() <= 2 << 20, "{send:?}");
         drop(server);
         std::fs::remove_file(&path).expect("remove");

@@ -14,8 +14,8 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Sender, unbounded};
 
-use crate::channel::shared::ChannelId;
-use crate::reactor::handle::LoopShared;
+use crate::channel::shared::ChannelShared;
+use crate::reactor::handle::{EventLoopHandle, LoopShared};
 
 type WorkerTask = Box<dyn FnOnce() + Send>;
 
@@ -56,14 +56,19 @@ impl WorkerPool {
         }))
     }
 
-    /// The worker for a channel, counting its tasks against `owner` (the
-    /// channel's loop), whose graceful shutdown waits for them.
-    pub(crate) fn worker_for(&self, id: ChannelId, owner: Arc<LoopShared>) -> Option<WorkerRef> {
+    /// The worker for a channel (chosen by its id), counting its tasks
+    /// against `owner`, the channel's loop, whose graceful shutdown waits
+    /// for them.
+    pub(crate) fn worker_for(
+        &self,
+        channel: &Arc<ChannelShared>,
+        owner: Arc<LoopShared>,
+    ) -> Option<WorkerRef> {
         let senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
         if senders.is_empty() {
             return None;
         }
-        let tx = senders[(id.0 as usize) % senders.len()].clone();
+        let tx = senders[(channel.id.0 as usize) % senders.len()].clone();
         Some(WorkerRef { tx, owner })
     }
 
@@ -87,20 +92,32 @@ pub(crate) struct WorkerRef {
     owner: Arc<LoopShared>,
 }
 
-/// Decrements the loop's in-flight count when a task ends, even by a panic.
-struct InFlight(Arc<LoopShared>);
+/// Counts a task in flight on a worker against its loop; when the task
+/// ends (even by a panic), uncounts it and wakes the loop if it is shutting
+/// down and waits for that.
+struct InFlight {
+    owner: Arc<LoopShared>,
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.worker_inflight.fetch_sub(1, Ordering::AcqRel);
+        let left = self.owner.worker_inflight.fetch_sub(1, Ordering::SeqCst) - 1;
+        if left == 0 && self.owner.shutting_down.load(Ordering::SeqCst) {
+            let handle = EventLoopHandle {
+                shared: Arc::clone(&self.owner),
+            };
+            handle.submit(Box::new(|_| {}));
+        }
     }
 }
 
 impl WorkerRef {
     /// Runs `task` on the worker, after the tasks queued before it.
     pub(crate) fn run(&self, task: impl FnOnce() + Send + 'static) {
-        self.owner.worker_inflight.fetch_add(1, Ordering::AcqRel);
-        let guard = InFlight(Arc::clone(&self.owner));
+        self.owner.worker_inflight.fetch_add(1, Ordering::SeqCst);
+        let guard = InFlight {
+            owner: Arc::clone(&self.owner),
+        };
         let task: WorkerTask = Box::new(move || {
             let _guard = guard;
             task();

@@ -72,20 +72,29 @@ impl<O: Send + 'static> RemoteOps<O> {
         self.ops.push(RemoteOp::Write(msg, estimate));
     }
 
-    /// Sends what was recorded to the loop as one task.
-    pub(crate) fn send(&mut self) {
-        if !self.ops.is_empty() {
-            post_remote_ops(&self.shared, std::mem::take(&mut self.ops));
+    /// Sends what was recorded to the loop as one task; `completes` says
+    /// that applying it ends a worker task of the channel (see
+    /// [`post_remote_ops`]). Returns whether anything was sent.
+    pub(crate) fn send(&mut self, completes: bool) -> bool {
+        if self.ops.is_empty() {
+            return false;
         }
+        post_remote_ops(&self.shared, std::mem::take(&mut self.ops), completes);
+        true
     }
 }
 
 /// Hands operations made off the loop to the channel's loop, in one task.
 /// If the channel or its loop is gone by then, the estimates of its writes
 /// are released (the writes are dropped).
+///
+/// With `completes`, the operations are the result of a worker task of the
+/// channel, which stays counted until they are applied: a channel waiting
+/// to close does not close while replies are still on their way to it.
 pub(crate) fn post_remote_ops<O: Send + 'static>(
     shared: &Arc<ChannelShared>,
     ops: Vec<RemoteOp<O>>,
+    completes: bool,
 ) {
     let (token, id) = (shared.token, shared.id);
     let released: usize = ops
@@ -100,9 +109,16 @@ pub(crate) fn post_remote_ops<O: Send + 'static>(
         if !el.remote_ops(token, id, Box::new(ops)) {
             owner.release_pending(released);
         }
+        if completes {
+            owner.worker_task_done();
+            el.settle_channel(token, id);
+        }
     }));
     if !posted {
         shared.release_pending(released);
+        if completes {
+            shared.worker_task_done();
+        }
     }
 }
 
@@ -197,7 +213,11 @@ impl<'a, O: Send + 'static> Context<'a, O> {
     /// Closes the channel: reading stops, what was written is flushed and
     /// sent (for at most the channel's close timeout), then the socket is
     /// closed and [`on_inactive`](crate::Handler::on_inactive) follows.
-    /// With `SO_LINGER` set to zero the close sends a reset.
+    /// Writes made before the socket actually closes are still sent. If
+    /// queued data has to be thrown away (the close timeout or a shutdown
+    /// deadline passed), the close sends a reset, so the peer cannot take
+    /// the stream for complete; with `SO_LINGER` set to zero every close
+    /// does.
     pub fn close(&mut self) {
         match &mut self.inner {
             Inner::Local(cx) => cx.core.request_close(),

@@ -58,40 +58,40 @@ impl<O: Send + 'static> ChannelHandle<O> {
     /// Queues a message; it is sent at the next flush.
     pub fn write(&self, msg: O) {
         let op = self.write_op(msg);
-        post_remote_ops(&self.shared, vec![op]);
+        post_remote_ops(&self.shared, vec![op], false);
     }
 
     /// Queues a message and flushes.
     pub fn write_and_flush(&self, msg: O) {
         let op = self.write_op(msg);
-        post_remote_ops(&self.shared, vec![op, RemoteOp::Flush]);
+        post_remote_ops(&self.shared, vec![op, RemoteOp::Flush], false);
     }
 
     /// Sends what was written.
     pub fn flush(&self) {
-        post_remote_ops::<O>(&self.shared, vec![RemoteOp::Flush]);
+        post_remote_ops::<O>(&self.shared, vec![RemoteOp::Flush], false);
     }
 
     /// Closes the channel after flushing what was written (see
     /// [`Context::close`](crate::Context::close)).
     pub fn close(&self) {
-        post_remote_ops::<O>(&self.shared, vec![RemoteOp::Close]);
+        post_remote_ops::<O>(&self.shared, vec![RemoteOp::Close], false);
     }
 
     /// Shuts down the channel's output once what was written is sent.
     pub fn shutdown_output(&self) {
-        post_remote_ops::<O>(&self.shared, vec![RemoteOp::ShutdownOutput]);
+        post_remote_ops::<O>(&self.shared, vec![RemoteOp::ShutdownOutput], false);
     }
 
     /// Stops or resumes reading.
     pub fn set_auto_read(&self, auto_read: bool) {
-        post_remote_ops::<O>(&self.shared, vec![RemoteOp::SetAutoRead(auto_read)]);
+        post_remote_ops::<O>(&self.shared, vec![RemoteOp::SetAutoRead(auto_read)], false);
     }
 
     /// Delivers [`UserEvent::Custom`](crate::UserEvent::Custom)`(event)` to
     /// the channel's handler, on the handler's thread.
     pub fn fire_user_event(&self, event: Box<dyn Any + Send>) {
-        post_remote_ops::<O>(&self.shared, vec![RemoteOp::UserEvent(event)]);
+        post_remote_ops::<O>(&self.shared, vec![RemoteOp::UserEvent(event)], false);
     }
 
     /// Whether the outbound queue is below the high water mark.

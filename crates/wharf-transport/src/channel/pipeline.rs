@@ -115,6 +115,7 @@ where
             Some(worker) => Box::new(PooledPipeline {
                 codec,
                 worker,
+                shared: Arc::clone(shared),
                 remote: Arc::new(Mutex::new(RemoteSide {
                     handler,
                     ops: RemoteOps::new(Arc::clone(shared), C::message_size, config.allocator),
@@ -182,6 +183,10 @@ impl<C: Codec> CodecState<C> {
     fn decode(&mut self, core: &mut ConnCore, buf: ByteBuf) {
         if self.cumulation.is_empty() {
             self.cumulation = buf;
+        } else if let Err(e) = self.cumulation.try_reserve(buf.len()) {
+            // No memory for what the peer sent: fail this channel only.
+            core.fail_io(e);
+            return;
         } else {
             self.cumulation.extend_from_slice(&buf);
         }
@@ -383,6 +388,39 @@ struct PooledPipeline<C: Codec, H: Handler> {
     codec: CodecState<C>,
     worker: WorkerRef,
     remote: Arc<Mutex<RemoteSide<H>>>,
+    shared: Arc<ChannelShared>,
+}
+
+/// Counts one worker task of a channel, from when it is handed to the
+/// worker until its operations are applied on the loop. A task that posts
+/// no operations (or never runs, because the pool is gone) ends its count
+/// when it is dropped, and wakes the loop if that was the last one of a
+/// channel waiting to close.
+struct TaskCount {
+    shared: Arc<ChannelShared>,
+    /// The count now travels with the operations posted to the loop.
+    handed_off: bool,
+}
+
+impl TaskCount {
+    fn start(shared: &Arc<ChannelShared>) -> TaskCount {
+        shared.worker_task_started();
+        TaskCount {
+            shared: Arc::clone(shared),
+            handed_off: false,
+        }
+    }
+}
+
+impl Drop for TaskCount {
+    fn drop(&mut self) {
+        if !self.handed_off && self.shared.worker_task_done() {
+            let (token, id) = (self.shared.token, self.shared.id);
+            self.shared
+                .event_loop
+                .submit(Box::new(move |el| el.settle_channel(token, id)));
+        }
+    }
 }
 
 impl<C, H> PooledPipeline<C, H>
@@ -395,7 +433,11 @@ where
     /// events.
     fn post(&self, f: impl FnOnce(&mut H, &mut Context<'_, H::Out>) + Send + 'static) {
         let remote = Arc::clone(&self.remote);
+        let task = TaskCount::start(&self.shared);
         self.worker.run(move || {
+            // The whole guard moves here (not just the field assigned below),
+            // so that it ends with the task, on the worker.
+            let mut task = task;
             let mut side = remote
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -412,7 +454,8 @@ where
                 side.poisoned = true;
                 side.ops.ops.push(RemoteOp::Close);
             }
-            side.ops.send();
+            // The loop ends the count once it has applied the operations.
+            task.handed_off = side.ops.send(true);
         });
     }
 }

@@ -41,6 +41,11 @@ pub(crate) struct ChannelShared {
     active: AtomicBool,
     /// File bytes sent, by strategy.
     pub transfers: TransferCounters,
+    /// Handler tasks of this channel queued or running on its worker, or
+    /// whose operations are on their way back to the loop.
+    worker_tasks: AtomicUsize,
+    /// The loop waits for `worker_tasks` to reach zero to close.
+    awaiting_workers: AtomicBool,
 }
 
 impl ChannelShared {
@@ -63,6 +68,8 @@ impl ChannelShared {
             flips: AtomicU64::new(0),
             active: AtomicBool::new(false),
             transfers: TransferCounters::default(),
+            worker_tasks: AtomicUsize::new(0),
+            awaiting_workers: AtomicBool::new(false),
         }
     }
 
@@ -122,6 +129,28 @@ impl ChannelShared {
     /// hysteresis, see [`WaterMark`]).
     pub(crate) fn is_writable(&self) -> bool {
         self.writable.load(Ordering::Acquire)
+    }
+
+    /// A handler task for this channel was handed to its worker.
+    pub(crate) fn worker_task_started(&self) {
+        self.worker_tasks.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A handler task is over (and its operations, if any, applied on the
+    /// loop); whether the loop should be woken because it waits for the last
+    /// one to close the channel.
+    pub(crate) fn worker_task_done(&self) -> bool {
+        // SeqCst with `workers_busy`: either the loop sees the count at
+        // zero, or this sees the loop waiting (Dekker's pattern).
+        self.worker_tasks.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.awaiting_workers.load(Ordering::SeqCst)
+    }
+
+    /// Whether handler tasks are still in flight on the worker; if so, the
+    /// last one to finish wakes the loop.
+    pub(crate) fn workers_busy(&self) -> bool {
+        self.awaiting_workers.store(true, Ordering::SeqCst);
+        self.worker_tasks.load(Ordering::SeqCst) > 0
     }
 
     pub(crate) fn is_active(&self) -> bool {

@@ -329,11 +329,11 @@ impl EventLoop {
         };
         let state = conn.core.state;
         let sent_all = !conn.core.out.has_flushed();
-        if state.abort
-            || state.closed
-            || (state.close_requested && sent_all)
-            || (state.input_closed && state.output_shut)
-        {
+        let done = (state.close_requested && sent_all) || (state.input_closed && state.output_shut);
+        // A graceful close also waits for the handler's tasks still on its
+        // worker: their replies (to the last data, say) come back as
+        // operations, and the last task to finish wakes the loop.
+        if state.abort || state.closed || (done && !conn.core.shared.workers_busy()) {
             self.close_now(token);
             return;
         }
@@ -406,6 +406,12 @@ impl EventLoop {
         conn.core.shared.set_active(false);
         let dropped = conn.core.out.discard();
         conn.core.shared.release_pending(dropped);
+        if dropped > 0 {
+            // Queued data is thrown away (a close timeout, the shutdown
+            // deadline): reset the connection so the peer cannot take the
+            // cut-off stream for a complete one.
+            let _ = socket2::SockRef::from(&conn.core.stream).set_linger(Some(Duration::ZERO));
+        }
         conn.core.cancel_timers(&mut self.services);
         self.shared.connections.fetch_sub(1, Ordering::AcqRel);
         if let Some(live) = conn.live.take() {
@@ -528,7 +534,7 @@ impl EventLoop {
         let worker = init
             .workers
             .as_ref()
-            .and_then(|pool| pool.worker_for(shared.id, Arc::clone(&self.shared)));
+            .and_then(|pool| pool.worker_for(&shared, Arc::clone(&self.shared)));
         let pipeline = (init.factory)(&shared, &init.config, worker);
         let mut core = ConnCore::new(
             stream,
@@ -799,6 +805,16 @@ impl EventLoop {
         true
     }
 
+    /// A channel's last handler task on a worker finished while the
+    /// channel waited to close.
+    pub(crate) fn settle_channel(&mut self, token: usize, id: ChannelId) {
+        if let Some(Slot::Conn(conn)) = self.slots.get(token)
+            && conn.core.shared.id == id
+        {
+            self.settle(token);
+        }
+    }
+
     /// The blocking-I/O pool has read a chunk a channel's file region was
     /// waiting for.
     pub(crate) fn file_data_ready(&mut self, token: usize, id: ChannelId) {
@@ -869,6 +885,7 @@ impl EventLoop {
                 let _ = self.poller.deregister(&mut acceptor.listener);
             }
         }
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
         self.shutdown = Some(Shutdown {
             quiet,
             deadline,
@@ -927,6 +944,10 @@ impl EventLoop {
                     _ => {}
                 }
             }
+            // Idle connections closed at once: done, unless handler work
+            // (their `on_inactive`) is still on a worker, whose end wakes us.
+            return self.slots.is_empty()
+                && self.shared.worker_inflight.load(Ordering::SeqCst) == 0;
         }
         false
     }

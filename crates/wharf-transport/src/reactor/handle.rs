@@ -34,6 +34,9 @@ pub(crate) struct LoopShared {
     pub worker_inflight: AtomicUsize,
     /// File bytes the loop sent, by strategy.
     pub transfers: TransferCounters,
+    /// The loop is shutting down: a worker finishing the last in-flight
+    /// task wakes it.
+    pub shutting_down: AtomicBool,
 }
 
 impl LoopShared {
@@ -49,6 +52,7 @@ impl LoopShared {
             connections: AtomicUsize::new(0),
             worker_inflight: AtomicUsize::new(0),
             transfers: TransferCounters::default(),
+            shutting_down: AtomicBool::new(false),
         }
     }
 
