@@ -15,6 +15,9 @@
 //!   `LengthFieldBasedFrameDecoder` and `LengthFieldPrepender` in one type.
 //! * [`Utf8`]: a [`Transform`](wharf_transport::Transform) that turns
 //!   frames into `String`s and back, stacked on either codec.
+//! * [`HttpServerCodec`]: HTTP/1.1 requests in (whole, with their bodies,
+//!   or as an [`HttpError`] to answer), [`HttpResponse`]s out, with file
+//!   bodies sent without copying.
 //!
 //! # Hostile input
 //!
@@ -23,7 +26,9 @@
 //! (which closes the connection), never as a panic, and no decoder buffers
 //! more than its configured limit before failing: a peer cannot make the
 //! cumulation grow past `max_length` (lines) or `max_frame_length` (length
-//! fields) plus one read.
+//! fields) plus one read. The HTTP codec delivers refused requests as
+//! [`HttpError`] messages instead, so that the handler can answer with the
+//! right status before closing; its bounds are the [`HttpLimits`].
 //!
 //! # Threading
 //!
@@ -41,6 +46,7 @@
 //! let _rpc = LengthFieldCodec::new(1 << 20);
 //! ```
 
+mod http;
 mod length_field;
 mod line;
 mod sink;
@@ -49,6 +55,7 @@ mod utf8;
 #[cfg(test)]
 mod tests;
 
+pub use self::http::{Body, HttpError, HttpLimits, HttpRequest, HttpResponse, HttpServerCodec};
 pub use length_field::{ByteOrder, ConfigError, LengthFieldBuilder, LengthFieldCodec};
 pub use line::LineCodec;
 pub use utf8::Utf8;

@@ -11,6 +11,7 @@ use wharf_transport::{Codec, CodecError};
 use crate::sink::Sink;
 
 mod hostile;
+mod http;
 mod length_field;
 mod line;
 mod utf8;

@@ -1,0 +1,200 @@
+//! A static HTTP/1.1 file server on wharf.
+//!
+//! ```text
+//! cargo run --release --example file_server                # serves . at http://127.0.0.1:8080
+//! cargo run --release --example file_server -- --root /srv/www --mode multi --transfer splice
+//! ```
+//!
+//! GET and HEAD, keep-alive and pipelining, `Range` (206/416),
+//! `If-None-Match`/`If-Modified-Since` (304), `index.html` or an HTML
+//! listing for directories, MIME types from the extension, safe paths
+//! (nothing outside `--root` is ever served), header and keep-alive
+//! timeouts, a connection limit. Files go out with the chosen transfer
+//! strategy (sendfile by default); `--directio` sends large files with
+//! `O_DIRECT` reads off the event loop. Ctrl-C or SIGTERM shuts it down
+//! gracefully.
+
+mod access_log;
+mod conditional;
+mod handler;
+mod listing;
+mod paths;
+mod range;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use handler::{FileServer, Settings};
+use wharf::codec::HttpServerCodec;
+use wharf::transport::sys::signal::{block_termination_signals, wait_for_termination};
+use wharf::{Pipeline, ReactorMode, ServerBootstrap, TransferStrategy, Trigger};
+
+/// wharf static file server (HTTP/1.1: GET, HEAD, Range, conditional
+/// requests, directory listings).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Directory to serve.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Reactor mode: one loop; one loop plus workers; main loop plus
+    /// sub-reactors (plus workers); independent SO_REUSEPORT loops.
+    #[arg(long, value_enum, default_value_t = ModeArg::Single)]
+    mode: ModeArg,
+    /// Edge- or level-triggered epoll.
+    #[arg(long, value_enum, default_value_t = TriggerArg::Edge)]
+    trigger: TriggerArg,
+    /// Sub-reactors (multi) or reactors (reuseport) [default: CPU count].
+    #[arg(long)]
+    reactors: Option<usize>,
+    /// Worker threads running the handler [default: CPU count for pool, 0 for multi].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// How file bytes reach the socket.
+    #[arg(long, value_enum, default_value_t = TransferArg::Auto)]
+    transfer: TransferArg,
+    /// Send files of at least this many bytes with O_DIRECT reads on a
+    /// blocking-I/O pool, bypassing the page cache (0: off).
+    #[arg(long, default_value_t = 0)]
+    directio: u64,
+    /// Print one access-log line per response.
+    #[arg(long)]
+    log: bool,
+    /// Seconds a client may take to send a request head.
+    #[arg(long, default_value_t = 10.0)]
+    header_timeout: f64,
+    /// Seconds an idle kept-alive connection stays open.
+    #[arg(long, default_value_t = 60.0)]
+    keepalive_timeout: f64,
+    /// Connections served at once; more are answered 503 and closed.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Single,
+    Pool,
+    Multi,
+    Reuseport,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TriggerArg {
+    Edge,
+    Level,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TransferArg {
+    Auto,
+    Sendfile,
+    Splice,
+    Mmap,
+    Copy,
+}
+
+fn main() -> ExitCode {
+    wharf::logging::init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("file_server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn seconds(value: f64, what: &str) -> std::io::Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("--{what} must be a number of seconds"),
+        )
+    })
+}
+
+fn run(args: Args) -> std::io::Result<()> {
+    block_termination_signals()?;
+    let root = args.root.canonicalize().map_err(|e| {
+        std::io::Error::new(e.kind(), format!("--root {}: {e}", args.root.display()))
+    })?;
+    if !root.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("--root {} is not a directory", root.display()),
+        ));
+    }
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let reactors = args.reactors.unwrap_or(cpus).max(1);
+    let mode = match args.mode {
+        ModeArg::Single => ReactorMode::Single,
+        ModeArg::Pool => ReactorMode::WorkerPool {
+            workers: args.workers.unwrap_or(cpus).max(1),
+        },
+        ModeArg::Multi => ReactorMode::MultiReactor {
+            sub_reactors: reactors,
+            workers: args.workers.unwrap_or(0),
+        },
+        ModeArg::Reuseport => ReactorMode::Reuseport { reactors },
+    };
+    let trigger = match args.trigger {
+        TriggerArg::Edge => Trigger::Edge,
+        TriggerArg::Level => Trigger::Level,
+    };
+    let transfer = match args.transfer {
+        TransferArg::Auto => TransferStrategy::Auto,
+        TransferArg::Sendfile => TransferStrategy::Sendfile,
+        TransferArg::Splice => TransferStrategy::Splice,
+        TransferArg::Mmap => TransferStrategy::MmapWrite,
+        TransferArg::Copy => TransferStrategy::ReadWrite,
+    };
+    let settings = Arc::new(Settings {
+        root: root.clone(),
+        transfer,
+        directio: args.directio,
+        header_timeout: seconds(args.header_timeout, "header-timeout")?,
+        keepalive_timeout: seconds(args.keepalive_timeout, "keepalive-timeout")?,
+        max_connections: args.max_connections.max(1),
+        log: args.log,
+        open: AtomicUsize::new(0),
+    });
+    // Raise the descriptor limit toward what the connection limit needs.
+    let _ = wharf::transport::sys::limits::raise_fd_limit(args.max_connections as u64 + 256);
+    let shared = Arc::clone(&settings);
+    let mut server = ServerBootstrap::new()
+        .mode(mode)
+        .trigger(trigger)
+        .child_handler(move || {
+            Pipeline::new(HttpServerCodec::new(), FileServer::new(Arc::clone(&shared)))
+        })
+        .bind(args.addr)?;
+    println!(
+        "serving {} at http://{}/ (mode={}, trigger={}, transfer={}, directio={})",
+        root.display(),
+        server.local_addr(),
+        mode.name(),
+        if trigger == Trigger::Edge {
+            "edge"
+        } else {
+            "level"
+        },
+        transfer.name(),
+        if args.directio == 0 {
+            "off".to_string()
+        } else {
+            format!("{} bytes", args.directio)
+        },
+    );
+    wait_for_termination()?;
+    server.shutdown_gracefully(Duration::from_millis(500), Duration::from_secs(10))
+}
