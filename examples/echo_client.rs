@@ -27,7 +27,7 @@ use wharf::{
 /// wharf echo load client: keeps messages in flight on many connections,
 /// verifies every echoed byte, reports throughput and latency.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Echo server address.
     #[arg(long, default_value = "127.0.0.1:7007")]

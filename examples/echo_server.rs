@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use wharf::buf::Allocator;
 use wharf::transport::handlers::Echo;
 use wharf::transport::sys::signal::{block_termination_signals, wait_for_termination};
@@ -21,18 +21,18 @@ use wharf::{Pipeline, ReactorMode, ServerBootstrap, Trigger};
 /// wharf echo server: sends back every byte it receives (raw bytes, no
 /// framing; try `nc 127.0.0.1 7007`).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7007")]
     addr: SocketAddr,
     /// Reactor mode: one loop; one loop plus workers; main loop plus
     /// sub-reactors (plus workers); independent SO_REUSEPORT loops.
-    #[arg(long, value_enum, default_value_t = ModeArg::Single)]
-    mode: ModeArg,
-    /// Edge- or level-triggered epoll.
-    #[arg(long, value_enum, default_value_t = TriggerArg::Edge)]
-    trigger: TriggerArg,
+    #[arg(long, default_value = "single", value_parser = ["single", "pool", "multi", "reuseport"])]
+    mode: String,
+    /// Edge- or level-triggered epoll (edge or level).
+    #[arg(long, default_value = "edge")]
+    trigger: Trigger,
     /// Sub-reactors (multi) or reactors (reuseport) [default: CPU count].
     #[arg(long)]
     reactors: Option<usize>,
@@ -42,20 +42,6 @@ struct Args {
     /// Use heap buffers instead of the pooled direct-buffer allocator.
     #[arg(long)]
     unpooled: bool,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ModeArg {
-    Single,
-    Pool,
-    Multi,
-    Reuseport,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum TriggerArg {
-    Edge,
-    Level,
 }
 
 fn main() -> ExitCode {
@@ -75,22 +61,13 @@ fn run(args: Args) -> std::io::Result<()> {
     // the signals wait for `wait_for_termination` below.
     block_termination_signals()?;
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let reactors = args.reactors.unwrap_or(cpus).max(1);
-    let mode = match args.mode {
-        ModeArg::Single => ReactorMode::Single,
-        ModeArg::Pool => ReactorMode::WorkerPool {
-            workers: args.workers.unwrap_or(cpus).max(1),
-        },
-        ModeArg::Multi => ReactorMode::MultiReactor {
-            sub_reactors: reactors,
-            workers: args.workers.unwrap_or(0),
-        },
-        ModeArg::Reuseport => ReactorMode::Reuseport { reactors },
-    };
-    let trigger = match args.trigger {
-        TriggerArg::Edge => Trigger::Edge,
-        TriggerArg::Level => Trigger::Level,
-    };
+    let reactors = args.reactors.unwrap_or(cpus);
+    let workers = args
+        .workers
+        .unwrap_or(if args.mode == "pool" { cpus } else { 0 });
+    let mode = ReactorMode::from_name(&args.mode, reactors, workers)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let trigger = args.trigger;
     let allocator = if args.unpooled {
         Allocator::unpooled()
     } else {

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Config, connect};
+use common::{Config, EventLog, connect};
 use wharf::buf::ByteBuf;
-use wharf::{Context, Handler, Pipeline};
+use wharf::codec::LineCodec;
+use wharf::{ChannelHandle, Context, Handler, Pipeline};
 
 const TOTAL: usize = 64 << 20;
 const CHUNK: usize = 64 << 10;
@@ -123,5 +124,159 @@ fn a_slow_reader_gets_every_byte_and_the_queue_stays_bounded() {
             max > HIGH,
             "{config}: the queue never reached the high water mark ({max})"
         );
+    });
+}
+
+/// Turns reading off after the first line, and hands out its handle.
+struct Pauser {
+    log: EventLog,
+    handles: crossbeam_channel::Sender<ChannelHandle<ByteBuf>>,
+}
+
+impl Handler for Pauser {
+    type In = ByteBuf;
+    type Out = ByteBuf;
+
+    fn on_read(&mut self, ctx: &mut Context<'_, ByteBuf>, msg: ByteBuf) {
+        let first = self.log.count("line ") == 0;
+        self.log
+            .push(format!("line {}", String::from_utf8_lossy(&msg)));
+        if first {
+            ctx.set_auto_read(false);
+            let _ = self.handles.send(ctx.handle());
+        }
+    }
+}
+
+/// Lines decoded from one read are held, not delivered, once the handler
+/// turns reading off in the middle of them; turning it back on (here from
+/// a handle on another thread) delivers them in order, then reads on.
+#[test]
+fn turning_reading_off_holds_the_messages_already_decoded() {
+    common::for_each(Config::all(), |config| {
+        let log = EventLog::new();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let server_log = log.clone();
+        let server = config
+            .server()
+            .child_handler(move || {
+                Pipeline::new(
+                    LineCodec::new(64),
+                    Pauser {
+                        log: server_log.clone(),
+                        handles: tx.clone(),
+                    },
+                )
+            })
+            .bind("127.0.0.1:0")
+            .expect("bind");
+        let mut client = connect(server.local_addr());
+        let batch: String = (0..10).map(|i| format!("{i}\r\n")).collect();
+        common::write_all(&mut client, batch.as_bytes());
+        let handle = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the first line");
+        // The window in which the other nine must not be delivered.
+        let quiet = Instant::now() + Duration::from_millis(100);
+        while Instant::now() < quiet {
+            assert_eq!(
+                log.count("line "),
+                1,
+                "{config}: delivered with reading off"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        handle.set_auto_read(true);
+        common::write_all(&mut client, b"10\r\n11\r\n");
+        common::wait_until(Duration::from_secs(5), "all twelve lines", || {
+            log.count("line ") == 12
+        });
+        let expected: Vec<String> = (0..12).map(|i| format!("line {i}")).collect();
+        assert_eq!(log.snapshot(), expected, "{config}: order");
+    });
+}
+
+/// Writes `total` bytes of the pattern at once, then closes.
+struct WriteAndClose {
+    total: usize,
+}
+
+impl Handler for WriteAndClose {
+    type In = ByteBuf;
+    type Out = ByteBuf;
+
+    fn on_active(&mut self, ctx: &mut Context<'_, ByteBuf>) {
+        let source = pattern_source(CHUNK);
+        let mut sent = 0;
+        while sent < self.total {
+            let len = CHUNK.min(self.total - sent);
+            let start = sent % PERIOD;
+            ctx.write(common::buf_of(ctx.allocator(), &source[start..start + len]));
+            sent += len;
+        }
+        ctx.flush();
+        ctx.close();
+    }
+
+    fn on_read(&mut self, _ctx: &mut Context<'_, ByteBuf>, _msg: ByteBuf) {}
+}
+
+/// The close timeout counts time without progress: a closing channel whose
+/// peer keeps reading, slowly, for several timeouts gets all of its data;
+/// a peer that stops reading is cut off about one timeout later.
+#[test]
+fn the_close_timeout_spares_slow_readers_and_cuts_off_stalled_ones() {
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    const TOTAL: usize = 8 << 20;
+    common::for_each(Config::modes_and_triggers(), |config| {
+        let server = config
+            .server()
+            .close_timeout(TIMEOUT)
+            .child_handler(|| Pipeline::bytes(WriteAndClose { total: TOTAL }))
+            .bind("127.0.0.1:0")
+            .expect("bind");
+
+        // Slow but steady: about 1 s for the whole, pausing 10 ms per 64 KiB.
+        let mut client = connect(server.local_addr());
+        let check = pattern_source(CHUNK);
+        let mut buf = vec![0u8; CHUNK];
+        let (mut received, started) = (0, Instant::now());
+        loop {
+            let want = CHUNK - received % CHUNK;
+            let n = client
+                .read(&mut buf[..want])
+                .expect("a slow reader is not reset");
+            if n == 0 {
+                break;
+            }
+            let start = received % PERIOD;
+            assert!(buf[..n] == check[start..start + n], "{config}: bytes");
+            received += n;
+            if received % CHUNK == 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        assert_eq!(received, TOTAL, "{config}: a slow reader got everything");
+        assert!(
+            started.elapsed() > TIMEOUT * 2,
+            "{config}: the reader was not slower than the timeout"
+        );
+
+        // Stalled: reads a little, then nothing; the server gives up.
+        let mut client = connect(server.local_addr());
+        client.read_exact(&mut buf).expect("the first bytes");
+        let stalled = Instant::now();
+        common::wait_until(
+            Duration::from_secs(5),
+            "the stalled channel to close",
+            || server.connections() == 0,
+        );
+        let waited = stalled.elapsed();
+        assert!(
+            waited >= TIMEOUT - Duration::from_millis(50),
+            "{config}: closed after {waited:?}, before the {TIMEOUT:?} timeout"
+        );
+        let (_, end) = common::read_until_closed(&mut client);
+        assert!(end.is_err(), "{config}: a cut-off stream ends in a reset");
     });
 }

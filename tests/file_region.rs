@@ -321,7 +321,8 @@ fn a_file_truncated_during_the_transfer_closes_only_that_connection() {
     let data = pattern(6, 32 << 20);
     for send in SENDS {
         let (path, file) = fx.file("victim", &data);
-        let (server, errors) = serve(
+        let (server, errors) = serve_named(
+            "wharf-trunc",
             Trigger::Edge,
             &file,
             send,
@@ -354,6 +355,10 @@ fn a_file_truncated_during_the_transfer_closes_only_that_connection() {
         });
         // After the failure the server is idle: its loop must not burn CPU
         // (measured on its own threads; other tests run in parallel).
+        assert!(
+            common::threads_named("wharf-trunc") > 0,
+            "the server's threads are found by name"
+        );
         let (cpu_before, started) = (common::threads_cpu_time("wharf-trunc"), Instant::now());
         std::thread::sleep(Duration::from_millis(300));
         let cpu = common::threads_cpu_time("wharf-trunc") - cpu_before;

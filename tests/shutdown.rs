@@ -253,8 +253,9 @@ fn the_time_limit_closes_connections_that_cannot_drain() {
         // A client that never reads.
         let mut client = connect(server.local_addr());
         let handle = rx.recv_timeout(WAIT).expect("the channel's handle");
-        // Backed up: the queue is above the high water mark and the socket
-        // has taken nothing for a while (the kernel's buffers are full).
+        // Backed up: the channel is unwritable, data is queued, and the
+        // socket has taken nothing for a while (the kernel's buffers are
+        // full). The queue may sit anywhere above the low water mark.
         let mut last = (u64::MAX, Instant::now());
         common::wait_until(WAIT, "the server's queue to back up", || {
             let written = server.stats().bytes_written;
@@ -262,23 +263,11 @@ fn the_time_limit_closes_connections_that_cannot_drain() {
                 last = (written, Instant::now());
             }
             !handle.is_writable()
-                && handle.pending_outbound_bytes() > 64 << 10
+                && handle.pending_outbound_bytes() > 0
                 && last.1.elapsed() >= Duration::from_millis(100)
         });
-        eprintln!(
-            "DBG {config} active={} pending={} conns={}",
-            handle.is_active(),
-            handle.pending_outbound_bytes(),
-            server.connections()
-        );
         let started = Instant::now();
         let result = server.shutdown_gracefully(Duration::ZERO, Duration::from_millis(500));
-        eprintln!(
-            "DBG {config} took={:?} active={} pending={}",
-            started.elapsed(),
-            handle.is_active(),
-            handle.pending_outbound_bytes()
-        );
         let took = started.elapsed();
         assert!(result.is_ok(), "{config}: shutdown_gracefully: {result:?}");
         assert!(

@@ -94,6 +94,24 @@ impl TransferStrategy {
     }
 }
 
+impl std::str::FromStr for TransferStrategy {
+    type Err = String;
+
+    /// `auto`, `sendfile`, `splice`, `mmap` or `copy`.
+    fn from_str(s: &str) -> Result<TransferStrategy, String> {
+        match s {
+            "auto" => Ok(TransferStrategy::Auto),
+            "sendfile" => Ok(TransferStrategy::Sendfile),
+            "splice" => Ok(TransferStrategy::Splice),
+            "mmap" => Ok(TransferStrategy::MmapWrite),
+            "copy" => Ok(TransferStrategy::ReadWrite),
+            other => Err(format!(
+                "unknown transfer strategy {other:?}: expected auto, sendfile, splice, mmap or copy"
+            )),
+        }
+    }
+}
+
 /// Bytes and system calls per strategy (direct-I/O reads count as
 /// `ReadWrite`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -397,7 +415,8 @@ impl FileRegion {
         let strategy = TransferStrategy::Splice;
         // Bytes left in the pipe by an earlier step go first.
         if let Some((pipe, in_pipe)) = self.pipe.take() {
-            return match pipe.drain_to(socket.as_fd(), in_pipe) {
+            let more = self.remaining() > in_pipe as u64;
+            return match pipe.drain_to(socket.as_fd(), in_pipe, more) {
                 Ok(n) => {
                     self.keep_or_return_pipe(pipe, in_pipe - n, cx);
                     Ok(self.sent(n, strategy, 1, cx))
@@ -426,7 +445,8 @@ impl FileRegion {
                 return Err(e);
             }
         };
-        match pipe.drain_to(socket.as_fd(), filled) {
+        let more = self.remaining() > filled as u64;
+        match pipe.drain_to(socket.as_fd(), filled, more) {
             Ok(n) => {
                 self.keep_or_return_pipe(pipe, filled - n, cx);
                 Ok(self.sent(n, strategy, 2, cx))

@@ -52,6 +52,29 @@ impl ReactorMode {
         }
     }
 
+    /// The mode called `name` (`single`, `pool`, `multi`, `reuseport`, as
+    /// [`name`](Self::name) gives): `reactors` I/O loops for `multi` and
+    /// `reuseport` (at least one), `workers` handler threads for `pool` (at
+    /// least one) and `multi` (zero for none). What command lines parse.
+    pub fn from_name(name: &str, reactors: usize, workers: usize) -> Result<ReactorMode, String> {
+        match name {
+            "single" => Ok(ReactorMode::Single),
+            "pool" => Ok(ReactorMode::WorkerPool {
+                workers: workers.max(1),
+            }),
+            "multi" => Ok(ReactorMode::MultiReactor {
+                sub_reactors: reactors.max(1),
+                workers,
+            }),
+            "reuseport" => Ok(ReactorMode::Reuseport {
+                reactors: reactors.max(1),
+            }),
+            other => Err(format!(
+                "unknown reactor mode {other:?}: expected single, pool, multi or reuseport"
+            )),
+        }
+    }
+
     /// I/O event loops the mode runs (not counting a main acceptor loop).
     pub fn io_loops(&self) -> usize {
         match *self {
@@ -138,8 +161,8 @@ macro_rules! channel_settings {
             self
         }
 
-        /// How long a closing channel may spend sending what it has queued
-        /// (default 10 s).
+        /// How long a closing channel may go without the socket taking any
+        /// of what it has queued before it is closed anyway (default 10 s).
         pub fn close_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.config.close_timeout = timeout;
             self

@@ -9,7 +9,8 @@ use crate::file_region::TransferStrategy;
 /// How readiness is reported: both are real epoll modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Trigger {
-    /// `EPOLLET`, through mio. A readable socket is read until it would
+    /// `EPOLLET`, through mio. A readable socket is read until a short read
+    /// (Linux queues a new edge for each arrival after it) or until it would
     /// block, but at most [`ChannelConfig::max_messages_per_read`] times per
     /// event; a socket that used up its budget is served again on the next
     /// loop iteration without waiting for a new edge (none would come).
@@ -21,6 +22,29 @@ pub enum Trigger {
     /// while data remains. `EPOLLOUT` is asked for only while output waits,
     /// which costs an `epoll_ctl` each time that starts and stops.
     Level,
+}
+
+impl Trigger {
+    /// `edge` or `level`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Trigger::Edge => "edge",
+            Trigger::Level => "level",
+        }
+    }
+}
+
+impl std::str::FromStr for Trigger {
+    type Err = String;
+
+    /// `edge` or `level`.
+    fn from_str(s: &str) -> Result<Trigger, String> {
+        match s {
+            "edge" => Ok(Trigger::Edge),
+            "level" => Ok(Trigger::Level),
+            other => Err(format!("unknown trigger {other:?}: expected edge or level")),
+        }
+    }
 }
 
 /// The outbound queue's water marks (Netty's `WriteBufferWaterMark`).
@@ -111,8 +135,9 @@ pub struct ChannelConfig {
     pub allow_half_closure: bool,
     /// Idle timeouts.
     pub idle: IdleConfig,
-    /// How long a closing channel may take to send what it still has queued
-    /// before it is closed anyway.
+    /// How long a closing channel may go without the socket taking any of
+    /// what it still has queued before it is closed anyway (a slow reader
+    /// that keeps reading is not cut off).
     pub close_timeout: Duration,
     /// How file regions are sent unless they choose themselves.
     pub transfer: TransferStrategy,

@@ -66,6 +66,9 @@ pub(crate) struct ConnState {
     pub decode_failed: bool,
     /// The handler panicked: it gets no more calls.
     pub poisoned: bool,
+    /// The pipeline holds decoded messages that reading was turned off
+    /// before it could deliver: deliver them when reading resumes.
+    pub held_input: bool,
     /// Level-triggered interest currently registered.
     pub registered: LtInterest,
 }
@@ -165,8 +168,9 @@ impl ConnCore {
     pub(crate) fn set_auto_read(&mut self, on: bool, services: &mut LoopServices) {
         let was = self.state.auto_read;
         self.state.auto_read = on;
-        if on && !was && !services.level {
-            // Edge-triggered: data that arrived meanwhile brings no new edge.
+        if on && !was && (!services.level || self.state.held_input) {
+            // Edge-triggered: data that arrived meanwhile brings no new edge;
+            // and held messages wait for no socket event at all.
             self.state.read_pending = true;
             services.push_ready(self.shared.token, self.shared.id, &mut self.state);
         }
@@ -432,17 +436,27 @@ impl Connection {
     /// Reads what the socket has, up to the read budget, and passes each
     /// read to the pipeline.
     ///
-    /// Edge-triggered: reads until the socket would block (a short read is
-    /// no proof that it is drained), or until the budget is used up, and
-    /// then asks to be served again from the ready list. Level-triggered:
-    /// stops at the first short read or at the budget; the kernel reports
-    /// the socket again while data remains. `force` reads even with reading
-    /// off, to learn why a socket reported hang-up or error.
-    pub(crate) fn read(&mut self, services: &mut LoopServices, force: bool) {
+    /// Both triggers stop at the first short read: the socket was drained
+    /// at that moment, and anything arriving later is reported again, with
+    /// level triggering because data remains, with edge triggering because
+    /// Linux queues a new edge for every arrival (so the usual "read until
+    /// `EAGAIN`" only adds a read that finds nothing). Reading stops at the
+    /// budget too; edge-triggered sockets are then served again from the
+    /// ready list, since no new edge would come for data already there.
+    ///
+    /// `until_eof` keeps reading past short reads: the event said the peer
+    /// closed its side, so the end of stream is there to be read. `force`
+    /// reads even with reading off, to learn why a socket reported hang-up
+    /// or error.
+    pub(crate) fn read(&mut self, services: &mut LoopServices, force: bool, until_eof: bool) {
         let core = &mut self.core;
         core.state.read_pending = false;
         let budget = core.config.max_messages_per_read.max(1);
         let mut delivered = false;
+        if core.state.held_input && core.state.auto_read && !force {
+            delivered = true;
+            self.pipeline.resume_input(core, services);
+        }
         let mut reads = 0;
         loop {
             let state = core.state;
@@ -480,7 +494,7 @@ impl Connection {
                         delivered = true;
                         self.pipeline.read(core, services, buf);
                     }
-                    if services.level && n < capacity {
+                    if n < capacity && !until_eof {
                         break;
                     }
                 }

@@ -49,6 +49,9 @@ pub(crate) struct RemoteOps<O> {
     pub size_of: fn(&O) -> usize,
     pub allocator: Allocator,
     pub ops: Vec<RemoteOp<O>>,
+    /// Reading is on, as the worker side last heard: decoded messages are
+    /// held on the worker while it is off.
+    pub reading: bool,
 }
 
 impl<O: Send + 'static> RemoteOps<O> {
@@ -56,12 +59,14 @@ impl<O: Send + 'static> RemoteOps<O> {
         shared: Arc<ChannelShared>,
         size_of: fn(&O) -> usize,
         allocator: Allocator,
+        reading: bool,
     ) -> Self {
         RemoteOps {
             shared,
             size_of,
             allocator,
             ops: Vec::new(),
+            reading,
         }
     }
 
@@ -252,11 +257,19 @@ impl<'a, O: Send + 'static> Context<'a, O> {
     }
 
     /// Stops (`false`) or resumes (`true`) reading from the socket: the
-    /// handler's own backpressure. Bytes already read are still delivered.
+    /// handler's own backpressure. It takes effect at once, also within a
+    /// batch: messages already decoded but not yet passed to
+    /// [`Handler::on_read`](crate::Handler::on_read) are held and delivered,
+    /// in order, when reading resumes (or when the input ends), so a peer
+    /// that pipelines many requests in one segment cannot make the handler
+    /// take them all on while its output is backed up.
     pub fn set_auto_read(&mut self, auto_read: bool) {
         match &mut self.inner {
             Inner::Local(cx) => cx.core.set_auto_read(auto_read, cx.services),
-            Inner::Remote(ops) => ops.ops.push(RemoteOp::SetAutoRead(auto_read)),
+            Inner::Remote(ops) => {
+                ops.reading = auto_read;
+                ops.ops.push(RemoteOp::SetAutoRead(auto_read));
+            }
         }
     }
 

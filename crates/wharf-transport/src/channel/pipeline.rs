@@ -15,6 +15,7 @@
 //! The handler's code is the same either way.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
@@ -111,14 +112,24 @@ where
         let Pipeline { codec, handler } = make();
         let codec = CodecState::new(codec, config);
         match worker {
-            None => Box::new(LocalPipeline { codec, handler }),
+            None => Box::new(LocalPipeline {
+                codec,
+                handler,
+                held: VecDeque::new(),
+            }),
             Some(worker) => Box::new(PooledPipeline {
                 codec,
                 worker,
                 shared: Arc::clone(shared),
                 remote: Arc::new(Mutex::new(RemoteSide {
                     handler,
-                    ops: RemoteOps::new(Arc::clone(shared), C::message_size, config.allocator),
+                    ops: RemoteOps::new(
+                        Arc::clone(shared),
+                        C::message_size,
+                        config.allocator,
+                        config.auto_read,
+                    ),
+                    held: VecDeque::new(),
                     poisoned: false,
                 })),
             }),
@@ -132,6 +143,8 @@ pub(crate) trait ChannelPipeline: Send {
     fn active(&mut self, core: &mut ConnCore, services: &mut LoopServices);
     /// One read's bytes.
     fn read(&mut self, core: &mut ConnCore, services: &mut LoopServices, buf: ByteBuf);
+    /// Reading is back on: deliver the messages held when it went off.
+    fn resume_input(&mut self, core: &mut ConnCore, services: &mut LoopServices);
     /// The end of a batch of reads.
     fn read_complete(&mut self, core: &mut ConnCore, services: &mut LoopServices);
     /// The peer shut down its output: decode what is left.
@@ -277,6 +290,9 @@ fn unbox_ops<O: 'static>(ops: Box<dyn Any + Send>) -> Vec<RemoteOp<O>> {
 struct LocalPipeline<C: Codec, H> {
     codec: CodecState<C>,
     handler: H,
+    /// Decoded messages not yet delivered because the handler turned
+    /// reading off (at most one read's worth).
+    held: VecDeque<C::In>,
 }
 
 /// A context over a local pipeline's parts (a macro, so the borrows of the
@@ -292,6 +308,25 @@ macro_rules! local_ctx {
     };
 }
 
+impl<C, H> LocalPipeline<C, H>
+where
+    C: Codec,
+    H: Handler<In = C::In, Out = C::Out>,
+{
+    /// Delivers held messages in order, while reading stays on (or all of
+    /// them when `all`: the input has ended).
+    fn deliver_held(&mut self, core: &mut ConnCore, services: &mut LoopServices, all: bool) {
+        while !core.state.abort && !core.state.closed && (all || core.state.auto_read) {
+            let Some(msg) = self.held.pop_front() else {
+                break;
+            };
+            self.handler
+                .on_read(&mut local_ctx!(self, core, services), msg);
+        }
+        core.state.held_input = !self.held.is_empty();
+    }
+}
+
 impl<C, H> ChannelPipeline for LocalPipeline<C, H>
 where
     C: Codec,
@@ -304,16 +339,12 @@ where
 
     fn read(&mut self, core: &mut ConnCore, services: &mut LoopServices, buf: ByteBuf) {
         self.codec.decode(core, buf);
-        let mut batch = std::mem::take(&mut self.codec.decoded);
-        for msg in batch.drain(..) {
-            if core.state.abort || core.state.closed {
-                break;
-            }
-            self.handler
-                .on_read(&mut local_ctx!(self, core, services), msg);
-        }
-        batch.clear();
-        self.codec.decoded = batch;
+        self.held.extend(self.codec.decoded.drain(..));
+        self.deliver_held(core, services, false);
+    }
+
+    fn resume_input(&mut self, core: &mut ConnCore, services: &mut LoopServices) {
+        self.deliver_held(core, services, false);
     }
 
     fn read_complete(&mut self, core: &mut ConnCore, services: &mut LoopServices) {
@@ -323,12 +354,9 @@ where
 
     fn input_closed(&mut self, core: &mut ConnCore, services: &mut LoopServices) {
         self.codec.decode_eof(core);
-        let mut batch = std::mem::take(&mut self.codec.decoded);
-        for msg in batch.drain(..) {
-            self.handler
-                .on_read(&mut local_ctx!(self, core, services), msg);
-        }
-        self.codec.decoded = batch;
+        self.held.extend(self.codec.decoded.drain(..));
+        // No more input will come to wait for: everything received goes.
+        self.deliver_held(core, services, true);
         if core.config.allow_half_closure {
             self.handler
                 .on_input_shutdown(&mut local_ctx!(self, core, services));
@@ -379,6 +407,8 @@ where
 struct RemoteSide<H: Handler> {
     handler: H,
     ops: RemoteOps<H::Out>,
+    /// Decoded messages waiting for the handler to turn reading back on.
+    held: VecDeque<H::In>,
     /// The handler panicked: it gets no more events.
     poisoned: bool,
 }
@@ -423,15 +453,38 @@ impl Drop for TaskCount {
     }
 }
 
+impl<H: Handler> RemoteSide<H> {
+    /// Delivers held messages in order while reading is on (or all of them
+    /// when `all`: the input has ended); returns whether any went.
+    fn deliver_held(&mut self, all: bool) -> bool {
+        let mut delivered = false;
+        while all || self.ops.reading {
+            let Some(msg) = self.held.pop_front() else {
+                break;
+            };
+            delivered = true;
+            self.handler
+                .on_read(&mut Context::remote(&mut self.ops), msg);
+        }
+        delivered
+    }
+}
+
 impl<C, H> PooledPipeline<C, H>
 where
     C: Codec,
     H: Handler<In = C::In, Out = C::Out>,
 {
-    /// Runs `f` on the connection's worker, then sends what the handler did
-    /// back to the loop. A handler that panics is closed and gets no more
-    /// events.
+    /// Runs `f` with the handler on the connection's worker, then sends
+    /// what the handler did back to the loop.
     fn post(&self, f: impl FnOnce(&mut H, &mut Context<'_, H::Out>) + Send + 'static) {
+        self.post_side(move |side| f(&mut side.handler, &mut Context::remote(&mut side.ops)));
+    }
+
+    /// Runs `f` on the connection's worker, delivers the held messages if
+    /// reading is on, then sends what the handler did back to the loop. A
+    /// handler that panics is closed and gets no more events.
+    fn post_side(&self, f: impl FnOnce(&mut RemoteSide<H>) + Send + 'static) {
         let remote = Arc::clone(&self.remote);
         let task = TaskCount::start(&self.shared);
         self.worker.run(move || {
@@ -444,12 +497,19 @@ where
             if side.poisoned {
                 return;
             }
-            let RemoteSide { handler, ops, .. } = &mut *side;
-            let outcome = catch_unwind(AssertUnwindSafe(|| f(handler, &mut Context::remote(ops))));
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let side = &mut *side;
+                f(side);
+                if side.deliver_held(false) {
+                    // Held messages end like any batch of reads.
+                    side.handler
+                        .on_read_complete(&mut Context::remote(&mut side.ops));
+                }
+            }));
             if outcome.is_err() {
                 log::error!(
                     "handler of channel {} panicked on a worker thread; closing the channel",
-                    ops.shared.id
+                    side.ops.shared.id
                 );
                 side.poisoned = true;
                 side.ops.ops.push(RemoteOp::Close);
@@ -473,12 +533,17 @@ where
         self.codec.decode(core, buf);
         if !self.codec.decoded.is_empty() {
             let batch = std::mem::take(&mut self.codec.decoded);
-            self.post(move |handler, ctx| {
-                for msg in batch {
-                    handler.on_read(ctx, msg);
-                }
+            // As far as reading stays on; the loop's read-complete follows.
+            self.post_side(move |side| {
+                side.held.extend(batch);
+                side.deliver_held(false);
             });
         }
+    }
+
+    fn resume_input(&mut self, _core: &mut ConnCore, _services: &mut LoopServices) {
+        // Messages are held on the worker, which delivers them when the
+        // handler (or, through `remote_ops`, a handle) turns reading on.
     }
 
     fn read_complete(&mut self, _core: &mut ConnCore, _services: &mut LoopServices) {
@@ -489,12 +554,13 @@ where
         self.codec.decode_eof(core);
         let batch = std::mem::take(&mut self.codec.decoded);
         let half_closure = core.config.allow_half_closure;
-        self.post(move |handler, ctx| {
-            for msg in batch {
-                handler.on_read(ctx, msg);
-            }
+        self.post_side(move |side| {
+            side.held.extend(batch);
+            // No more input will come to wait for: everything received goes.
+            side.deliver_held(true);
             if half_closure {
-                handler.on_input_shutdown(ctx);
+                side.handler
+                    .on_input_shutdown(&mut Context::remote(&mut side.ops));
             }
         });
     }
@@ -527,6 +593,11 @@ where
         ops: Box<dyn Any + Send>,
     ) {
         for op in unbox_ops::<C::Out>(ops) {
+            if let RemoteOp::SetAutoRead(on) = op {
+                // Tell the worker, which holds the decoded messages; a no-op
+                // when the handler itself made the change.
+                self.post_side(move |side| side.ops.reading = on);
+            }
             if let Some(event) = apply_remote_op(op, core, services, &mut self.codec) {
                 self.post(move |handler, ctx| handler.on_user_event(ctx, event));
             }

@@ -253,7 +253,7 @@ impl EventLoop {
                         conn.core.flush(services);
                     }
                     if read {
-                        conn.read(services, hang_up);
+                        conn.read(services, hang_up, r.read_closed || hang_up);
                     }
                 });
                 self.settle(token);
@@ -354,7 +354,7 @@ impl EventLoop {
     }
 
     /// Begins a graceful close: stop reading, flush everything written, and
-    /// give up after the close timeout.
+    /// give up once the socket has taken nothing for the close timeout.
     fn start_closing(&mut self, token: usize) {
         let Some(Slot::Conn(conn)) = self.slots.get_mut(token) else {
             return;
@@ -364,25 +364,41 @@ impl EventLoop {
         core.out.mark_flushed();
         core.flush(&mut self.services);
         if core.out.has_flushed() && !core.state.abort {
-            let id = self.services.handle.next_timer_id();
-            let channel = core.shared.id;
-            self.services.timers.insert(
-                id,
-                Timer {
-                    deadline: self.services.now + core.config.close_timeout,
-                    period: None,
-                    task: Box::new(move |el| el.close_timed_out(token, channel)),
-                },
-            );
-            core.close_timer = Some(id);
+            let deadline = self.services.now + core.config.close_timeout;
+            self.arm_close_timer(token, deadline);
         }
     }
 
+    fn arm_close_timer(&mut self, token: usize, deadline: Instant) {
+        let Some(Slot::Conn(conn)) = self.slots.get_mut(token) else {
+            return;
+        };
+        let id = self.services.handle.next_timer_id();
+        let channel = conn.core.shared.id;
+        self.services.timers.insert(
+            id,
+            Timer {
+                deadline,
+                period: None,
+                task: Box::new(move |el| el.close_timed_out(token, channel)),
+            },
+        );
+        conn.core.close_timer = Some(id);
+    }
+
+    /// The close timer fired: a closing channel whose socket still takes
+    /// data (a slow reader of a large last response) gets another period
+    /// counted from its last write; one that took nothing is failed.
     fn close_timed_out(&mut self, token: usize, id: ChannelId) {
         if let Some(Slot::Conn(conn)) = self.slots.get_mut(token)
             && conn.core.shared.id == id
         {
             conn.core.close_timer = None;
+            let next = conn.core.last_write + conn.core.config.close_timeout;
+            if next > self.services.now {
+                self.arm_close_timer(token, next);
+                return;
+            }
             conn.core.fail_io(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "close timed out with data still queued",
@@ -457,7 +473,7 @@ impl EventLoop {
                     conn.core.flush(services);
                 }
                 if conn.core.state.read_pending {
-                    conn.read(services, false);
+                    conn.read(services, false, false);
                 }
             });
             self.settle(token);

@@ -64,19 +64,21 @@ impl Pipe {
         .map_err(io::Error::from)
     }
 
-    /// `splice(2)` from the pipe into `socket`.
-    pub(crate) fn drain_to(&self, socket: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
-        nix::fcntl::splice(
-            &self.read,
-            None,
-            socket,
-            None,
-            len,
-            SpliceFFlags::SPLICE_F_MOVE
-                | SpliceFFlags::SPLICE_F_NONBLOCK
-                | SpliceFFlags::SPLICE_F_MORE,
-        )
-        .map_err(io::Error::from)
+    /// `splice(2)` from the pipe into `socket`. `more` says that more data
+    /// follows at once (`SPLICE_F_MORE`, like `MSG_MORE`): the socket may
+    /// hold back a partial segment. It must be off for the last bytes, or
+    /// they wait for the cork to time out.
+    pub(crate) fn drain_to(
+        &self,
+        socket: BorrowedFd<'_>,
+        len: usize,
+        more: bool,
+    ) -> io::Result<usize> {
+        let mut flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+        if more {
+            flags |= SpliceFFlags::SPLICE_F_MORE;
+        }
+        nix::fcntl::splice(&self.read, None, socket, None, len, flags).map_err(io::Error::from)
     }
 }
 

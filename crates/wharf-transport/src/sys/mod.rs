@@ -5,5 +5,6 @@
 
 pub(crate) mod epoll;
 pub(crate) mod file;
+pub mod fs;
 pub mod limits;
 pub mod signal;
