@@ -7,8 +7,8 @@ use std::path::Path;
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
-/// Characters to encode in one path segment of a link.
-const SEGMENT: &AsciiSet = &CONTROLS
+/// Characters to encode in one path segment of a link or URL.
+pub const SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'#')
@@ -40,8 +40,9 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
-/// The listing page of `dir`, shown at `request_path`.
-pub fn render(dir: &Path, request_path: &str) -> io::Result<String> {
+/// The listing page of `dir`, titled with its decoded URL path `shown`
+/// (for example `/docs/a b/`).
+pub fn render(dir: &Path, shown: &str) -> io::Result<String> {
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -54,14 +55,14 @@ pub fn render(dir: &Path, request_path: &str) -> io::Result<String> {
         entries.push((!is_dir, name, size));
     }
     entries.sort();
-    let title = escape_html(request_path);
+    let title = escape_html(shown);
     let mut page = String::new();
     let _ = write!(
         page,
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n\
          <body><h1>Index of {title}</h1>\n<table>\n"
     );
-    if request_path != "/" {
+    if shown != "/" {
         page.push_str("<tr><td><a href=\"../\">../</a></td><td></td></tr>\n");
     }
     for (is_file, name, size) in entries {

@@ -28,8 +28,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use handler::{FileServer, Settings};
+use paths::Root;
 use wharf::codec::HttpServerCodec;
 use wharf::transport::sys::signal::{block_termination_signals, wait_for_termination};
 use wharf::{Pipeline, ReactorMode, ServerBootstrap, TransferStrategy, Trigger};
@@ -37,7 +38,7 @@ use wharf::{Pipeline, ReactorMode, ServerBootstrap, TransferStrategy, Trigger};
 /// wharf static file server (HTTP/1.1: GET, HEAD, Range, conditional
 /// requests, directory listings).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Directory to serve.
     #[arg(long, default_value = ".")]
@@ -47,20 +48,20 @@ struct Args {
     addr: SocketAddr,
     /// Reactor mode: one loop; one loop plus workers; main loop plus
     /// sub-reactors (plus workers); independent SO_REUSEPORT loops.
-    #[arg(long, value_enum, default_value_t = ModeArg::Single)]
-    mode: ModeArg,
-    /// Edge- or level-triggered epoll.
-    #[arg(long, value_enum, default_value_t = TriggerArg::Edge)]
-    trigger: TriggerArg,
+    #[arg(long, default_value = "single", value_parser = ["single", "pool", "multi", "reuseport"])]
+    mode: String,
+    /// Edge- or level-triggered epoll (edge or level).
+    #[arg(long, default_value = "edge")]
+    trigger: Trigger,
     /// Sub-reactors (multi) or reactors (reuseport) [default: CPU count].
     #[arg(long)]
     reactors: Option<usize>,
     /// Worker threads running the handler [default: CPU count for pool, 0 for multi].
     #[arg(long)]
     workers: Option<usize>,
-    /// How file bytes reach the socket.
-    #[arg(long, value_enum, default_value_t = TransferArg::Auto)]
-    transfer: TransferArg,
+    /// How file bytes reach the socket: auto, sendfile, splice, mmap or copy.
+    #[arg(long, default_value = "auto")]
+    transfer: TransferStrategy,
     /// Send files of at least this many bytes with O_DIRECT reads on a
     /// blocking-I/O pool, bypassing the page cache (0: off).
     #[arg(long, default_value_t = 0)]
@@ -77,29 +78,6 @@ struct Args {
     /// Connections served at once; more are answered 503 and closed.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ModeArg {
-    Single,
-    Pool,
-    Multi,
-    Reuseport,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum TriggerArg {
-    Edge,
-    Level,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum TransferArg {
-    Auto,
-    Sendfile,
-    Splice,
-    Mmap,
-    Copy,
 }
 
 fn main() -> ExitCode {
@@ -125,41 +103,21 @@ fn seconds(value: f64, what: &str) -> std::io::Result<Duration> {
 
 fn run(args: Args) -> std::io::Result<()> {
     block_termination_signals()?;
-    let root = args.root.canonicalize().map_err(|e| {
+    let root = Root::open(&args.root).map_err(|e| {
         std::io::Error::new(e.kind(), format!("--root {}: {e}", args.root.display()))
     })?;
-    if !root.is_dir() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("--root {} is not a directory", root.display()),
-        ));
-    }
+    let root_path = root.path().to_path_buf();
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let reactors = args.reactors.unwrap_or(cpus).max(1);
-    let mode = match args.mode {
-        ModeArg::Single => ReactorMode::Single,
-        ModeArg::Pool => ReactorMode::WorkerPool {
-            workers: args.workers.unwrap_or(cpus).max(1),
-        },
-        ModeArg::Multi => ReactorMode::MultiReactor {
-            sub_reactors: reactors,
-            workers: args.workers.unwrap_or(0),
-        },
-        ModeArg::Reuseport => ReactorMode::Reuseport { reactors },
-    };
-    let trigger = match args.trigger {
-        TriggerArg::Edge => Trigger::Edge,
-        TriggerArg::Level => Trigger::Level,
-    };
-    let transfer = match args.transfer {
-        TransferArg::Auto => TransferStrategy::Auto,
-        TransferArg::Sendfile => TransferStrategy::Sendfile,
-        TransferArg::Splice => TransferStrategy::Splice,
-        TransferArg::Mmap => TransferStrategy::MmapWrite,
-        TransferArg::Copy => TransferStrategy::ReadWrite,
-    };
+    let reactors = args.reactors.unwrap_or(cpus);
+    let workers = args
+        .workers
+        .unwrap_or(if args.mode == "pool" { cpus } else { 0 });
+    let mode = ReactorMode::from_name(&args.mode, reactors, workers)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let trigger = args.trigger;
+    let transfer = args.transfer;
     let settings = Arc::new(Settings {
-        root: root.clone(),
+        root,
         transfer,
         directio: args.directio,
         header_timeout: seconds(args.header_timeout, "header-timeout")?,
@@ -180,7 +138,7 @@ fn run(args: Args) -> std::io::Result<()> {
         .bind(args.addr)?;
     println!(
         "serving {} at http://{}/ (mode={}, trigger={}, transfer={}, directio={})",
-        root.display(),
+        root_path.display(),
         server.local_addr(),
         mode.name(),
         if trigger == Trigger::Edge {

@@ -1,31 +1,59 @@
-//! From a request path to a file under the root, safely.
+//! From a request path to an open file under the root, safely.
 //!
 //! The path is split into segments first and each segment percent-decoded
 //! once, so an encoded slash (`%2F`) or backslash cannot create a segment
 //! boundary and `%252e` stays the literal name `%2e`. `.` is dropped, `..`
 //! removes the previous segment and may never climb above the root. NUL
-//! bytes and backslashes are refused. The result is then resolved with
-//! `canonicalize`, and a path that a symlink leads outside the root is
-//! refused as well: nothing outside `--root` is ever served.
+//! bytes and backslashes are refused.
+//!
+//! The file is then opened with `openat2(RESOLVE_BENEATH)` relative to the
+//! root directory, so the kernel itself refuses a symlink that leads
+//! outside, with no gap between checking and opening. `RESOLVE_BENEATH`
+//! also refuses every absolute symlink, even one that points inside; those
+//! (and everything on kernels without `openat2`, before 5.6) are resolved
+//! with `canonicalize`, checked to start with the root, opened, and checked
+//! again on the opened descriptor (its `/proc/self/fd` link), so a path
+//! swapped between the check and the open is still caught.
 
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use percent_encoding::percent_decode_str;
+use percent_encoding::{percent_decode_str, utf8_percent_encode};
+use wharf::transport::sys::fs::open_beneath;
+
+use crate::listing::SEGMENT;
 
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
     /// Not a path we can decode: 400.
     BadRequest,
-    /// Tries to leave the root: 403.
+    /// Tries to leave the root, or may not be read: 403.
     Forbidden,
     /// Nothing there: 404.
     NotFound,
+    /// Out of descriptors or memory for now: 503.
+    Busy,
+    /// Any other failure to open: 500.
+    Failed,
 }
 
-/// The file system path for `request_path` under `root` (which must be
-/// canonical), following symlinks only if they stay inside the root.
-pub fn resolve(root: &Path, request_path: &str) -> Result<PathBuf, Refused> {
+impl Refused {
+    fn of(error: &io::Error) -> Refused {
+        match error.raw_os_error() {
+            Some(libc::EXDEV | libc::ELOOP | libc::EACCES | libc::EPERM) => Refused::Forbidden,
+            Some(libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG) => Refused::NotFound,
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM) => Refused::Busy,
+            _ => Refused::Failed,
+        }
+    }
+}
+
+/// The decoded, normalized segments of `request_path`.
+pub fn segments(request_path: &str) -> Result<Vec<String>, Refused> {
     if !request_path.starts_with('/') {
         return Err(Refused::BadRequest);
     }
@@ -37,7 +65,7 @@ pub fn resolve(root: &Path, request_path: &str) -> Result<PathBuf, Refused> {
         if decoded.contains('\0') {
             return Err(Refused::BadRequest);
         }
-        if decoded.contains('/') || decoded.contains('\\') || raw.contains('\\') {
+        if decoded.contains('/') || decoded.contains('\\') {
             return Err(Refused::Forbidden);
         }
         match decoded.as_ref() {
@@ -50,18 +78,88 @@ pub fn resolve(root: &Path, request_path: &str) -> Result<PathBuf, Refused> {
             name => segments.push(name.to_string()),
         }
     }
-    let mut path = root.to_path_buf();
-    for segment in &segments {
-        path.push(segment);
+    Ok(segments)
+}
+
+/// The URL path of `segments`: each percent-encoded, one leading slash
+/// (never `//`, which a browser would take for another host), and a
+/// trailing one if `dir`.
+pub fn url_path(segments: &[String], dir: bool) -> String {
+    let mut url = String::from("/");
+    for (i, segment) in segments.iter().enumerate() {
+        if i > 0 {
+            url.push('/');
+        }
+        url.extend(utf8_percent_encode(segment, SEGMENT));
     }
-    let real = path.canonicalize().map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => Refused::Forbidden,
-        _ => Refused::NotFound,
-    })?;
-    if real.starts_with(root) {
-        Ok(real)
-    } else {
-        Err(Refused::Forbidden)
+    if dir && !segments.is_empty() {
+        url.push('/');
+    }
+    url
+}
+
+/// Whether `openat2` is missing (an old kernel): then resolve by hand.
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+/// The directory served.
+#[derive(Debug)]
+pub struct Root {
+    dir: File,
+    path: PathBuf,
+}
+
+impl Root {
+    /// Opens the root directory `path`.
+    pub fn open(path: &Path) -> io::Result<Root> {
+        let path = path.canonicalize()?;
+        let dir = File::open(&path)?;
+        if !dir.metadata()?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a directory", path.display()),
+            ));
+        }
+        Ok(Root { dir, path })
+    }
+
+    /// Where the root is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens `segments` (from [`segments`]) under the root.
+    pub fn open_file(&self, segments: &[String]) -> Result<File, Refused> {
+        let relative: PathBuf = if segments.is_empty() {
+            PathBuf::from(".")
+        } else {
+            segments.iter().collect()
+        };
+        if !NO_OPENAT2.load(Ordering::Relaxed) {
+            match open_beneath(&self.dir, &relative) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                    NO_OPENAT2.store(true, Ordering::Relaxed);
+                }
+                // Left the root, or met an absolute symlink: check by hand.
+                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
+                other => return other.map_err(|e| Refused::of(&e)),
+            }
+        }
+        let real = self
+            .path
+            .join(&relative)
+            .canonicalize()
+            .map_err(|e| Refused::of(&e))?;
+        if !real.starts_with(&self.path) {
+            return Err(Refused::Forbidden);
+        }
+        let file = File::open(real).map_err(|e| Refused::of(&e))?;
+        // Where the descriptor really leads, whatever changed meanwhile.
+        let opened = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .map_err(|_| Refused::Forbidden)?;
+        if !opened.starts_with(&self.path) {
+            return Err(Refused::Forbidden);
+        }
+        Ok(file)
     }
 }
 
@@ -69,36 +167,68 @@ pub fn resolve(root: &Path, request_path: &str) -> Result<PathBuf, Refused> {
 mod tests {
     use super::*;
 
+    fn s(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
     #[test]
-    fn traversal_attempts_never_leave_the_root() {
+    fn segments_are_decoded_once_and_never_climb_out() {
+        assert_eq!(segments("/"), Ok(vec![]));
+        assert_eq!(segments("/sub/../sub/./a.txt"), Ok(s(&["sub", "a.txt"])));
+        assert_eq!(segments("/sub/%61.txt"), Ok(s(&["sub", "a.txt"])));
+        assert_eq!(segments("/%252e%252e/x"), Ok(s(&["%2e%2e", "x"])));
+        assert_eq!(segments("//evil.example/.."), Ok(vec![]));
+        for bad in [
+            "/../x",
+            "/%2e%2e/x",
+            "/sub/../../x",
+            "/..%2fx",
+            "/%2e%2e%5cx",
+            "/a\\b",
+        ] {
+            assert_eq!(segments(bad), Err(Refused::Forbidden), "{bad}");
+        }
+        assert_eq!(segments("/a%00b"), Err(Refused::BadRequest));
+        assert_eq!(segments("/%ff"), Err(Refused::BadRequest));
+        assert_eq!(segments("relative"), Err(Refused::BadRequest));
+    }
+
+    #[test]
+    fn url_paths_have_one_leading_slash() {
+        assert_eq!(url_path(&[], true), "/");
+        assert_eq!(url_path(&s(&["evil.example"]), true), "/evil.example/");
+        assert_eq!(url_path(&s(&["a b", "c"]), false), "/a%20b/c");
+    }
+
+    #[test]
+    fn files_open_only_under_the_root() {
         let dir = std::env::temp_dir().join(format!("wharf-paths-{}", std::process::id()));
         let root = dir.join("root");
         std::fs::create_dir_all(root.join("sub")).expect("dirs");
         std::fs::write(root.join("sub/a.txt"), b"a").expect("file");
         std::fs::write(dir.join("secret"), b"s").expect("secret");
         let _ = std::os::unix::fs::symlink(dir.join("secret"), root.join("escape"));
-        let root = root.canonicalize().expect("canonical");
-        let ok = |p: &str| resolve(&root, p);
-        assert_eq!(ok("/sub/a.txt"), Ok(root.join("sub/a.txt")));
-        assert_eq!(ok("/sub/../sub/./a.txt"), Ok(root.join("sub/a.txt")));
-        assert_eq!(ok("/sub/%61.txt"), Ok(root.join("sub/a.txt")));
-        for bad in [
-            "/../secret",
-            "/%2e%2e/secret",
-            "/sub/../../secret",
-            "/..%2fsecret",
-            "/%2e%2e%2fsecret",
-            "/%2e%2e%5csecret",
-            "/sub\\..\\..\\secret",
-            "/escape",
-        ] {
-            assert_eq!(ok(bad), Err(Refused::Forbidden), "{bad}");
-        }
-        assert_eq!(ok("/%252e%252e/secret"), Err(Refused::NotFound));
-        assert_eq!(ok("/sub/a.txt%00.html"), Err(Refused::BadRequest));
-        assert_eq!(ok("/%ff"), Err(Refused::BadRequest));
-        assert_eq!(ok("relative"), Err(Refused::BadRequest));
-        assert_eq!(ok("/missing"), Err(Refused::NotFound));
+        let _ = std::os::unix::fs::symlink(root.join("sub/a.txt"), root.join("absolute-in"));
+        let _ = std::os::unix::fs::symlink("../../secret", root.join("sub/relative-out"));
+        let root = Root::open(&root).expect("root");
+        assert!(
+            root.open_file(&s(&["absolute-in"])).is_ok(),
+            "an absolute symlink that stays inside"
+        );
+        assert_eq!(
+            root.open_file(&s(&["sub", "relative-out"])).err(),
+            Some(Refused::Forbidden)
+        );
+        assert!(root.open_file(&s(&["sub", "a.txt"])).is_ok());
+        assert!(root.open_file(&[]).is_ok(), "the root itself");
+        assert_eq!(
+            root.open_file(&s(&["escape"])).err(),
+            Some(Refused::Forbidden)
+        );
+        assert_eq!(
+            root.open_file(&s(&["missing"])).err(),
+            Some(Refused::NotFound)
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,0 +1,55 @@
+//! The static file server example, black-box over HTTP/1.1: the example's
+//! own modules are compiled in (so their unit tests run here too) and
+//! served in-process, and a small client over `std::net::TcpStream` checks
+//! what arrives on the wire.
+//!
+//! * [`transfers`]: every transfer strategy (and direct I/O) × trigger
+//!   sends files of 0 B to 64 MiB byte-identical; every reactor mode
+//!   serves sequential and concurrent clients; ranges past 2 and 4 GiB of
+//!   a sparse file; a file truncated under a transfer ends only that
+//!   response, and no loop spins afterwards.
+//! * [`semantics`]: `Range` (206/416, `If-Range`), HEAD (never a body,
+//!   whatever the status), conditional requests (304).
+//! * [`connections`]: pipelining, keep-alive and `Connection: close` in
+//!   HTTP/1.1 and 1.0, half-closing clients, clients that pipeline without
+//!   reading, the connection limit (503).
+//! * [`safety`]: traversal attempts never leave the root; redirects stay
+//!   on the site; index pages and escaped listings for directories.
+//! * [`errors`]: malformed and refused requests get their status and a
+//!   close, and the server goes on serving.
+//! * [`timeouts`]: slowloris gets 408, idle kept-alive connections close,
+//!   and the keep-alive timer does not run while a response is sent.
+//!
+//! Bodies are compared byte for byte with the files (a `memcmp`, faster in
+//! a debug build than any hash computed here). No test sleeps to wait for
+//! the server; the sleeps that remain pace slow clients or bound the window
+//! in which something must not happen.
+
+// The example's modules, at the crate root as in the example (they name
+// each other `crate::…`).
+#[path = "../../examples/file_server/access_log.rs"]
+mod access_log;
+#[path = "../../examples/file_server/conditional.rs"]
+mod conditional;
+#[path = "../../examples/file_server/handler.rs"]
+mod handler;
+#[path = "../../examples/file_server/listing.rs"]
+mod listing;
+#[path = "../../examples/file_server/paths.rs"]
+#[allow(dead_code)] // `Root::path` is for the example's banner only.
+mod paths;
+#[path = "../../examples/file_server/range.rs"]
+mod range;
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod client;
+mod site;
+
+mod connections;
+mod errors;
+mod safety;
+mod semantics;
+mod timeouts;
+mod transfers;

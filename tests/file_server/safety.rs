@@ -1,0 +1,180 @@
+//! Paths: nothing outside the root is ever served, whatever the encoding
+//! or symlink; directories redirect, show their index or an escaped
+//! listing.
+
+use crate::client::Client;
+use crate::site::{Site, Spec};
+
+const SECRET: &[u8] = b"TOP-SECRET-a7f3c9";
+
+#[test]
+fn traversal_attempts_never_return_a_file_outside_the_root() {
+    let site = Site::new("traversal");
+    std::fs::write(site.dir.join("secret"), SECRET).expect("the secret");
+    std::fs::create_dir_all(site.dir.join("outside")).expect("outside dir");
+    std::fs::write(site.dir.join("outside/secret"), SECRET).expect("the secret");
+    site.write("sub/a.txt", b"inside");
+    site.write("index.html", b"<h1>home</h1>");
+    std::os::unix::fs::symlink(site.dir.join("secret"), site.root.join("escape"))
+        .expect("symlink out");
+    std::os::unix::fs::symlink(site.dir.join("outside"), site.root.join("escape-dir"))
+        .expect("symlink out");
+    std::os::unix::fs::symlink(site.root.join("sub/a.txt"), site.root.join("inside-link"))
+        .expect("symlink in");
+    let running = Spec::new(&site.root).start();
+    let addr = running.server.local_addr();
+
+    // A symlink that stays inside is followed.
+    let mut client = running.client();
+    let response = client.get("/inside-link");
+    assert!(response.status == 200 && response.body == b"inside");
+
+    let attempts = [
+        "/../secret",
+        "/%2e%2e/secret",
+        "/%2E%2E/secret",
+        "/..%2fsecret",
+        "/..%2Fsecret",
+        "/%2e%2e%2fsecret",
+        "/%2e%2e%5csecret",
+        "/%252e%252e/secret",
+        "/%252e%252e%252fsecret",
+        "/sub/../../secret",
+        "/sub/%2e%2e/%2e%2e/secret",
+        "/./../secret",
+        "//../secret",
+        "/secret%00",
+        "/sub/a.txt%00/../../../secret",
+        "/escape",
+        "/escape-dir/secret",
+        "/escape-dir/",
+        "/..\\secret",
+        "/\\..\\secret",
+        "/sub\\..\\..\\secret",
+        "/%c0%ae%c0%ae/secret",
+        "/..;/secret",
+    ];
+    for target in attempts {
+        let mut client = Client::connect(addr);
+        client.send(format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes());
+        check_refused(target, &mut client);
+    }
+    for target in [
+        "http://127.0.0.1/../secret",
+        "http://127.0.0.1/%2e%2e/secret",
+        "http://127.0.0.1/escape",
+    ] {
+        let mut client = Client::connect(addr);
+        client.send(format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes());
+        check_refused(target, &mut client);
+    }
+    // The server still serves.
+    let mut client = Client::connect(addr);
+    assert_eq!(client.get("/sub/a.txt").body, b"inside");
+}
+
+/// Reads everything the server sends for one attempt: a 400, 403 or 404
+/// and never the secret.
+fn check_refused(target: &str, client: &mut Client) {
+    let response = client
+        .response(false)
+        .unwrap_or_else(|e| panic!("{target}: no response: {e}"));
+    assert!(
+        matches!(response.status, 400 | 403 | 404),
+        "{target}: {} {:?}",
+        response.status,
+        response.text()
+    );
+    assert!(
+        !contains(&response.body, SECRET),
+        "{target}: the secret was served"
+    );
+    // Nothing else follows on the wire either.
+    let _ =
+        client.try_send(b"GET /sub/a.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let (rest, _) = client.read_until_closed();
+    assert!(!contains(&rest, SECRET), "{target}: the secret was served");
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn directories_redirect_index_or_list_with_escaped_names() {
+    let site = Site::new("dirs");
+    site.write("with-index/index.html", b"<p>the index</p>");
+    site.write("listed/<script>&\"x'.txt", b"12345");
+    site.write("listed/plain.txt", b"p");
+    site.mkdir("listed/sub dir");
+    let running = Spec::new(&site.root).start();
+    let mut client = running.client();
+
+    // Without the trailing slash: 301 to the slashed path.
+    for (target, location) in [
+        ("/with-index", "/with-index/"),
+        ("/listed", "/listed/"),
+        ("/listed/sub%20dir", "/listed/sub%20dir/"),
+    ] {
+        let response = client.get(target);
+        assert_eq!(response.status, 301, "{target}: {response:?}");
+        assert_eq!(response.header("location"), Some(location), "{target}");
+    }
+
+    // With index.html: the index.
+    let response = client.get("/with-index/");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"<p>the index</p>");
+    assert!(
+        response
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+    );
+
+    // Without: a listing, names escaped.
+    let response = client.get("/listed/");
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let page = response.text();
+    assert!(
+        page.contains("&lt;script&gt;&amp;&quot;x&#39;.txt"),
+        "{page}"
+    );
+    assert!(
+        page.contains("href=\"%3Cscript%3E%26%22x%27.txt\""),
+        "{page}"
+    );
+    assert!(!page.contains("<script>"), "an unescaped name: {page}");
+    assert!(page.contains("plain.txt"));
+    assert!(page.contains("href=\"sub%20dir/\""), "{page}");
+    // The link works.
+    let response = client.get("/listed/%3Cscript%3E%26%22x%27.txt");
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (200, &b"12345"[..])
+    );
+}
+
+/// A redirect to the slashed path must stay on this site: a target that
+/// starts with `//` would make `Location` a network-path reference to
+/// another host.
+#[test]
+fn a_directory_redirect_never_points_to_another_host() {
+    let site = Site::new("redirect");
+    site.mkdir("d");
+    let running = Spec::new(&site.root).start();
+    for target in ["//evil.example/..", "//evil.example/%2e%2e", "///d", "//d"] {
+        let mut client = running.client();
+        let response = client.get(target);
+        if let Some(location) = response.header("location") {
+            assert!(
+                location.starts_with('/') && !location.starts_with("//"),
+                "{target}: {} redirects to {location:?}, another host",
+                response.status
+            );
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Fixtures: a directory to serve under the target's temp dir, and the
+//! example's handler served over it in-process, as its `main` wires it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use wharf::codec::HttpServerCodec;
+use wharf::{Pipeline, ReactorMode, Server, TransferStrategy, Trigger};
+
+use crate::client::Client;
+use crate::common::Config;
+use crate::handler::{FileServer, Settings};
+
+/// A directory `dir` holding the served `root` (canonical) and whatever
+/// tests put next to it; removed when dropped.
+#[derive(Debug)]
+pub struct Site {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+}
+
+impl Site {
+    pub fn new(name: &str) -> Site {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("file_server-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("root")).expect("create the site");
+        let root = dir.join("root").canonicalize().expect("canonical root");
+        Site { dir, root }
+    }
+
+    /// Writes `contents` to `rel` under the root (creating directories).
+    pub fn write(&self, rel: &str, contents: &[u8]) -> PathBuf {
+        let path = self.root.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create directories");
+        }
+        std::fs::write(&path, contents).expect("write a served file");
+        path
+    }
+
+    /// Creates directory `rel` under the root.
+    pub fn mkdir(&self, rel: &str) -> PathBuf {
+        let path = self.root.join(rel);
+        std::fs::create_dir_all(&path).expect("create a directory");
+        path
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// How to run one server.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    root: PathBuf,
+    config: Config,
+    transfer: TransferStrategy,
+    directio: u64,
+    header_timeout: Duration,
+    keepalive_timeout: Duration,
+    max_connections: usize,
+    name: &'static str,
+}
+
+impl Spec {
+    /// Single reactor, edge-triggered, `Auto`, no direct I/O, generous
+    /// timeouts, no practical connection limit.
+    pub fn new(root: &Path) -> Spec {
+        Spec {
+            root: root.to_path_buf(),
+            config: Config {
+                mode: ReactorMode::Single,
+                trigger: Trigger::Edge,
+                pooled: true,
+            },
+            transfer: TransferStrategy::Auto,
+            directio: 0,
+            header_timeout: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            name: "fs-test",
+        }
+    }
+
+    pub fn config(mut self, config: Config) -> Spec {
+        self.config = config;
+        self
+    }
+
+    pub fn trigger(mut self, trigger: Trigger) -> Spec {
+        self.config.trigger = trigger;
+        self
+    }
+
+    pub fn transfer(mut self, transfer: TransferStrategy) -> Spec {
+        self.transfer = transfer;
+        self
+    }
+
+    /// Files of at least `threshold` bytes go out with direct I/O.
+    pub fn directio(mut self, threshold: u64) -> Spec {
+        self.directio = threshold;
+        self
+    }
+
+    pub fn timeouts(mut self, header: Duration, keepalive: Duration) -> Spec {
+        self.header_timeout = header;
+        self.keepalive_timeout = keepalive;
+        self
+    }
+
+    pub fn max_connections(mut self, max: usize) -> Spec {
+        self.max_connections = max;
+        self
+    }
+
+    /// The prefix of the server's thread names.
+    pub fn name(mut self, name: &'static str) -> Spec {
+        self.name = name;
+        self
+    }
+
+    /// Binds to a free loopback port and serves.
+    pub fn start(self) -> Running {
+        let settings = Arc::new(Settings {
+            root: crate::paths::Root::open(&self.root).expect("open the root"),
+            transfer: self.transfer,
+            directio: self.directio,
+            header_timeout: self.header_timeout,
+            keepalive_timeout: self.keepalive_timeout,
+            max_connections: self.max_connections,
+            log: false,
+            open: AtomicUsize::new(0),
+        });
+        let shared = Arc::clone(&settings);
+        let server = self
+            .config
+            .server()
+            .thread_name(self.name)
+            .child_handler(move || {
+                Pipeline::new(HttpServerCodec::new(), FileServer::new(Arc::clone(&shared)))
+            })
+            .bind("127.0.0.1:0")
+            .expect("bind the file server");
+        Running { server, settings }
+    }
+}
+
+/// A server running the example's handler.
+#[derive(Debug)]
+pub struct Running {
+    pub server: Server,
+    pub settings: Arc<Settings>,
+}
+
+impl Running {
+    /// A new connection.
+    pub fn client(&self) -> Client {
+        Client::connect(self.server.local_addr())
+    }
+
+    /// Connections the handler counts as open.
+    pub fn open(&self) -> usize {
+        self.settings.open.load(Ordering::Acquire)
+    }
+
+    /// Waits until the handler counts `n` open connections.
+    pub fn wait_open(&self, n: usize) {
+        crate::common::wait_until(
+            Duration::from_secs(5),
+            &format!("{n} open connections"),
+            || self.open() == n,
+        );
+    }
+}
+
+/// `len` bytes of a per-`seed` pattern (see `common::pattern`).
+pub fn data(seed: u64, len: usize) -> Vec<u8> {
+    crate::common::pattern(seed, len)
+}
