@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# compare_nginx.sh — wrk against wharf's file server and nginx (sendfile on),
+# side by side on loopback, alternating runs, medians and ratios, and each
+# server's CPU time per request.
+#
+#   scripts/compare_nginx.sh [ROUNDS] [SECONDS]        (default 3 rounds of 10 s)
+#
+# Needs nginx and wrk (apt-get install -y nginx wrk). Serves two files, 1 KiB
+# and 1 MiB, from a temporary directory. wharf runs as
+# `file_server --mode reuseport --reactors 2` (and `--mode single`), nginx
+# with 2 workers, sendfile, tcp_nopush, keep-alive and no access log.
+# Prints a markdown table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=${1:-3}
+secs=${2:-10}
+wharf_port=18080
+nginx_port=18081
+work=$(mktemp -d /tmp/wharf-vs-nginx.XXXXXX)
+cleanup() {
+    if [[ -n "${wharf_pid:-}" ]]; then kill "$wharf_pid" 2>/dev/null || true; fi
+    if [[ -n "${nginx_pid:-}" ]]; then kill "$nginx_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+command -v nginx >/dev/null && command -v wrk >/dev/null || {
+    echo "needs nginx and wrk: apt-get install -y nginx wrk" >&2
+    exit 1
+}
+
+mkdir -p "$work/www" "$work/nginx"/{client_body,proxy,fastcgi,uwsgi,scgi}
+head -c 1024 /dev/urandom > "$work/www/1k.bin"
+head -c 1048576 /dev/urandom > "$work/www/1m.bin"
+
+cargo build --release --example file_server >/dev/null 2>&1
+
+user_line=""
+[[ $(id -u) == 0 ]] && user_line="user $(id -un) $(id -gn);"
+cat > "$work/nginx/nginx.conf" <<EOF
+$user_line
+worker_processes 2;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 8192; use epoll; }
+http {
+    access_log off;
+    server_tokens off;
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+    client_body_temp_path $work/nginx/client_body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    server {
+        listen 127.0.0.1:$nginx_port backlog=4096;
+        root $work/www;
+        location / { }
+    }
+}
+EOF
+
+wait_port() {
+    for _ in $(seq 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "port $1 never opened" >&2
+    return 1
+}
+
+# CPU ticks (user + system) of a process and its children threads.
+ticks_of() {
+    local total=0 pid
+    for pid in "$@"; do
+        [[ -r /proc/$pid/stat ]] || continue
+        read -r -a f < <(sed 's/^.*) //' "/proc/$pid/stat")
+        # utime and stime are fields 14 and 15; after the name, index 11 and 12.
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+start_wharf() {
+    ./target/release/examples/file_server --root "$work/www" --addr "127.0.0.1:$wharf_port" "$@" >/dev/null &
+    wharf_pid=$!
+    wait_port "$wharf_port"
+    server_pids=("$wharf_pid")
+}
+
+start_nginx() {
+    nginx -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
+    nginx_pid=$!
+    wait_port "$nginx_port"
+    mapfile -t server_pids < <(pgrep -P "$nginx_pid")
+    server_pids+=("$nginx_pid")
+}
+
+stop_servers() {
+    if [[ -n "${wharf_pid:-}" ]]; then
+        kill -INT "$wharf_pid" 2>/dev/null || true
+        wait "$wharf_pid" 2>/dev/null || true
+        wharf_pid=""
+    fi
+    if [[ -n "${nginx_pid:-}" ]]; then
+        kill -TERM "$nginx_pid" 2>/dev/null || true
+        wait "$nginx_pid" 2>/dev/null || true
+        nginx_pid=""
+    fi
+}
+
+# run NAME PORT FILE: one wrk run; appends "name file req/s MB/s cpu_us/req".
+run() {
+    local name=$1 port=$2 file=$3 out before after reqs rps mbs
+    before=$(ticks_of "${server_pids[@]}")
+    out=$(wrk -t2 -c50 -d"${secs}s" --latency "http://127.0.0.1:$port/$file")
+    after=$(ticks_of "${server_pids[@]}")
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    mbs=$(awk '/Transfer\/sec/ {v=$2; if (v ~ /GB/) {sub("GB","",v); v*=1024} else if (v ~ /KB/) {sub("KB","",v); v/=1024} else {sub("MB","",v)}; print v}' <<<"$out")
+    local hz
+    hz=$(getconf CLK_TCK)
+    awk -v n="$name" -v f="$file" -v r="$rps" -v m="$mbs" -v t=$((after - before)) -v q="$reqs" -v hz="$hz" \
+        'BEGIN { printf "%s %s %s %s %.2f\n", n, f, r, m, (t / hz) * 1e6 / q }' >> "$work/results"
+    echo "  $name $file: $rps req/s" >&2
+}
+
+: > "$work/results"
+for round in $(seq "$rounds"); do
+    echo "round $round/$rounds" >&2
+    for file in 1k.bin 1m.bin; do
+        start_wharf --mode reuseport --reactors 2
+        run "wharf-reuseport2" "$wharf_port" "$file"
+        stop_servers
+        start_nginx
+        run "nginx-2workers" "$nginx_port" "$file"
+        stop_servers
+        start_wharf --mode single
+        run "wharf-single" "$wharf_port" "$file"
+        stop_servers
+    done
+done
+
+echo
+echo "wrk -t2 -c50 -d${secs}s, $rounds alternating rounds, medians; CPU is the server's user+system time per request"
+echo
+echo "| server | file | req/s | MB/s | ratio to nginx | server CPU µs/req |"
+echo "|---|---|---|---|---|---|"
+python3 - "$work/results" <<'EOF'
+import sys, statistics
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+med = {}
+for name, f, rps, mbs, cpu in rows:
+    med.setdefault((name, f), []).append((float(rps), float(mbs), float(cpu)))
+for f in ["1k.bin", "1m.bin"]:
+    nginx = statistics.median(r for r, _, _ in med[("nginx-2workers", f)])
+    for name in ["wharf-reuseport2", "wharf-single", "nginx-2workers"]:
+        runs = med[(name, f)]
+        rps = statistics.median(r for r, _, _ in runs)
+        mbs = statistics.median(m for _, m, _ in runs)
+        cpu = statistics.median(c for _, _, c in runs)
+        print(f"| {name} | {f} | {rps:.0f} | {mbs:.1f} | {rps / nginx:.2f} | {cpu:.1f} |")
+EOF
