@@ -36,6 +36,10 @@ pub(crate) struct ConnState {
     pub auto_read: bool,
     /// The peer's FIN (or an error) was read: nothing more to read.
     pub input_closed: bool,
+    /// An event said the peer closed its side: read to the end of stream
+    /// even past short reads, also when reading resumes from the ready
+    /// list (no new edge comes for a FIN already reported).
+    pub peer_closed: bool,
     /// End of input was passed to the pipeline.
     pub eof_delivered: bool,
     /// Shut down the output once the queue is sent.
@@ -445,12 +449,15 @@ impl Connection {
     /// ready list, since no new edge would come for data already there.
     ///
     /// `until_eof` keeps reading past short reads: the event said the peer
-    /// closed its side, so the end of stream is there to be read. `force`
+    /// closed its side, so the end of stream is there to be read (this is
+    /// remembered for later reads of the same channel). `force`
     /// reads even with reading off, to learn why a socket reported hang-up
     /// or error.
     pub(crate) fn read(&mut self, services: &mut LoopServices, force: bool, until_eof: bool) {
         let core = &mut self.core;
         core.state.read_pending = false;
+        core.state.peer_closed |= until_eof;
+        let until_eof = core.state.peer_closed;
         let budget = core.config.max_messages_per_read.max(1);
         let mut delivered = false;
         if core.state.held_input && core.state.auto_read && !force {
