@@ -18,11 +18,11 @@ pub use wharf_codec as codec;
 pub use wharf_transport as transport;
 
 pub use wharf_transport::{
-    Balance, Bootstrap, ChannelConfig, ChannelError, ChannelHandle, ChannelId, Codec, CodecError,
-    CodecExt, Context, Encoded, EventLoopGroup, EventLoopHandle, FileRegion, Handler, IdleConfig,
-    IdleState, LoopStats, OutboundMessage, Pipeline, RawBytes, RawMessages, ReactorMode, RecvSize,
-    Server, ServerBootstrap, ShutdownHandle, SocketOption, TimerId, TransferStats,
-    TransferStrategy, Transform, Trigger, UserEvent, WaterMark,
+    Balance, Bootstrap, ChannelConfig, ChannelError, ChannelHandle, ChannelId, ChunkedFile, Codec,
+    CodecError, CodecExt, Context, Encoded, EventLoopGroup, EventLoopHandle, FileRegion, Handler,
+    IdleConfig, IdleState, LoopStats, OutboundMessage, Pipeline, RawBytes, RawMessages,
+    ReactorMode, RecvSize, Server, ServerBootstrap, ShutdownHandle, SocketOption, TimerId,
+    TransferStats, TransferStrategy, Transform, Trigger, UserEvent, WaterMark,
 };
 
 /// The names most programs need, in one `use`.

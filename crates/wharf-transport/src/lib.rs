@@ -35,6 +35,7 @@
 mod blocking;
 mod bootstrap;
 mod channel;
+mod chunked_file;
 mod file_region;
 pub mod handlers;
 mod reactor;
@@ -57,6 +58,7 @@ pub use channel::handler::{ChannelError, Handler, IdleState, UserEvent};
 pub use channel::outbound::{IOV_MAX, OutboundMessage};
 pub use channel::pipeline::Pipeline;
 pub use channel::shared::ChannelId;
+pub use chunked_file::{ChunkedFile, DEFAULT_CHUNK_SIZE};
 pub use file_region::{FileRegion, TransferStats, TransferStrategy};
 pub use reactor::handle::EventLoopHandle;
 pub use reactor::stats::LoopStats;
