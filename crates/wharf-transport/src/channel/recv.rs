@@ -3,9 +3,13 @@
 //! Netty's `AdaptiveRecvByteBufAllocator`: the size moves along a table of
 //! sizes (16-byte steps up to 512, then doubling), jumping up four steps
 //! after a read that filled the buffer and stepping down one after two
-//! reads in a row that would have fit one step lower (Netty does not ask
-//! for them to be in a row; a single large read in between resets it here). A buffer is allocated
-//! per read from the pool, so an idle connection holds no receive buffer.
+//! reads in a row that would have fit one step lower with room to spare
+//! (Netty does not ask for them to be in a row; a single large read in
+//! between resets it here). Netty also steps down when the reads would
+//! exactly fill the smaller buffer; then every later read fills it, and a
+//! full read means another read that finds nothing (`EAGAIN`): with 64-byte
+//! messages that doubled the reads per event. A buffer is allocated per
+//! read from the pool, so an idle connection holds no receive buffer.
 
 use crate::channel::config::RecvSize;
 
@@ -68,7 +72,7 @@ impl AdaptiveRecvSizer {
             .index
             .saturating_sub(INDEX_DECREMENT)
             .max(self.min_index);
-        if actual <= table[lower] {
+        if actual < table[lower] {
             if self.decrease_now {
                 self.index = lower;
                 self.decrease_now = false;
@@ -122,6 +126,20 @@ mod tests {
             s.record(1, size);
         }
         assert_eq!(s.next_size(), 64, "never below the minimum");
+    }
+
+    #[test]
+    fn settles_above_a_steady_message_size_so_reads_end_short() {
+        let mut s = sizer();
+        for _ in 0..400 {
+            let size = s.next_size();
+            s.record(64, size);
+        }
+        assert_eq!(
+            s.next_size(),
+            80,
+            "64-byte reads would fill a 64-byte buffer"
+        );
     }
 
     #[test]
