@@ -267,36 +267,7 @@ pub fn wait_for_no_connections(server: &Server) {
     );
 }
 
-/// CPU time (user + system) used so far by this process's threads whose
-/// name starts with `prefix`, from `/proc/self/task/*/stat` (10 ms ticks).
+/// CPU time (user + system) of this process's threads named `prefix…`.
 pub fn threads_cpu_time(prefix: &str) -> Duration {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Duration::ZERO;
-    };
-    let mut ticks = 0u64;
-    for task in tasks.filter_map(|t| t.ok()) {
-        let Ok(name) = std::fs::read_to_string(task.path().join("comm")) else {
-            continue;
-        };
-        if !name.starts_with(prefix) {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        // Fields after the parenthesised name: state is the 3rd field;
-        // utime and stime are the 14th and 15th.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let field = |n: usize| {
-            fields
-                .get(n - 3)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        ticks += field(14) + field(15);
-    }
-    Duration::from_millis(ticks * 10)
+    wharf::transport::sys::limits::threads_usage(prefix).0
 }
