@@ -8,12 +8,13 @@
 //! per entry, against the channel's water marks.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice};
 
 use mio::net::TcpStream;
 use wharf_buf::{ByteBuf, FrozenBuf};
 
 use crate::file_region::{FileRegion, Step, TransferCx};
+use crate::sys::net::send_vectored;
 
 /// Most iovecs one `writev` takes (Linux's `IOV_MAX`, Netty's limit).
 pub const IOV_MAX: usize = 1024;
@@ -173,8 +174,13 @@ impl OutboundBuffer {
         let mut heap = Vec::new();
         let mut count = 0;
         let mut bytes = 0;
+        // A file region with bytes to send right behind these buffers.
+        let mut region_follows = false;
         for entry in self.entries.iter().take(self.flushed.min(IOV_MAX)) {
-            let Some(data) = entry.bytes() else { break };
+            let Some(data) = entry.bytes() else {
+                region_follows = !entry.is_empty();
+                break;
+            };
             if data.is_empty() {
                 continue;
             }
@@ -203,8 +209,9 @@ impl OutboundBuffer {
         } else {
             &heap[..]
         };
-        let mut out = stream;
-        match out.write_vectored(iov) {
+        // All buffers up to a region are offered: let them and the start of
+        // the file share a packet (a response head and a small file: one).
+        match send_vectored(stream, iov, region_follows) {
             Ok(written) => Ok(Written::Progress(self.consume(written))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Written::WouldBlock),
             Err(e) => Err(e),

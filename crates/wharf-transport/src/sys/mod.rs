@@ -7,4 +7,5 @@ pub(crate) mod epoll;
 pub(crate) mod file;
 pub mod fs;
 pub mod limits;
+pub(crate) mod net;
 pub mod signal;
