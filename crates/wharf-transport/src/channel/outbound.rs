@@ -19,6 +19,14 @@ use crate::sys::net::send_vectored;
 /// Most iovecs one `writev` takes (Linux's `IOV_MAX`, Netty's limit).
 pub const IOV_MAX: usize = 1024;
 
+/// File regions up to this size share a packet with the buffers written
+/// before them (`MSG_MORE`). Measured with a response head and a file, on
+/// loopback: at 1 KiB one packet instead of two took 15 % less server CPU
+/// per request; at 1 MiB the kernel copied the file into the socket instead
+/// of referencing its pages once the head waited in the same skb, doubling
+/// the CPU per request. So only small regions are merged.
+pub(crate) const MERGE_REGION_MAX: u64 = 16 << 10;
+
 /// What each queued entry costs beyond its bytes, for the water marks: its
 /// size in the queue (Netty counts a fixed entry overhead the same way).
 pub(crate) const ENTRY_OVERHEAD: usize = std::mem::size_of::<OutboundMessage>();
@@ -174,11 +182,12 @@ impl OutboundBuffer {
         let mut heap = Vec::new();
         let mut count = 0;
         let mut bytes = 0;
-        // A file region with bytes to send right behind these buffers.
-        let mut region_follows = false;
+        // A small file region right behind these buffers.
+        let mut small_region_follows = false;
         for entry in self.entries.iter().take(self.flushed.min(IOV_MAX)) {
             let Some(data) = entry.bytes() else {
-                region_follows = !entry.is_empty();
+                small_region_follows = matches!(entry, OutboundMessage::File(region)
+                    if (1..=MERGE_REGION_MAX).contains(&region.remaining()));
                 break;
             };
             if data.is_empty() {
@@ -209,9 +218,9 @@ impl OutboundBuffer {
         } else {
             &heap[..]
         };
-        // All buffers up to a region are offered: let them and the start of
-        // the file share a packet (a response head and a small file: one).
-        match send_vectored(stream, iov, region_follows) {
+        // All buffers up to a small region are offered: let them and the
+        // file share a packet (a response head and a small file: one).
+        match send_vectored(stream, iov, small_region_follows) {
             Ok(written) => Ok(Written::Progress(self.consume(written))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Written::WouldBlock),
             Err(e) => Err(e),
