@@ -12,8 +12,8 @@
 //!   a [`Handler`]. Inbound events reach the handler in a fixed order;
 //!   outbound operations go through its [`Context`]. A [`ChannelHandle`]
 //!   reaches the channel from any thread.
-//! * **Outbound queue**: writes are queued and flushed with `writev`
-//!   (at most [`IOV_MAX`] buffers a call), resumed after partial writes,
+//! * **Outbound queue**: writes are queued and flushed with gathering
+//!   writes (at most [`IOV_MAX`] buffers a call), resumed after partial writes,
 //!   with a spin budget per flush and water marks that flip the channel's
 //!   writability.
 //! * **Reads** use an adaptive size (64 B to 64 KiB, starting at 2 KiB),

@@ -1,10 +1,11 @@
 //! The outbound queue of a channel: what was written and not yet sent.
 //!
 //! Writes are queued; a flush marks everything queued so far as ready to
-//! send, and the channel then writes consecutive buffers with one `writev`
-//! (at most [`IOV_MAX`] of them and a bounded number of bytes a call), and
-//! file regions with their transfer strategy, in queue order, resuming
-//! after partial writes. The queue counts its bytes, plus a fixed overhead
+//! send, and the channel then writes consecutive buffers with one gathering
+//! `sendmsg` (at most [`IOV_MAX`] of them and a bounded number of bytes a
+//! call; with `MSG_MORE` when a small file region comes next, so that a
+//! response head and a small file share a packet), and file regions with
+//! their transfer strategy, in queue order, resuming after partial writes. The queue counts its bytes, plus a fixed overhead
 //! per entry, against the channel's water marks.
 
 use std::collections::VecDeque;
