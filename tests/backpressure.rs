@@ -280,3 +280,77 @@ fn the_close_timeout_spares_slow_readers_and_cuts_off_stalled_ones() {
         assert!(end.is_err(), "{config}: a cut-off stream ends in a reset");
     });
 }
+
+/// Takes one line per "more" event: reading goes off after every line and
+/// back on when a user event asks for the next one.
+struct OneAtATime {
+    log: EventLog,
+    handles: crossbeam_channel::Sender<ChannelHandle<ByteBuf>>,
+}
+
+impl Handler for OneAtATime {
+    type In = ByteBuf;
+    type Out = ByteBuf;
+
+    fn on_active(&mut self, ctx: &mut Context<'_, ByteBuf>) {
+        let _ = self.handles.send(ctx.handle());
+    }
+
+    fn on_read(&mut self, ctx: &mut Context<'_, ByteBuf>, msg: ByteBuf) {
+        self.log
+            .push(format!("line {}", String::from_utf8_lossy(&msg)));
+        ctx.set_auto_read(false);
+    }
+
+    fn on_user_event(&mut self, ctx: &mut Context<'_, ByteBuf>, _event: wharf::UserEvent) {
+        ctx.set_auto_read(true);
+    }
+}
+
+/// A handler that turns reading on and, within the message that arrives,
+/// off again gets exactly one message per cycle, also in the worker-pool
+/// modes, where both changes travel to the loop and back.
+#[test]
+fn reading_turned_off_by_the_handler_within_a_batch_lets_exactly_one_through() {
+    common::for_each(Config::modes_and_triggers(), |config| {
+        let log = EventLog::new();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let server_log = log.clone();
+        let server = config
+            .server()
+            .child_handler(move || {
+                Pipeline::new(
+                    LineCodec::new(64),
+                    OneAtATime {
+                        log: server_log.clone(),
+                        handles: tx.clone(),
+                    },
+                )
+            })
+            .bind("127.0.0.1:0")
+            .expect("bind");
+        let mut client = connect(server.local_addr());
+        let handle = rx.recv_timeout(Duration::from_secs(5)).expect("active");
+        let batch: String = (0..8).map(|i| format!("{i}\r\n")).collect();
+        common::write_all(&mut client, batch.as_bytes());
+        for delivered in 1..=4 {
+            if delivered > 1 {
+                handle.fire_user_event(Box::new(()));
+            }
+            common::wait_until(Duration::from_secs(5), "the next line", || {
+                log.count("line ") >= delivered
+            });
+            // The window in which no second line may slip through.
+            let quiet = Instant::now() + Duration::from_millis(50);
+            while Instant::now() < quiet {
+                assert_eq!(
+                    log.count("line "),
+                    delivered,
+                    "{config}: more than one line per resume: {:?}",
+                    log.snapshot()
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    });
+}

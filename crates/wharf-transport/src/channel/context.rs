@@ -37,7 +37,12 @@ pub(crate) enum RemoteOp<O> {
     Flush,
     Close,
     ShutdownOutput,
+    /// Reading on or off, as the handler (on its worker) asked.
     SetAutoRead(bool),
+    /// Reading on or off, as a [`ChannelHandle`](crate::ChannelHandle)
+    /// asked: the worker, which holds decoded messages while reading is
+    /// off, must hear of it too.
+    SetAutoReadFromHandle(bool),
     Schedule(TimerId, Duration, u64),
     CancelTimer(TimerId),
     UserEvent(Box<dyn Any + Send>),

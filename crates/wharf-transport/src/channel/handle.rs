@@ -85,7 +85,11 @@ impl<O: Send + 'static> ChannelHandle<O> {
 
     /// Stops or resumes reading.
     pub fn set_auto_read(&self, auto_read: bool) {
-        post_remote_ops::<O>(&self.shared, vec![RemoteOp::SetAutoRead(auto_read)], false);
+        post_remote_ops::<O>(
+            &self.shared,
+            vec![RemoteOp::SetAutoReadFromHandle(auto_read)],
+            false,
+        );
     }
 
     /// Delivers [`UserEvent::Custom`](crate::UserEvent::Custom)`(event)` to

@@ -270,7 +270,9 @@ fn apply_remote_op<O>(
             core.request_shutdown_output();
             core.flush(services);
         }
-        RemoteOp::SetAutoRead(on) => core.set_auto_read(on, services),
+        RemoteOp::SetAutoRead(on) | RemoteOp::SetAutoReadFromHandle(on) => {
+            core.set_auto_read(on, services)
+        }
         RemoteOp::Schedule(id, delay, token) => core.insert_user_timer(services, id, delay, token),
         RemoteOp::CancelTimer(id) => core.cancel_user_timer(services, id),
         RemoteOp::UserEvent(event) => return Some(UserEvent::Custom(event)),
@@ -593,9 +595,10 @@ where
         ops: Box<dyn Any + Send>,
     ) {
         for op in unbox_ops::<C::Out>(ops) {
-            if let RemoteOp::SetAutoRead(on) = op {
-                // Tell the worker, which holds the decoded messages; a no-op
-                // when the handler itself made the change.
+            if let RemoteOp::SetAutoReadFromHandle(on) = op {
+                // Tell the worker, which holds the decoded messages. (The
+                // handler's own changes took effect there already; echoing
+                // them back could undo a later change it made.)
                 self.post_side(move |side| side.ops.reading = on);
             }
             if let Some(event) = apply_remote_op(op, core, services, &mut self.codec) {
