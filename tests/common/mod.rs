@@ -12,7 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::{Duration, Instant};
 
 use wharf::buf::Allocator;
-use wharf::{ReactorMode, Server, ServerBootstrap, Trigger};
+use wharf::{Balance, ReactorMode, Server, ServerBootstrap, Trigger};
 
 /// One configuration a behaviour test runs in.
 #[derive(Debug, Clone, Copy)]
@@ -22,19 +22,24 @@ pub struct Config {
     pub pooled: bool,
 }
 
-/// The reactor modes every test covers.
-pub const MODES: [ReactorMode; 4] = [
+/// The reactor modes every test covers (the multi-reactor with workers
+/// also balances by least connections).
+pub const MODES: [ReactorMode; 5] = [
     ReactorMode::Single,
     ReactorMode::WorkerPool { workers: 2 },
     ReactorMode::MultiReactor {
         sub_reactors: 2,
         workers: 0,
     },
+    ReactorMode::MultiReactor {
+        sub_reactors: 2,
+        workers: 2,
+    },
     ReactorMode::Reuseport { reactors: 2 },
 ];
 
 impl Config {
-    /// Every mode × trigger × allocator: 16 configurations.
+    /// Every mode × trigger × allocator: 20 configurations.
     pub fn all() -> Vec<Config> {
         let mut all = Vec::new();
         for mode in MODES {
@@ -51,7 +56,7 @@ impl Config {
         all
     }
 
-    /// Every mode × trigger, pooled only: 8 configurations.
+    /// Every mode × trigger, pooled only: 10 configurations.
     pub fn modes_and_triggers() -> Vec<Config> {
         Config::all().into_iter().filter(|c| c.pooled).collect()
     }
@@ -66,8 +71,13 @@ impl Config {
 
     /// A server bootstrap in this configuration.
     pub fn server(&self) -> ServerBootstrap {
+        let balance = match self.mode {
+            ReactorMode::MultiReactor { workers, .. } if workers > 0 => Balance::LeastConnections,
+            _ => Balance::RoundRobin,
+        };
         ServerBootstrap::new()
             .mode(self.mode)
+            .balance(balance)
             .trigger(self.trigger)
             .allocator(self.allocator())
             .thread_name("wharf-test")
@@ -79,7 +89,10 @@ impl std::fmt::Display for Config {
         write!(
             f,
             "{}/{:?}/{}",
-            self.mode.name(),
+            match self.mode {
+                ReactorMode::MultiReactor { workers, .. } if workers > 0 => "multi+workers",
+                mode => mode.name(),
+            },
             self.trigger,
             if self.pooled { "pooled" } else { "unpooled" }
         )
