@@ -225,15 +225,22 @@ fn ranges_past_4_gib_of_a_sparse_file_for_every_strategy() {
         // The end, with its marker.
         (len - 4000, len - 1),
     ];
-    for (i, send) in SENDS.into_iter().enumerate() {
-        let trigger = [Trigger::Edge, Trigger::Level][i % 2];
+    for (send, trigger) in SENDS
+        .into_iter()
+        .flat_map(|send| [(send, Trigger::Edge), (send, Trigger::Level)])
+    {
         let running = send.spec(&site).trigger(trigger).start();
         let mut client = running.client();
         let head = client.head_with("/huge.bin", &[]);
-        assert_eq!(head.content_length(), Some(len), "{}", send.label);
+        assert_eq!(
+            head.content_length(),
+            Some(len),
+            "{} {trigger:?}",
+            send.label
+        );
         let mut check = |range: String, first: u64, last: u64| {
             let response = client.get_with("/huge.bin", &[("Range", &range)]);
-            let what = format!("{} {range}", send.label);
+            let what = format!("{} {trigger:?} {range}", send.label);
             assert_eq!(response.status, 206, "{what}: {response:?}");
             assert_eq!(
                 response.header("content-range"),
