@@ -228,7 +228,7 @@ impl Handler for WriteAndClose {
 fn the_close_timeout_spares_slow_readers_and_cuts_off_stalled_ones() {
     const TIMEOUT: Duration = Duration::from_millis(300);
     const TOTAL: usize = 8 << 20;
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let server = config
             .server()
             .close_timeout(TIMEOUT)
@@ -312,7 +312,7 @@ impl Handler for OneAtATime {
 /// modes, where both changes travel to the loop and back.
 #[test]
 fn reading_turned_off_by_the_handler_within_a_batch_lets_exactly_one_through() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let log = EventLog::new();
         let (tx, rx) = crossbeam_channel::bounded(1);
         let server_log = log.clone();

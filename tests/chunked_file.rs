@@ -146,7 +146,7 @@ fn a_slow_reader_gets_every_transformed_byte_within_the_water_mark() {
 fn a_file_shorter_than_its_range_ends_the_connection_with_an_error() {
     let data = pattern(22, 100_000);
     let (path, file) = temp_file("short", &data);
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let served = serve(config, &file, data.len() as u64 + 5000);
         let mut client = connect(served.server.local_addr());
         let (got, _end) = common::read_until_closed(&mut client);
@@ -170,7 +170,7 @@ fn a_file_shorter_than_its_range_ends_the_connection_with_an_error() {
 #[test]
 fn an_empty_range_completes_at_once() {
     let (path, file) = temp_file("empty", b"");
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let served = serve(config, &file, 0);
         let mut client = connect(served.server.local_addr());
         let got = common::read_to_end(&mut client).expect("a clean end");

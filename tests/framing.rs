@@ -146,7 +146,7 @@ fn drain(client: &mut TcpStream) -> Vec<u8> {
 
 #[test]
 fn an_oversized_frame_closes_only_its_connection() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         for lines_codec in [true, false] {
             let server = if lines_codec {
                 serve(config, || LineCodec::new(MAX_LINE))

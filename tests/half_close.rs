@@ -339,7 +339,7 @@ fn assert_firehose_bytes(config: Config, data: &[u8]) {
 
 #[test]
 fn a_reset_by_the_peer_mid_stream_is_an_io_error_then_inactive() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let logs: Arc<std::sync::Mutex<Vec<EventLog>>> = Arc::default();
         let l = Arc::clone(&logs);
         let server = config
@@ -462,7 +462,7 @@ impl Handler for SaysByeAndCloses {
 
 #[test]
 fn linger_zero_on_the_server_makes_its_close_a_reset() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let server = config
             .server()
             .option(SocketOption::Linger(Some(Duration::ZERO)))

@@ -132,7 +132,7 @@ fn handle_writes_from_another_thread_arrive_in_order() {
 #[test]
 fn handle_writes_from_two_threads_keep_each_threads_order() {
     const PER_THREAD: u64 = 5_000;
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let s = handle_server(config);
         let mut client = connect(s.server.local_addr());
         let handle = s.handles.recv_timeout(WAIT).expect("the channel's handle");
@@ -173,7 +173,7 @@ fn handle_writes_from_two_threads_keep_each_threads_order() {
 
 #[test]
 fn a_closed_channels_handle_is_inactive_and_drops_what_it_is_given() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let s = handle_server(config);
         let mut client = connect(s.server.local_addr());
         let handle = s.handles.recv_timeout(WAIT).expect("the channel's handle");
@@ -262,7 +262,7 @@ fn echo_server(config: Config) -> Server {
 
 #[test]
 fn loop_timers_fire_in_deadline_order() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let server = echo_server(config);
         for el in server.event_loops() {
             let order = Arc::new(Mutex::new(Vec::new()));
@@ -281,7 +281,7 @@ fn loop_timers_fire_in_deadline_order() {
 
 #[test]
 fn a_cancelled_loop_timer_does_not_fire() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let server = echo_server(config);
         let el = &server.event_loops()[0];
         let order = Arc::new(Mutex::new(Vec::new()));
@@ -309,7 +309,7 @@ fn a_cancelled_loop_timer_does_not_fire() {
 
 #[test]
 fn a_fixed_rate_timer_repeats_until_cancelled() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let server = echo_server(config);
         let el = &server.event_loops()[0];
         let runs = Arc::new(AtomicUsize::new(0));
@@ -342,7 +342,7 @@ fn a_fixed_rate_timer_repeats_until_cancelled() {
 
 #[test]
 fn execute_runs_on_the_loop_thread() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let server = echo_server(config);
         for el in server.event_loops() {
             assert!(
@@ -406,7 +406,7 @@ impl Handler for TimerUser {
 
 #[test]
 fn handler_timers_arrive_in_order_and_cancelled_ones_do_not() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let log = EventLog::new();
         let l = log.clone();
         let server = config
@@ -440,7 +440,7 @@ fn handler_timers_arrive_in_order_and_cancelled_ones_do_not() {
 
 #[test]
 fn a_closed_channels_timer_never_fires() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let made = Arc::new(AtomicUsize::new(0));
         let logs: Arc<Mutex<Vec<EventLog>>> = Arc::default();
         let (tx, rx) = bounded(4);

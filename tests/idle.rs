@@ -123,7 +123,7 @@ fn keep_sending(client: &mut std::net::TcpStream, total: Duration) -> usize {
 
 #[test]
 fn reader_idle_fires_when_the_client_sends_nothing() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let watcher = IdleWatcher::new();
         let idle = IdleConfig {
             reader: MS100,
@@ -162,7 +162,7 @@ fn reader_idle_fires_when_the_client_sends_nothing() {
 
 #[test]
 fn closing_on_reader_idle_disconnects_an_idle_client() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let mut watcher = IdleWatcher::new();
         watcher.close_on_reader_idle = true;
         let idle = IdleConfig {
@@ -197,7 +197,7 @@ fn closing_on_reader_idle_disconnects_an_idle_client() {
 
 #[test]
 fn a_client_that_keeps_sending_is_not_disconnected() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let mut watcher = IdleWatcher::new();
         watcher.close_on_reader_idle = true;
         watcher.echo = true;
@@ -227,7 +227,7 @@ fn a_client_that_keeps_sending_is_not_disconnected() {
 
 #[test]
 fn writer_idle_fires_while_the_server_only_reads() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let watcher = IdleWatcher::new();
         let idle = IdleConfig {
             reader: MS150,
@@ -262,7 +262,7 @@ fn writer_idle_fires_while_the_server_only_reads() {
 #[test]
 fn all_idle_is_held_off_by_writes_and_fires_after_them() {
     const TICKS: u32 = 12;
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let mut watcher = IdleWatcher::new();
         watcher.ticks = TICKS;
         let idle = IdleConfig {
@@ -291,7 +291,7 @@ fn all_idle_is_held_off_by_writes_and_fires_after_them() {
 
 #[test]
 fn all_idle_is_held_off_by_reads() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let watcher = IdleWatcher::new();
         let idle = IdleConfig {
             reader: None,

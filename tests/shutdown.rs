@@ -62,7 +62,7 @@ impl Handler for SlowReply {
 
 #[test]
 fn graceful_shutdown_completes_replies_in_flight() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let log = EventLog::new();
         let l = log.clone();
         let on_worker = matches!(config.mode, ReactorMode::WorkerPool { .. });
@@ -119,7 +119,7 @@ fn graceful_shutdown_completes_replies_in_flight() {
 
 #[test]
 fn shutdown_returns_once_the_last_connection_is_closed() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let mut server = config
             .server()
             .child_handler(|| Pipeline::bytes(Echo))
@@ -149,7 +149,7 @@ fn shutdown_returns_once_the_last_connection_is_closed() {
 fn no_server_thread_outlives_the_shutdown() {
     // A prefix of its own: other tests of this binary run at the same time.
     const PREFIX: &str = "wharf-thr";
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         assert_eq!(
             common::threads_named(PREFIX),
             0,
@@ -238,7 +238,7 @@ impl Handler for Firehose {
 
 #[test]
 fn the_time_limit_closes_connections_that_cannot_drain() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let (tx, rx) = bounded(4);
         let mut server = config
             .server()
@@ -291,7 +291,7 @@ fn the_time_limit_closes_connections_that_cannot_drain() {
 
 #[test]
 fn wait_returns_after_a_shutdown_request_from_another_thread() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let mut server = config
             .server()
             .child_handler(|| Pipeline::bytes(Echo))
@@ -348,7 +348,7 @@ fn assert_refused(config: Config, addr: SocketAddr) {
 
 #[test]
 fn listeners_close_at_once_while_open_connections_are_still_served() {
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let mut server = config
             .server()
             .child_handler(|| Pipeline::bytes(Echo))

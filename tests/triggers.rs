@@ -35,7 +35,7 @@ impl Handler for CountingEcho {
 #[test]
 fn data_left_after_the_read_budget_is_delivered_without_new_data() {
     const SENT: usize = 64 << 10;
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let bytes = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&bytes);
         // One 64-byte read per readiness event: 1024 reads are needed.

@@ -56,11 +56,6 @@ impl Config {
         all
     }
 
-    /// Every mode × trigger, pooled only: 10 configurations.
-    pub fn modes_and_triggers() -> Vec<Config> {
-        Config::all().into_iter().filter(|c| c.pooled).collect()
-    }
-
     pub fn allocator(&self) -> Allocator {
         if self.pooled {
             Allocator::pooled()

@@ -171,7 +171,7 @@ fn every_reactor_mode_serves_sequential_and_concurrent_clients() {
             ("mib.bin", 1 << 20, "application/octet-stream"),
         ],
     );
-    common::for_each(Config::modes_and_triggers(), |config| {
+    common::for_each(Config::all(), |config| {
         let what = config.to_string();
         let running = Spec::new(&site.root).config(config).start();
         let mut client = running.client();
