@@ -1,21 +1,22 @@
 //! The outbound queue of a channel: what was written and not yet sent.
 //!
 //! Writes are queued; a flush marks everything queued so far as ready to
-//! send, and the channel then writes consecutive buffers with one gathering
-//! `sendmsg` (at most [`IOV_MAX`] of them and a bounded number of bytes a
-//! call; with `MSG_MORE` when a small file region comes next, so that a
-//! response head and a small file share a packet), and file regions with
-//! their transfer strategy, in queue order, resuming after partial writes. The queue counts its bytes, plus a fixed overhead
-//! per entry, against the channel's water marks.
+//! send, and the channel then writes consecutive buffers with one `writev`
+//! (at most [`IOV_MAX`] of them and a bounded number of bytes a call; a
+//! `sendmsg` with `MSG_MORE` instead when a small file region comes next,
+//! so that a response head and a small file share a packet), and file
+//! regions with their transfer strategy, in queue order, resuming after
+//! partial writes. The queue counts its bytes, plus a fixed overhead per
+//! entry, against the channel's water marks.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, Write};
 
 use mio::net::TcpStream;
 use wharf_buf::{ByteBuf, FrozenBuf};
 
 use crate::file_region::{FileRegion, Step, TransferCx};
-use crate::sys::net::send_vectored;
+use crate::sys::net::send_vectored_more;
 
 /// Most iovecs one `writev` takes (Linux's `IOV_MAX`, Netty's limit).
 pub const IOV_MAX: usize = 1024;
@@ -221,7 +222,14 @@ impl OutboundBuffer {
         };
         // All buffers up to a small region are offered: let them and the
         // file share a packet (a response head and a small file: one).
-        match send_vectored(stream, iov, small_region_follows) {
+        // Otherwise a plain `writev`.
+        let written = if small_region_follows {
+            send_vectored_more(stream, iov)
+        } else {
+            let mut out = stream;
+            out.write_vectored(iov)
+        };
+        match written {
             Ok(written) => Ok(Written::Progress(self.consume(written))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Written::WouldBlock),
             Err(e) => Err(e),
