@@ -931,17 +931,7 @@ impl EventLoop {
         }
         if now >= sd.deadline {
             for token in open {
-                match self.slots.get_mut(token) {
-                    Some(Slot::Conn(conn)) => {
-                        conn.core.state.abort = true;
-                        self.close_now(token);
-                    }
-                    Some(Slot::Connecting(_)) => self.fail_connect(
-                        token,
-                        io::Error::new(io::ErrorKind::Interrupted, "event loop shut down"),
-                    ),
-                    _ => {}
-                }
+                self.abort_channel(token, "event loop shut down");
             }
             return true;
         }
@@ -968,25 +958,32 @@ impl EventLoop {
         false
     }
 
+    /// Closes a connection at once, dropping what it has queued, or fails
+    /// a connect in progress with `why`; listeners are left alone.
+    fn abort_channel(&mut self, token: usize, why: &str) {
+        match self.slots.get_mut(token) {
+            Some(Slot::Conn(conn)) => {
+                conn.core.state.abort = true;
+                self.close_now(token);
+            }
+            Some(Slot::Connecting(_)) => self.fail_connect(
+                token,
+                io::Error::new(io::ErrorKind::Interrupted, why.to_string()),
+            ),
+            _ => {}
+        }
+    }
+
     /// Closes whatever is left when the loop ends.
     fn teardown(&mut self) {
         let tokens: Vec<usize> = self.slots.iter().map(|(token, _)| token).collect();
         for token in tokens {
-            match self.slots.get_mut(token) {
-                Some(Slot::Conn(conn)) => {
-                    conn.core.state.abort = true;
-                    self.close_now(token);
+            if let Some(Slot::Listener(_)) = self.slots.get(token) {
+                if let Slot::Listener(mut acceptor) = self.slots.remove(token) {
+                    let _ = self.poller.deregister(&mut acceptor.listener);
                 }
-                Some(Slot::Connecting(_)) => self.fail_connect(
-                    token,
-                    io::Error::new(io::ErrorKind::Interrupted, "event loop stopped"),
-                ),
-                Some(Slot::Listener(_)) => {
-                    if let Slot::Listener(mut acceptor) = self.slots.remove(token) {
-                        let _ = self.poller.deregister(&mut acceptor.listener);
-                    }
-                }
-                None => {}
+            } else {
+                self.abort_channel(token, "event loop stopped");
             }
         }
         self.services.timers.clear();
