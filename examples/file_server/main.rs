@@ -20,6 +20,8 @@ mod handler;
 mod listing;
 mod paths;
 mod range;
+#[path = "../common/reactor_args.rs"]
+mod reactor_args;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,9 +33,10 @@ use std::time::Duration;
 use clap::Parser;
 use handler::{FileServer, Settings};
 use paths::Root;
+use reactor_args::ReactorArgs;
 use wharf::codec::HttpServerCodec;
 use wharf::transport::sys::signal::{block_termination_signals, wait_for_termination};
-use wharf::{Pipeline, ReactorMode, ServerBootstrap, TransferStrategy, Trigger};
+use wharf::{Pipeline, ServerBootstrap, TransferStrategy};
 
 /// wharf static file server (HTTP/1.1: GET, HEAD, Range, conditional
 /// requests, directory listings).
@@ -46,19 +49,8 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// Reactor mode: one loop; one loop plus workers; main loop plus
-    /// sub-reactors (plus workers); independent SO_REUSEPORT loops.
-    #[arg(long, default_value = "single", value_parser = ["single", "pool", "multi", "reuseport"])]
-    mode: String,
-    /// Edge- or level-triggered epoll (edge or level).
-    #[arg(long, default_value = "edge")]
-    trigger: Trigger,
-    /// Sub-reactors (multi) or reactors (reuseport) [default: CPU count].
-    #[arg(long)]
-    reactors: Option<usize>,
-    /// Worker threads running the handler [default: CPU count for pool, 0 for multi].
-    #[arg(long)]
-    workers: Option<usize>,
+    #[command(flatten)]
+    reactor: ReactorArgs,
     /// How file bytes reach the socket: auto, sendfile, splice, mmap or copy.
     #[arg(long, default_value = "auto")]
     transfer: TransferStrategy,
@@ -107,14 +99,8 @@ fn run(args: Args) -> std::io::Result<()> {
         std::io::Error::new(e.kind(), format!("--root {}: {e}", args.root.display()))
     })?;
     let root_path = root.path().to_path_buf();
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let reactors = args.reactors.unwrap_or(cpus);
-    let workers = args
-        .workers
-        .unwrap_or(if args.mode == "pool" { cpus } else { 0 });
-    let mode = ReactorMode::from_name(&args.mode, reactors, workers)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let trigger = args.trigger;
+    let mode = args.reactor.mode()?;
+    let trigger = args.reactor.trigger;
     let transfer = args.transfer;
     let settings = Arc::new(Settings {
         root,
@@ -141,11 +127,7 @@ fn run(args: Args) -> std::io::Result<()> {
         root_path.display(),
         server.local_addr(),
         mode.name(),
-        if trigger == Trigger::Edge {
-            "edge"
-        } else {
-            "level"
-        },
+        args.reactor.trigger_name(),
         transfer.name(),
         if args.directio == 0 {
             "off".to_string()
