@@ -148,28 +148,39 @@ impl Handler for Pauser {
     }
 }
 
+/// A server of `LineCodec` lines whose handler, made by `make`, records in
+/// the returned log and sends its channel's handle to the returned receiver.
+fn line_server<H>(
+    config: Config,
+    make: fn(EventLog, crossbeam_channel::Sender<ChannelHandle<ByteBuf>>) -> H,
+) -> (
+    wharf::Server,
+    EventLog,
+    crossbeam_channel::Receiver<ChannelHandle<ByteBuf>>,
+)
+where
+    H: Handler<In = ByteBuf, Out = ByteBuf>,
+{
+    let log = EventLog::new();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let server_log = log.clone();
+    let server = config
+        .server()
+        .child_handler(move || {
+            Pipeline::new(LineCodec::new(64), make(server_log.clone(), tx.clone()))
+        })
+        .bind("127.0.0.1:0")
+        .expect("bind");
+    (server, log, rx)
+}
+
 /// Lines decoded from one read are held, not delivered, once the handler
 /// turns reading off in the middle of them; turning it back on (here from
 /// a handle on another thread) delivers them in order, then reads on.
 #[test]
 fn turning_reading_off_holds_the_messages_already_decoded() {
     common::for_each(Config::all(), |config| {
-        let log = EventLog::new();
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let server_log = log.clone();
-        let server = config
-            .server()
-            .child_handler(move || {
-                Pipeline::new(
-                    LineCodec::new(64),
-                    Pauser {
-                        log: server_log.clone(),
-                        handles: tx.clone(),
-                    },
-                )
-            })
-            .bind("127.0.0.1:0")
-            .expect("bind");
+        let (server, log, rx) = line_server(config, |log, handles| Pauser { log, handles });
         let mut client = connect(server.local_addr());
         let batch: String = (0..10).map(|i| format!("{i}\r\n")).collect();
         common::write_all(&mut client, batch.as_bytes());
@@ -313,22 +324,7 @@ impl Handler for OneAtATime {
 #[test]
 fn reading_turned_off_by_the_handler_within_a_batch_lets_exactly_one_through() {
     common::for_each(Config::all(), |config| {
-        let log = EventLog::new();
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let server_log = log.clone();
-        let server = config
-            .server()
-            .child_handler(move || {
-                Pipeline::new(
-                    LineCodec::new(64),
-                    OneAtATime {
-                        log: server_log.clone(),
-                        handles: tx.clone(),
-                    },
-                )
-            })
-            .bind("127.0.0.1:0")
-            .expect("bind");
+        let (server, log, rx) = line_server(config, |log, handles| OneAtATime { log, handles });
         let mut client = connect(server.local_addr());
         let handle = rx.recv_timeout(Duration::from_secs(5)).expect("active");
         let batch: String = (0..8).map(|i| format!("{i}\r\n")).collect();
