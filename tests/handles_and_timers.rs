@@ -314,13 +314,15 @@ fn a_fixed_rate_timer_repeats_until_cancelled() {
         let el = &server.event_loops()[0];
         let runs = Arc::new(AtomicUsize::new(0));
         let r = Arc::clone(&runs);
-        let id = el.schedule_at_fixed_rate(
-            Duration::from_millis(5),
-            Duration::from_millis(10),
-            move || {
-                r.fetch_add(1, Ordering::SeqCst);
-            },
-        );
+        let id = el
+            .schedule_at_fixed_rate(
+                Duration::from_millis(5),
+                Duration::from_millis(10),
+                move || {
+                    r.fetch_add(1, Ordering::SeqCst);
+                },
+            )
+            .expect("a period above zero");
         common::wait_until(WAIT, "five runs", || runs.load(Ordering::SeqCst) >= 5);
         el.cancel(id);
         // Runs after the cancel, in order: what it reads is final.

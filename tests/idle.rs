@@ -87,7 +87,7 @@ impl Handler for IdleWatcher {
                     self.log.push("ticks-done");
                 }
             }
-            UserEvent::Custom(_) => {}
+            _ => {}
         }
     }
 

@@ -32,7 +32,7 @@ use crate::unpooled::UnpooledAllocator;
 /// assert_eq!(&buf[..], b"hello");
 /// assert!(buf.capacity() >= 64);
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allocator {
     /// Pooled, thread-cached, memory-mapped chunks.
     Pooled(PooledAllocator),

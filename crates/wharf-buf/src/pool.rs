@@ -165,6 +165,15 @@ pub struct PooledAllocator {
     shared: &'static PoolShared,
 }
 
+impl PartialEq for PooledAllocator {
+    /// The same pool.
+    fn eq(&self, other: &PooledAllocator) -> bool {
+        std::ptr::eq(self.shared, other.shared)
+    }
+}
+
+impl Eq for PooledAllocator {}
+
 impl fmt::Debug for PooledAllocator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PooledAllocator")

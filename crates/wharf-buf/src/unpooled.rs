@@ -64,6 +64,15 @@ pub struct UnpooledAllocator {
     shared: &'static UnpooledShared,
 }
 
+impl PartialEq for UnpooledAllocator {
+    /// The same set of counters.
+    fn eq(&self, other: &UnpooledAllocator) -> bool {
+        std::ptr::eq(self.shared, other.shared)
+    }
+}
+
+impl Eq for UnpooledAllocator {}
+
 impl fmt::Debug for UnpooledAllocator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnpooledAllocator").finish_non_exhaustive()

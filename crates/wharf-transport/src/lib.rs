@@ -39,7 +39,11 @@ mod chunked_file;
 mod file_region;
 pub mod handlers;
 mod reactor;
+mod stats;
+mod sync;
 pub mod sys;
+mod time;
+mod token;
 mod worker;
 
 pub use wharf_buf as buf;
@@ -51,7 +55,7 @@ pub use bootstrap::{Balance, ReactorMode};
 pub use channel::codec::{
     Codec, CodecError, CodecExt, Encoded, RawBytes, RawMessages, Stacked, Transform,
 };
-pub use channel::config::{ChannelConfig, IdleConfig, RecvSize, Trigger, WaterMark};
+pub use channel::config::{ChannelConfig, IdleConfig, Lingering, RecvSize, Trigger, WaterMark};
 pub use channel::context::Context;
 pub use channel::handle::ChannelHandle;
 pub use channel::handler::{ChannelError, Handler, IdleState, UserEvent};
@@ -61,5 +65,5 @@ pub use channel::shared::ChannelId;
 pub use chunked_file::{ChunkedFile, DEFAULT_CHUNK_SIZE};
 pub use file_region::{FileRegion, TransferStats, TransferStrategy};
 pub use reactor::handle::EventLoopHandle;
-pub use reactor::stats::LoopStats;
-pub use reactor::timer::TimerId;
+pub use reactor::timer_queue::TimerId;
+pub use stats::LoopStats;

@@ -8,14 +8,13 @@
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Sender, unbounded};
 
 use crate::channel::shared::ChannelShared;
-use crate::reactor::handle::{EventLoopHandle, LoopShared};
+use crate::reactor::handle::EventLoopHandle;
 
 type WorkerTask = Box<dyn FnOnce() + Send>;
 
@@ -62,7 +61,7 @@ impl WorkerPool {
     pub(crate) fn worker_for(
         &self,
         channel: &Arc<ChannelShared>,
-        owner: Arc<LoopShared>,
+        owner: EventLoopHandle,
     ) -> Option<WorkerRef> {
         let senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
         if senders.is_empty() {
@@ -89,34 +88,28 @@ impl WorkerPool {
 #[derive(Clone)]
 pub(crate) struct WorkerRef {
     tx: Sender<WorkerTask>,
-    owner: Arc<LoopShared>,
+    owner: EventLoopHandle,
 }
 
 /// Counts a task in flight on a worker against its loop; when the task
 /// ends (even by a panic), uncounts it and wakes the loop if it is shutting
 /// down and waits for that.
 struct InFlight {
-    owner: Arc<LoopShared>,
+    owner: EventLoopHandle,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let left = self.owner.worker_inflight.fetch_sub(1, Ordering::SeqCst) - 1;
-        if left == 0 && self.owner.shutting_down.load(Ordering::SeqCst) {
-            let handle = EventLoopHandle {
-                shared: Arc::clone(&self.owner),
-            };
-            handle.submit(Box::new(|_| {}));
-        }
+        self.owner.worker_task_ended();
     }
 }
 
 impl WorkerRef {
     /// Runs `task` on the worker, after the tasks queued before it.
     pub(crate) fn run(&self, task: impl FnOnce() + Send + 'static) {
-        self.owner.worker_inflight.fetch_add(1, Ordering::SeqCst);
+        self.owner.worker_task_started();
         let guard = InFlight {
-            owner: Arc::clone(&self.owner),
+            owner: self.owner.clone(),
         };
         let task: WorkerTask = Box::new(move || {
             let _guard = guard;

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use crate::bootstrap::channel_settings;
 use crate::bootstrap::options::SocketOptions;
-use crate::bootstrap::server::{LoopThread, shut_down_loops};
 use crate::channel::codec::Codec;
 use crate::channel::config::{ChannelConfig, Trigger};
 use crate::channel::handle::ChannelHandle;
@@ -17,7 +16,8 @@ use crate::channel::handler::Handler;
 use crate::channel::init::ChannelInit;
 use crate::channel::pipeline::{Pipeline, factory};
 use crate::reactor::handle::EventLoopHandle;
-use crate::reactor::stats::LoopStats;
+use crate::reactor::loop_thread::{LoopThread, on_an_event_loop, shut_down_loops};
+use crate::stats::LoopStats;
 
 struct GroupInner {
     loops: Mutex<Vec<LoopThread>>,
@@ -178,7 +178,13 @@ impl Bootstrap {
         C: Codec,
         H: Handler<In = C::In, Out = C::Out>,
     {
-        let stream = mio::net::TcpStream::connect(addr)?;
+        if on_an_event_loop() {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "Bootstrap::connect would block an event loop thread (and every channel on it); \
+                 use connect_then from a handler",
+            ));
+        }
         let once = Mutex::new(Some(pipeline));
         let init = Arc::new(ChannelInit {
             factory: factory(move || {
@@ -196,9 +202,12 @@ impl Bootstrap {
         });
         let (tx, rx) = crossbeam_channel::bounded(1);
         let timeout = self.connect_timeout;
-        let posted = self.group.next().submit(Box::new(move |el| {
-            el.register_connecting(stream, init, timeout, tx);
-        }));
+        let posted = self.group.next().run_on_loop(move |el| {
+            let on_done = Box::new(move |outcome| {
+                let _ = tx.send(outcome);
+            });
+            el.start_connect(addr, init, timeout, on_done);
+        });
         if !posted {
             return Err(io::Error::other("the event loop group has stopped"));
         }

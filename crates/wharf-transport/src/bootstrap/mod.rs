@@ -5,6 +5,7 @@
 //! same in every mode and with either [`Trigger`](crate::Trigger).
 
 pub(crate) mod client;
+pub(crate) mod modes;
 pub(crate) mod options;
 pub(crate) mod server;
 

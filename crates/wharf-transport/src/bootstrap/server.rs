@@ -5,20 +5,19 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::bootstrap::modes::{self, Wiring};
 use crate::bootstrap::options::SocketOptions;
 use crate::bootstrap::{Balance, ReactorMode, channel_settings};
-use crate::channel::acceptor::AcceptorTarget;
 use crate::channel::codec::Codec;
 use crate::channel::config::{ChannelConfig, Trigger};
 use crate::channel::handler::Handler;
 use crate::channel::init::ChannelInit;
 use crate::channel::pipeline::{Pipeline, PipelineFactory, factory};
-use crate::reactor::event_loop;
 use crate::reactor::handle::EventLoopHandle;
-use crate::reactor::stats::LoopStats;
+use crate::reactor::loop_thread::{LoopThread, shut_down_loops};
+use crate::stats::LoopStats;
 use crate::worker::WorkerPool;
 
 /// Configures and starts a server.
@@ -148,6 +147,10 @@ impl ServerBootstrap {
 
     /// Binds and starts serving. Port 0 picks a free port
     /// ([`Server::local_addr`] tells which).
+    ///
+    /// Configuration that cannot work is refused here, before anything
+    /// starts, with an `InvalidInput` error that names the option; an
+    /// address in use fails before any thread is started.
     pub fn bind(self, addr: impl ToSocketAddrs) -> io::Result<Server> {
         let addr = addr
             .to_socket_addrs()?
@@ -159,152 +162,62 @@ impl ServerBootstrap {
         if self.mode.io_loops() == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "a reactor mode needs at least one I/O loop",
+                "mode: a reactor mode needs at least one I/O loop",
             ));
         }
         if matches!(self.mode, ReactorMode::WorkerPool { workers: 0 }) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "the worker-pool mode needs at least one worker",
+                "mode: the worker-pool mode needs at least one worker",
             ));
         }
-        let live = Arc::new(AtomicUsize::new(0));
-        let mut server = Server {
-            local_addr: addr,
-            mode: self.mode,
-            trigger: self.trigger,
-            acceptors: Vec::new(),
-            io_loops: Vec::new(),
-            workers: None,
-            live: Arc::clone(&live),
-            control: Arc::new(Control::default()),
-            done: false,
-        };
+        let (listeners, local_addr) = modes::bind_listeners(self.mode, addr, &self.options)?;
         let workers = match self.mode.workers() {
             0 => None,
             n => Some(WorkerPool::start(n, &format!("{}-worker", self.name))?),
         };
-        server.workers = workers.clone();
+        let live = Arc::new(AtomicUsize::new(0));
         let init = Arc::new(ChannelInit {
             factory,
             config: Arc::new(self.config),
-            options: self.options.clone(),
-            workers,
-            live,
+            options: self.options,
+            workers: workers.clone(),
+            live: Arc::clone(&live),
             max_connections: self.max_connections,
             accept_backoff: self.accept_backoff,
         });
-        let spawn =
-            |i: usize| LoopThread::start(i, self.trigger, format!("{}-loop-{i}", self.name));
-        match self.mode {
-            ReactorMode::Single | ReactorMode::WorkerPool { .. } => {
-                let lt = spawn(0)?;
-                let listener = self.options.bind_listener(addr, false)?;
-                server.local_addr = listener.local_addr()?;
-                let handle = lt.handle.clone();
-                server.acceptors.push(lt);
-                register_listener(&handle, listener, AcceptorTarget::Local, init)?;
-            }
-            ReactorMode::MultiReactor { sub_reactors, .. } => {
-                for i in 1..=sub_reactors {
-                    server.io_loops.push(spawn(i)?);
+        let wired = modes::wire(
+            self.mode,
+            self.trigger,
+            self.balance,
+            listeners,
+            init,
+            &self.name,
+        );
+        let Wiring {
+            acceptors,
+            io_loops,
+        } = match wired {
+            Ok(wiring) => wiring,
+            Err(e) => {
+                if let Some(workers) = workers {
+                    workers.shutdown();
                 }
-                let main = spawn(0)?;
-                let listener = self.options.bind_listener(addr, false)?;
-                server.local_addr = listener.local_addr()?;
-                let handle = main.handle.clone();
-                server.acceptors.push(main);
-                let target = AcceptorTarget::Subs {
-                    loops: server.io_loops.iter().map(|l| l.handle.clone()).collect(),
-                    balance: self.balance,
-                    next: 0,
-                };
-                register_listener(&handle, listener, target, init)?;
+                return Err(e);
             }
-            ReactorMode::Reuseport { reactors } => {
-                for i in 0..reactors {
-                    let bind_to = if i == 0 { addr } else { server.local_addr };
-                    let listener = self.options.bind_listener(bind_to, true)?;
-                    server.local_addr = listener.local_addr()?;
-                    let lt = spawn(i)?;
-                    let handle = lt.handle.clone();
-                    server.acceptors.push(lt);
-                    register_listener(&handle, listener, AcceptorTarget::Local, Arc::clone(&init))?;
-                }
-            }
-        }
-        Ok(server)
-    }
-}
-
-/// Has a loop register a listener, and waits for the outcome.
-fn register_listener(
-    handle: &EventLoopHandle,
-    listener: mio::net::TcpListener,
-    target: AcceptorTarget,
-    init: Arc<ChannelInit>,
-) -> io::Result<()> {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    handle.submit(Box::new(move |el| {
-        let _ = tx.send(el.register_listener(listener, target, init).map(|_| ()));
-    }));
-    rx.recv()
-        .map_err(|_| io::Error::other("the event loop stopped before registering the listener"))?
-}
-
-/// An event loop thread.
-pub(crate) struct LoopThread {
-    pub handle: EventLoopHandle,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl LoopThread {
-    pub(crate) fn start(id: usize, trigger: Trigger, name: String) -> io::Result<LoopThread> {
-        let (handle, thread) = event_loop::spawn(id, trigger, name)?;
-        Ok(LoopThread {
-            handle,
-            thread: Some(thread),
+        };
+        Ok(Server {
+            local_addr,
+            mode: self.mode,
+            trigger: self.trigger,
+            acceptors,
+            io_loops,
+            workers,
+            live,
+            control: Arc::new(Control::default()),
+            done: false,
         })
     }
-
-    /// Starts the loop's graceful shutdown.
-    pub(crate) fn begin_shutdown(&self, quiet: Duration, deadline: Instant) {
-        self.handle
-            .submit(Box::new(move |el| el.begin_shutdown(quiet, deadline)));
-    }
-
-    /// Waits for the loop's thread to end.
-    pub(crate) fn join(&mut self) -> io::Result<()> {
-        match self.thread.take() {
-            Some(thread) => thread
-                .join()
-                .map_err(|_| io::Error::other("an event loop thread panicked")),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Shuts loops down in stages: each stage is started, then joined, before
-/// the next, so connections handed from one stage to the next are never
-/// lost.
-pub(crate) fn shut_down_loops(
-    stages: [&mut [LoopThread]; 2],
-    quiet: Duration,
-    timeout: Duration,
-) -> io::Result<()> {
-    let deadline = Instant::now() + timeout;
-    let mut result = Ok(());
-    for stage in stages {
-        for lt in stage.iter() {
-            lt.begin_shutdown(quiet, deadline);
-        }
-        for lt in stage.iter_mut() {
-            if let Err(e) = lt.join() {
-                result = Err(e);
-            }
-        }
-    }
-    result
 }
 
 #[derive(Default)]

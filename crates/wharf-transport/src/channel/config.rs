@@ -109,6 +109,28 @@ impl IdleConfig {
     }
 }
 
+/// How a lingering close is bounded (nginx's `lingering_close`, RFC 9112
+/// §9.6): after the last response is sent and the write side shut down,
+/// input is read and thrown away until the peer ends its side, for at most
+/// `timeout` and `max_bytes`, so that the peer reads the response instead
+/// of a reset caused by data it sent that was never read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lingering {
+    /// Longest the connection lingers.
+    pub timeout: Duration,
+    /// Most input it reads and discards while lingering.
+    pub max_bytes: usize,
+}
+
+impl Default for Lingering {
+    fn default() -> Lingering {
+        Lingering {
+            timeout: Duration::from_secs(5),
+            max_bytes: 64 << 10,
+        }
+    }
+}
+
 /// How a channel reads, writes and closes.
 #[derive(Debug, Clone)]
 pub struct ChannelConfig {
@@ -141,6 +163,10 @@ pub struct ChannelConfig {
     pub close_timeout: Duration,
     /// How file regions are sent unless they choose themselves.
     pub transfer: TransferStrategy,
+    /// Whether (and for how long) a channel that closes while its peer is
+    /// still sending keeps reading and discarding, so that the peer reads
+    /// the last response instead of a reset. `None` closes at once.
+    pub lingering: Option<Lingering>,
 }
 
 impl Default for ChannelConfig {
@@ -157,6 +183,7 @@ impl Default for ChannelConfig {
             idle: IdleConfig::default(),
             close_timeout: Duration::from_secs(10),
             transfer: TransferStrategy::Auto,
+            lingering: None,
         }
     }
 }

@@ -1,59 +1,43 @@
-//! One connection on its event loop: its socket, outbound queue and state,
-//! and how it reads, flushes, half-closes and closes.
+//! One connection on its event loop: its socket, outbound queue, life cycle
+//! and I/O flags, and the entry points its loop calls.
 //!
 //! The loop owns a [`Connection`] in its slab and is the only thread that
 //! touches it. Handler code reaches it through a [`Context`](crate::Context)
 //! during a callback; what a callback asks for that changes the
-//! connection's life (close, errors, interest) is recorded in its state and
-//! carried out by the loop when the callback returns, so nothing re-enters
-//! the handler.
+//! connection's life (a close, an error) is recorded in its [`Phase`] and
+//! carried out in [`Connection::settle`] when the callback returns, so
+//! nothing re-enters the handler. Reading is in `reader.rs`, writing in
+//! `writer.rs`, the close sequence in `closing.rs`.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
-use std::net::Shutdown;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
+use crate::TimerId;
 use crate::channel::codec::CodecError;
-use crate::channel::config::{ChannelConfig, IdleConfig};
-use crate::channel::handler::{ChannelError, IdleState};
-use crate::channel::outbound::{OutboundBuffer, Written};
+use crate::channel::config::ChannelConfig;
+use crate::channel::env::{ChannelEnv, ChannelMsg, ChannelTimer, Readiness};
+use crate::channel::handler::{ChannelError, UserEvent};
+use crate::channel::idle::IdleTracker;
+use crate::channel::lifecycle::Phase;
+use crate::channel::outbound::OutboundBuffer;
 use crate::channel::pipeline::ChannelPipeline;
 use crate::channel::recv::AdaptiveRecvSizer;
 use crate::channel::shared::ChannelShared;
-use crate::file_region::{TransferCx, Waker};
-use crate::reactor::event_loop::LoopServices;
-use crate::reactor::stats::add;
-use crate::reactor::timer::{Timer, TimerId};
 use crate::sys::epoll::LtInterest;
+use crate::time::saturating_add;
 
-/// The life of a connection, as flags.
+/// Scheduling state of a connection's I/O: what it waits for, what it owes.
+/// (Its life is the [`Phase`].)
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct ConnState {
+pub(crate) struct IoFlags {
     /// Reading is on (the handler's backpressure switch).
     pub auto_read: bool,
-    /// The peer's FIN (or an error) was read: nothing more to read.
-    pub input_closed: bool,
-    /// An event said the peer closed its side: read to the end of stream
-    /// even past short reads, also when reading resumes from the ready
-    /// list (no new edge comes for a FIN already reported).
-    pub peer_closed: bool,
-    /// End of input was passed to the pipeline.
-    pub eof_delivered: bool,
-    /// Shut down the output once the queue is sent.
-    pub shutdown_output_requested: bool,
-    /// The output is shut down.
-    pub output_shut: bool,
-    /// Close once the queue is sent.
-    pub close_requested: bool,
-    /// When the close was asked for (for the close timeout).
-    pub closing_since: Option<Instant>,
-    /// Close now, without sending the queue (the socket failed).
-    pub abort: bool,
-    /// The socket is closed.
-    pub closed: bool,
     /// A write would block: wait for writability.
     pub waiting_writable: bool,
     /// A file region waits for the blocking-I/O pool to read.
@@ -64,463 +48,394 @@ pub(crate) struct ConnState {
     pub read_pending: bool,
     /// Flushing used up its spin budget: flush again soon.
     pub flush_pending: bool,
-    /// The writability flips the handler has been told about.
-    pub notified_flips: u64,
-    /// A decode error happened: discard further input.
-    pub decode_failed: bool,
-    /// The handler panicked: it gets no more calls.
-    pub poisoned: bool,
+    /// An event said the peer closed its side: read to the end of stream
+    /// even past short reads, also when reading resumes from the ready
+    /// list (no new edge comes for a FIN already reported).
+    pub peer_closed: bool,
     /// The pipeline holds decoded messages that reading was turned off
     /// before it could deliver: deliver them when reading resumes.
     pub held_input: bool,
+    /// Input was read and thrown away while closing.
+    pub discarded: bool,
+    /// The writability flips the handler has been told about.
+    pub notified_flips: u64,
     /// Level-triggered interest currently registered.
     pub registered: LtInterest,
-}
-
-/// Per-kind idle deadlines (Netty's `IdleStateHandler`).
-#[derive(Debug, Default)]
-pub(crate) struct IdleTracker {
-    reader_next: Option<Instant>,
-    writer_next: Option<Instant>,
-    all_next: Option<Instant>,
-    pub timer: Option<TimerId>,
 }
 
 /// The state of a connection that a handler's context works on.
 #[derive(Debug)]
 pub(crate) struct ConnCore {
-    pub stream: TcpStream,
+    pub socket: TcpStream,
     pub shared: Arc<ChannelShared>,
     pub config: Arc<ChannelConfig>,
     pub out: OutboundBuffer,
     pub recv: AdaptiveRecvSizer,
-    pub state: ConnState,
+    pub phase: Phase,
+    pub io: IoFlags,
     pub errors: VecDeque<ChannelError>,
     pub last_read: Instant,
     pub last_write: Instant,
     pub idle: IdleTracker,
     /// Timers the handler scheduled, cancelled when the channel closes.
     pub user_timers: Vec<TimerId>,
-    pub close_timer: Option<TimerId>,
+    pub idle_timer: Option<TimerId>,
+    /// The close timeout of a closing channel.
+    pub stall_timer: Option<TimerId>,
+    /// The deadline of a lingering close.
+    pub linger_timer: Option<TimerId>,
 }
 
 impl ConnCore {
     pub(crate) fn new(
-        stream: TcpStream,
+        socket: TcpStream,
         shared: Arc<ChannelShared>,
         config: Arc<ChannelConfig>,
         now: Instant,
     ) -> ConnCore {
-        let state = ConnState {
+        let io = IoFlags {
             auto_read: config.auto_read,
-            ..ConnState::default()
+            ..IoFlags::default()
         };
         ConnCore {
-            stream,
+            socket,
             shared,
             recv: AdaptiveRecvSizer::new(config.recv_size),
             config,
             out: OutboundBuffer::default(),
-            state,
+            phase: Phase::ACTIVE,
+            io,
             errors: VecDeque::new(),
             last_read: now,
             last_write: now,
             idle: IdleTracker::default(),
             user_timers: Vec::new(),
-            close_timer: None,
+            idle_timer: None,
+            stall_timer: None,
+            linger_timer: None,
         }
     }
 
     /// Whether writes are still accepted.
     pub(crate) fn accepts_writes(&self) -> bool {
-        !self.state.closed
-            && !self.state.abort
-            && !self.state.output_shut
-            && !self.state.shutdown_output_requested
+        self.phase.accepts_writes()
     }
 
     /// Records an I/O failure: the handler hears of it, then the connection
     /// is closed without sending what is queued.
     pub(crate) fn fail_io(&mut self, error: io::Error) {
-        if !self.state.abort {
-            self.state.abort = true;
+        if !self.phase.is_aborting() && !self.phase.is_closed() {
+            self.phase = self.phase.aborted();
             self.errors.push_back(ChannelError::Io(error));
         }
     }
 
-    /// Records a decode failure: the handler hears of it, further input is
-    /// discarded, and the connection closes after sending what is queued.
+    /// Records a decode failure: the handler hears of it, no more input is
+    /// delivered, and the connection closes after sending what is queued.
     pub(crate) fn fail_decode(&mut self, error: CodecError) {
-        if !self.state.decode_failed {
-            self.state.decode_failed = true;
-            self.state.close_requested = true;
+        if self.phase.delivers_input() {
+            self.phase = self.phase.close_requested();
             self.errors.push_back(ChannelError::Decode(error));
         }
     }
 
     /// Asks for a graceful close.
     pub(crate) fn request_close(&mut self) {
-        self.state.close_requested = true;
+        self.phase = self.phase.close_requested();
     }
 
     /// Asks for the output to be shut down once the flushed queue is sent.
-    pub(crate) fn request_shutdown_output(&mut self) {
-        self.state.shutdown_output_requested = true;
+    pub(crate) fn request_shutdown_output(&mut self, env: &mut ChannelEnv) {
+        self.out.mark_flushed();
+        self.phase = self.phase.shutdown_output_requested();
+        self.flush(env);
+    }
+
+    /// Puts the channel on the loop's ready list, once.
+    pub(crate) fn serve_again(&mut self, env: &mut ChannelEnv) {
+        if !self.io.queued {
+            self.io.queued = true;
+            env.serve_again(self.shared.token);
+        }
     }
 
     /// Turns reading on or off.
-    pub(crate) fn set_auto_read(&mut self, on: bool, services: &mut LoopServices) {
-        let was = self.state.auto_read;
-        self.state.auto_read = on;
-        if on && !was && (!services.level || self.state.held_input) {
+    pub(crate) fn set_auto_read(&mut self, on: bool, env: &mut ChannelEnv) {
+        let was = self.io.auto_read;
+        self.io.auto_read = on;
+        if on && !was && (!env.level || self.io.held_input) {
             // Edge-triggered: data that arrived meanwhile brings no new edge;
             // and held messages wait for no socket event at all.
-            self.state.read_pending = true;
-            services.push_ready(self.shared.token, self.shared.id, &mut self.state);
-        }
-    }
-
-    /// Writes flushed entries until the queue is drained, the socket would
-    /// block, a file region waits for the disk, or the spin budget is used
-    /// up (then the loop flushes again on its next iteration, after serving
-    /// other sockets).
-    pub(crate) fn flush(&mut self, services: &mut LoopServices) {
-        if self.state.closed
-            || self.state.abort
-            || self.state.waiting_writable
-            || self.state.waiting_file
-        {
-            return;
-        }
-        let mut spins = 0;
-        while self.out.has_flushed() {
-            if spins == self.config.write_spin_count {
-                self.state.flush_pending = true;
-                services.push_ready(self.shared.token, self.shared.id, &mut self.state);
-                return;
-            }
-            spins += 1;
-            let mut cx = TransferCx {
-                default: self.config.transfer,
-                allocator: self.config.allocator,
-                pipe: &mut services.pipe,
-                loop_stats: &services.handle.shared.transfers,
-                channel_stats: &self.shared.transfers,
-                max_bytes: self.config.max_bytes_per_write,
-                waker: Waker {
-                    event_loop: services.handle.clone(),
-                    token: self.shared.token,
-                    channel: self.shared.id,
-                },
-            };
-            let written = self.out.write_to(&self.stream, &mut cx);
-            add(&services.counters().writes, 1);
-            match written {
-                Ok(Written::Progress(progress)) => {
-                    add(&services.counters().bytes_written, progress.bytes as u64);
-                    self.shared.release_pending(progress.released);
-                    if progress.bytes > 0 {
-                        self.last_write = services.now;
-                    } else if progress.released == 0 {
-                        // Nothing moved and nothing was dropped: wait for
-                        // the socket rather than spin.
-                        self.state.waiting_writable = true;
-                        return;
-                    }
-                }
-                Ok(Written::WouldBlock) => {
-                    self.state.waiting_writable = true;
-                    return;
-                }
-                Ok(Written::Pending) => {
-                    self.state.waiting_file = true;
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.fail_io(e);
-                    return;
-                }
-            }
-        }
-        self.state.flush_pending = false;
-        if self.state.shutdown_output_requested && !self.state.output_shut {
-            self.shut_output();
-        }
-    }
-
-    fn shut_output(&mut self) {
-        self.state.output_shut = true;
-        // Whatever was written after the shutdown request is dropped.
-        let dropped = self.out.discard();
-        self.shared.release_pending(dropped);
-        if let Err(e) = self.stream.shutdown(Shutdown::Write)
-            && e.kind() != io::ErrorKind::NotConnected
-        {
-            self.fail_io(e);
+            self.io.read_pending = true;
+            self.serve_again(env);
         }
     }
 
     /// The level-triggered interest this connection needs now.
     pub(crate) fn wanted_interest(&self) -> LtInterest {
+        let discarding = self.phase.discards_input();
         LtInterest {
-            read: self.state.auto_read
-                && !self.state.input_closed
-                && !self.state.close_requested
-                && !self.state.closed,
-            write: self.state.waiting_writable && !self.state.closed,
+            read: self.phase.reads_socket()
+                && if discarding {
+                    self.config.lingering.is_some()
+                } else {
+                    self.io.auto_read
+                },
+            write: self.io.waiting_writable && !self.phase.is_closed(),
         }
     }
 
     /// Schedules [`UserEvent::Timer`](crate::UserEvent::Timer)`(token)`.
     pub(crate) fn schedule_user_timer(
         &mut self,
-        services: &mut LoopServices,
+        env: &mut ChannelEnv,
         delay: Duration,
         token: u64,
     ) -> TimerId {
-        let id = services.handle.next_timer_id();
-        self.insert_user_timer(services, id, delay, token);
+        let id = env.event_loop.next_timer_id();
+        self.insert_user_timer(env, id, delay, token);
         id
     }
 
     /// Inserts a user timer whose id was already handed out.
     pub(crate) fn insert_user_timer(
         &mut self,
-        services: &mut LoopServices,
+        env: &mut ChannelEnv,
         id: TimerId,
         delay: Duration,
         token: u64,
     ) {
-        if self.state.closed {
+        if self.phase.is_closed() {
             return;
         }
-        let (slot, channel) = (self.shared.token, self.shared.id);
-        services.timers.insert(
-            id,
-            Timer {
-                deadline: services.now + delay,
-                period: None,
-                task: Box::new(move |el| el.fire_user_timer(slot, channel, id, token)),
-            },
-        );
+        let at = saturating_add(env.now, delay);
+        env.schedule_as(id, at, self.shared.token, ChannelTimer::User(token));
         self.user_timers.push(id);
     }
 
     /// Cancels a user timer.
-    pub(crate) fn cancel_user_timer(&mut self, services: &mut LoopServices, id: TimerId) {
+    pub(crate) fn cancel_user_timer(&mut self, env: &mut ChannelEnv, id: TimerId) {
         self.user_timers.retain(|&t| t != id);
-        services.timers.cancel(id);
+        env.cancel(id);
     }
 
     /// Starts idle tracking, if configured.
-    pub(crate) fn start_idle(&mut self, services: &mut LoopServices) {
-        let idle = self.config.idle;
-        if !idle.is_enabled() {
-            return;
+    fn start_idle(&mut self, env: &mut ChannelEnv) {
+        if self.config.idle.is_enabled()
+            && let Some(at) = self.idle.start(self.config.idle, env.now)
+        {
+            self.idle_timer = Some(env.schedule(at, self.shared.token, ChannelTimer::Idle));
         }
-        let now = services.now;
-        self.idle.reader_next = idle.reader.map(|t| now + t);
-        self.idle.writer_next = idle.writer.map(|t| now + t);
-        self.idle.all_next = idle.all.map(|t| now + t);
-        self.arm_idle_timer(services);
-    }
-
-    fn arm_idle_timer(&mut self, services: &mut LoopServices) {
-        let next = [
-            self.idle.reader_next,
-            self.idle.writer_next,
-            self.idle.all_next,
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let Some(deadline) = next else { return };
-        let id = services.handle.next_timer_id();
-        let (slot, channel) = (self.shared.token, self.shared.id);
-        services.timers.insert(
-            id,
-            Timer {
-                deadline,
-                period: None,
-                task: Box::new(move |el| el.check_idle(slot, channel)),
-            },
-        );
-        self.idle.timer = Some(id);
-    }
-
-    /// The idle states due now; re-arms the idle timer for the next ones.
-    pub(crate) fn due_idle_states(&mut self, services: &mut LoopServices) -> Vec<IdleState> {
-        let IdleConfig {
-            reader,
-            writer,
-            all,
-        } = self.config.idle;
-        let now = services.now;
-        let mut due = Vec::new();
-        let last_any = self.last_read.max(self.last_write);
-        check_idle(
-            &mut self.idle.reader_next,
-            reader,
-            self.last_read,
-            now,
-            || due.push(IdleState::ReaderIdle),
-        );
-        check_idle(
-            &mut self.idle.writer_next,
-            writer,
-            self.last_write,
-            now,
-            || due.push(IdleState::WriterIdle),
-        );
-        check_idle(&mut self.idle.all_next, all, last_any, now, || {
-            due.push(IdleState::AllIdle)
-        });
-        self.idle.timer = None;
-        if !self.state.closed {
-            self.arm_idle_timer(services);
-        }
-        due
     }
 
     /// Cancels every timer of the connection.
-    pub(crate) fn cancel_timers(&mut self, services: &mut LoopServices) {
+    pub(crate) fn cancel_timers(&mut self, env: &mut ChannelEnv) {
         for id in self
             .user_timers
             .drain(..)
-            .chain(self.idle.timer.take())
-            .chain(self.close_timer.take())
+            .chain(self.idle_timer.take())
+            .chain(self.stall_timer.take())
+            .chain(self.linger_timer.take())
         {
-            services.timers.cancel(id);
+            env.cancel(id);
         }
-    }
-}
-
-/// Fires `fire` if `next` is due and nothing happened for `timeout` since
-/// `last`; moves `next` to the following check.
-fn check_idle(
-    next: &mut Option<Instant>,
-    timeout: Option<Duration>,
-    last: Instant,
-    now: Instant,
-    fire: impl FnOnce(),
-) {
-    let (Some(at), Some(timeout)) = (*next, timeout) else {
-        return;
-    };
-    if now < at {
-        return;
-    }
-    if now.duration_since(last) >= timeout {
-        fire();
-        *next = Some(now + timeout);
-    } else {
-        *next = Some(last + timeout);
     }
 }
 
 /// A connection in its loop's slab: the core and the pipeline above it.
 pub(crate) struct Connection {
     pub core: ConnCore,
-    pub pipeline: Box<dyn ChannelPipeline>,
+    pub(crate) pipeline: Box<dyn ChannelPipeline>,
     /// The bootstrap's count of open connections, decremented on close.
-    pub live: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    live: Arc<AtomicUsize>,
+    /// The handler panicked: it gets no more calls.
+    poisoned: bool,
 }
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("id", &self.core.shared.id)
-            .field("state", &self.core.state)
+            .field("phase", &self.core.phase)
+            .field("io", &self.core.io)
             .finish()
     }
 }
 
 impl Connection {
-    /// Reads what the socket has, up to the read budget, and passes each
-    /// read to the pipeline.
-    ///
-    /// Both triggers stop at the first short read: the socket was drained
-    /// at that moment, and anything arriving later is reported again, with
-    /// level triggering because data remains, with edge triggering because
-    /// Linux queues a new edge for every arrival (so the usual "read until
-    /// `EAGAIN`" only adds a read that finds nothing). Reading stops at the
-    /// budget too; edge-triggered sockets are then served again from the
-    /// ready list, since no new edge would come for data already there.
-    ///
-    /// `until_eof` keeps reading past short reads: the event said the peer
-    /// closed its side, so the end of stream is there to be read (this is
-    /// remembered for later reads of the same channel). `force`
-    /// reads even with reading off, to learn why a socket reported hang-up
-    /// or error.
-    pub(crate) fn read(&mut self, services: &mut LoopServices, force: bool, until_eof: bool) {
+    /// A connection counted in `live` (by whoever admitted it).
+    pub(crate) fn new(
+        core: ConnCore,
+        pipeline: Box<dyn ChannelPipeline>,
+        live: Arc<AtomicUsize>,
+    ) -> Connection {
+        Connection {
+            core,
+            pipeline,
+            live,
+            poisoned: false,
+        }
+    }
+
+    /// Runs `f` on the pipeline, catching a panic of the handler: the
+    /// connection is then closed at once, without further handler calls.
+    pub(crate) fn guarded(
+        &mut self,
+        env: &mut ChannelEnv,
+        f: impl FnOnce(&mut dyn ChannelPipeline, &mut ConnCore, &mut ChannelEnv),
+    ) {
+        if self.poisoned {
+            return;
+        }
+        let (pipeline, core) = (&mut *self.pipeline, &mut self.core);
+        if catch_unwind(AssertUnwindSafe(|| f(pipeline, core, env))).is_err() {
+            log::error!(
+                "handler of channel {} panicked on its event loop; closing the channel",
+                self.core.shared.id
+            );
+            self.poisoned = true;
+            self.core.phase = self.core.phase.aborted();
+        }
+    }
+
+    /// Whether the handler panicked.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// The connection is registered: it becomes active.
+    pub(crate) fn start(&mut self, env: &mut ChannelEnv) {
+        self.core.shared.set_active(true);
+        self.core.start_idle(env);
+        self.guarded(env, |pipeline, core, env| pipeline.active(core, env));
+    }
+
+    /// An epoll event for the connection.
+    pub(crate) fn on_event(&mut self, r: Readiness, env: &mut ChannelEnv) {
+        let hang_up = r.error || (r.read_closed && r.write_closed);
+        let write = r.writable || r.error;
+        let read = r.readable || r.read_closed || hang_up;
+        if write {
+            self.core.io.waiting_writable = false;
+            self.guarded(env, |_, core, env| core.flush(env));
+        }
+        if read {
+            self.read(env, hang_up, r.read_closed || hang_up);
+        }
+    }
+
+    /// The loop serves the connection from its ready list.
+    pub(crate) fn on_ready(&mut self, env: &mut ChannelEnv) {
+        self.core.io.queued = false;
+        if self.core.io.flush_pending {
+            self.core.io.flush_pending = false;
+            self.guarded(env, |_, core, env| core.flush(env));
+        }
+        if self.core.io.read_pending {
+            self.read(env, false, false);
+        }
+    }
+
+    /// A timer of the connection fired.
+    pub(crate) fn on_timer(&mut self, id: TimerId, timer: ChannelTimer, env: &mut ChannelEnv) {
+        match timer {
+            ChannelTimer::User(token) => {
+                self.core.user_timers.retain(|&t| t != id);
+                self.guarded(env, |pipeline, core, env| {
+                    pipeline.user_event(core, env, UserEvent::Timer(token))
+                });
+            }
+            ChannelTimer::Idle => self.check_idle(env),
+            ChannelTimer::Stall => self.stall_timed_out(env),
+            ChannelTimer::Linger => self.linger_timed_out(env),
+        }
+    }
+
+    /// The idle timer fired: fire the idle events that are due.
+    fn check_idle(&mut self, env: &mut ChannelEnv) {
         let core = &mut self.core;
-        core.state.read_pending = false;
-        core.state.peer_closed |= until_eof;
-        let until_eof = core.state.peer_closed;
-        let budget = core.config.max_messages_per_read.max(1);
-        let mut delivered = false;
-        if core.state.held_input && core.state.auto_read && !force {
-            delivered = true;
-            self.pipeline.resume_input(core, services);
+        core.idle_timer = None;
+        let due = core
+            .idle
+            .due(core.config.idle, env.now, core.last_read, core.last_write);
+        if !core.phase.is_closed()
+            && let Some(at) = core.idle.next_check()
+        {
+            core.idle_timer = Some(env.schedule(at, core.shared.token, ChannelTimer::Idle));
         }
-        let mut reads = 0;
-        loop {
-            let state = core.state;
-            if state.input_closed || state.closed || state.abort {
-                break;
+        for state in due {
+            self.guarded(env, |pipeline, core, env| {
+                pipeline.user_event(core, env, UserEvent::Idle(state))
+            });
+        }
+    }
+
+    /// Work from another thread for this connection.
+    pub(crate) fn on_message(&mut self, msg: ChannelMsg, env: &mut ChannelEnv) {
+        match msg {
+            ChannelMsg::Ops {
+                ops,
+                owner,
+                released,
+                completes,
+            } => {
+                if self.core.phase.is_closed() {
+                    owner.release_pending(released);
+                } else {
+                    self.guarded(env, |pipeline, core, env| {
+                        pipeline.remote_ops(core, env, ops)
+                    });
+                }
+                if completes {
+                    owner.worker.done();
+                }
             }
-            if !force && (!state.auto_read || state.close_requested) {
-                break;
-            }
-            if reads == budget {
-                if !services.level {
-                    core.state.read_pending = true;
-                    services.push_ready(core.shared.token, core.shared.id, &mut core.state);
-                }
-                break;
-            }
-            let mut buf = match core.config.allocator.try_buffer(core.recv.next_size()) {
-                Ok(buf) => buf,
-                Err(e) => {
-                    core.fail_io(e);
-                    break;
-                }
-            };
-            let capacity = buf.capacity();
-            reads += 1;
-            add(&services.counters().reads, 1);
-            match core.stream.read(buf.spare_mut()) {
-                Ok(0) => core.state.input_closed = true,
-                Ok(n) => {
-                    buf.commit(n);
-                    add(&services.counters().bytes_read, n as u64);
-                    core.recv.record(n, capacity);
-                    core.last_read = services.now;
-                    if !core.state.decode_failed {
-                        delivered = true;
-                        self.pipeline.read(core, services, buf);
-                    }
-                    if n < capacity && !until_eof {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => reads -= 1,
-                Err(e) => {
-                    core.state.input_closed = true;
-                    core.fail_io(e);
-                }
+            // The settle that follows every message is what it asks for.
+            ChannelMsg::WorkerDone => {}
+            ChannelMsg::FileReady => {
+                self.core.io.waiting_file = false;
+                self.guarded(env, |_, core, env| core.flush(env));
             }
         }
-        if delivered {
-            self.pipeline.read_complete(core, services);
+    }
+
+    /// A graceful shutdown of the loop started: the handler hears of it.
+    pub(crate) fn on_shutdown(&mut self, env: &mut ChannelEnv) {
+        self.guarded(env, |pipeline, core, env| {
+            pipeline.user_event(core, env, UserEvent::Shutdown)
+        });
+    }
+
+    /// Closes the connection at once, dropping what is queued (a shutdown
+    /// deadline, the loop ending).
+    pub(crate) fn abort(&mut self) {
+        self.core.phase = self.core.phase.aborted();
+    }
+
+    /// The loop removed the connection (and deregistered its socket): drop
+    /// what is queued, cancel its timers, tell the handler, close the
+    /// socket (when `self` drops).
+    pub(crate) fn finish(mut self, env: &mut ChannelEnv) {
+        let core = &mut self.core;
+        core.phase = Phase::Closed;
+        core.shared.set_active(false);
+        let dropped = core.out.discard();
+        core.shared.release_pending(dropped);
+        if dropped > 0 {
+            // Queued data is thrown away (a close timeout, the shutdown
+            // deadline): reset the connection so the peer cannot take the
+            // cut-off stream for a complete one.
+            let _ = socket2::SockRef::from(&core.socket).set_linger(Some(Duration::ZERO));
         }
-        if core.state.input_closed && !core.state.eof_delivered && !core.state.abort {
-            core.state.eof_delivered = true;
-            self.pipeline.input_closed(core, services);
-            if !core.config.allow_half_closure || core.state.output_shut {
-                core.request_close();
+        core.cancel_timers(env);
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        if !self.poisoned {
+            let (pipeline, core) = (&mut *self.pipeline, &mut self.core);
+            if catch_unwind(AssertUnwindSafe(|| pipeline.inactive(core, env))).is_err() {
+                log::error!(
+                    "handler of channel {} panicked in on_inactive",
+                    self.core.shared.id
+                );
             }
         }
     }

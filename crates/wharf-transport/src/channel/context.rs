@@ -16,11 +16,10 @@ use std::time::Duration;
 use wharf_buf::Allocator;
 
 use crate::channel::connection::ConnCore;
+use crate::channel::env::{ChannelEnv, ChannelMsg};
 use crate::channel::handle::ChannelHandle;
 use crate::channel::shared::{ChannelId, ChannelShared};
-use crate::reactor::event_loop::LoopServices;
-use crate::reactor::handle::EventLoopHandle;
-use crate::reactor::timer::TimerId;
+use crate::{EventLoopHandle, TimerId};
 
 /// Encodes a handler's messages into a channel's outbound queue; implemented
 /// by the pipeline, which owns the codec.
@@ -106,7 +105,6 @@ pub(crate) fn post_remote_ops<O: Send + 'static>(
     ops: Vec<RemoteOp<O>>,
     completes: bool,
 ) {
-    let (token, id) = (shared.token, shared.id);
     let released: usize = ops
         .iter()
         .map(|op| match op {
@@ -114,28 +112,18 @@ pub(crate) fn post_remote_ops<O: Send + 'static>(
             _ => 0,
         })
         .sum();
-    let owner = Arc::clone(shared);
-    let posted = shared.event_loop.submit(Box::new(move |el| {
-        if !el.remote_ops(token, id, Box::new(ops)) {
-            owner.release_pending(released);
-        }
-        if completes {
-            owner.worker_task_done();
-            el.settle_channel(token, id);
-        }
-    }));
-    if !posted {
-        shared.release_pending(released);
-        if completes {
-            shared.worker_task_done();
-        }
-    }
+    shared.post(ChannelMsg::Ops {
+        ops: Box::new(ops),
+        owner: Arc::clone(shared),
+        released,
+        completes,
+    });
 }
 
 /// The state of a context on the loop.
 pub(crate) struct LocalCx<'a, O> {
     pub core: &'a mut ConnCore,
-    pub services: &'a mut LoopServices,
+    pub env: &'a mut ChannelEnv,
     pub encoder: &'a mut dyn Encoder<O>,
     pub size_of: fn(&O) -> usize,
 }
@@ -208,7 +196,7 @@ impl<'a, O: Send + 'static> Context<'a, O> {
         match &mut self.inner {
             Inner::Local(cx) => {
                 cx.core.out.mark_flushed();
-                cx.core.flush(cx.services);
+                cx.core.flush(cx.env);
             }
             Inner::Remote(ops) => ops.ops.push(RemoteOp::Flush),
         }
@@ -239,11 +227,7 @@ impl<'a, O: Send + 'static> Context<'a, O> {
     /// half-close: the peer reads end of stream, this side keeps reading).
     pub fn shutdown_output(&mut self) {
         match &mut self.inner {
-            Inner::Local(cx) => {
-                cx.core.out.mark_flushed();
-                cx.core.request_shutdown_output();
-                cx.core.flush(cx.services);
-            }
+            Inner::Local(cx) => cx.core.request_shutdown_output(cx.env),
             Inner::Remote(ops) => ops.ops.push(RemoteOp::ShutdownOutput),
         }
     }
@@ -270,7 +254,7 @@ impl<'a, O: Send + 'static> Context<'a, O> {
     /// take them all on while its output is backed up.
     pub fn set_auto_read(&mut self, auto_read: bool) {
         match &mut self.inner {
-            Inner::Local(cx) => cx.core.set_auto_read(auto_read, cx.services),
+            Inner::Local(cx) => cx.core.set_auto_read(auto_read, cx.env),
             Inner::Remote(ops) => {
                 ops.reading = auto_read;
                 ops.ops.push(RemoteOp::SetAutoRead(auto_read));
@@ -282,7 +266,7 @@ impl<'a, O: Send + 'static> Context<'a, O> {
     /// handler after `delay`, unless cancelled or the channel closes first.
     pub fn schedule(&mut self, delay: Duration, token: u64) -> TimerId {
         match &mut self.inner {
-            Inner::Local(cx) => cx.core.schedule_user_timer(cx.services, delay, token),
+            Inner::Local(cx) => cx.core.schedule_user_timer(cx.env, delay, token),
             Inner::Remote(ops) => {
                 let id = ops.shared.event_loop.next_timer_id();
                 ops.ops.push(RemoteOp::Schedule(id, delay, token));
@@ -294,7 +278,7 @@ impl<'a, O: Send + 'static> Context<'a, O> {
     /// Cancels a timer set with [`schedule`](Self::schedule).
     pub fn cancel_timer(&mut self, id: TimerId) {
         match &mut self.inner {
-            Inner::Local(cx) => cx.core.cancel_user_timer(cx.services, id),
+            Inner::Local(cx) => cx.core.cancel_user_timer(cx.env, id),
             Inner::Remote(ops) => ops.ops.push(RemoteOp::CancelTimer(id)),
         }
     }

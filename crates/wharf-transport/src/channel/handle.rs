@@ -5,11 +5,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::EventLoopHandle;
 use crate::channel::context::{RemoteOp, post_remote_ops};
 use crate::channel::outbound::ENTRY_OVERHEAD;
 use crate::channel::shared::{ChannelId, ChannelShared};
 use crate::file_region::TransferStats;
-use crate::reactor::handle::EventLoopHandle;
 
 /// A cloneable, `Send` handle to a channel, typed by the messages its
 /// handler writes.

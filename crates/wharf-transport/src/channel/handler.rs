@@ -84,8 +84,10 @@ pub trait Handler: Send + 'static {
     }
 }
 
-/// An event that is not data.
+/// An event that is not data. New kinds may be added: match with a
+/// wildcard arm.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum UserEvent {
     /// No read, no write, or neither happened for the configured time.
     Idle(IdleState),
@@ -93,6 +95,12 @@ pub enum UserEvent {
     Timer(u64),
     /// An event fired through [`ChannelHandle::fire_user_event`](crate::ChannelHandle::fire_user_event).
     Custom(Box<dyn Any + Send>),
+    /// The server is shutting down gracefully: no new connections come,
+    /// and this one is closed once the loop has been quiet for the quiet
+    /// period (or at the deadline). A protocol handler that can tell a
+    /// connection is idle between requests closes it now; one in the middle
+    /// of a response finishes it and closes after.
+    Shutdown,
 }
 
 /// Which kind of idleness an [`UserEvent::Idle`] reports (Netty's

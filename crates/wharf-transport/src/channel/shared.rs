@@ -1,12 +1,21 @@
 //! The part of a channel that other threads see: its identity, whether it
-//! is active and writable, and how many bytes wait to be sent.
+//! is active and writable, how many bytes wait to be sent, and how many
+//! handler tasks are out on its worker.
+//!
+//! The counts are the cross-thread paths of a channel: a
+//! [`ChannelHandle`](crate::ChannelHandle) or a worker counts a write the
+//! moment it is made, while the loop may be closing the channel; the last
+//! worker task to end wakes a loop that waits for it to close. Both are
+//! model-checked with loom (the `tests` module, `--cfg loom`).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use crate::EventLoopHandle;
 use crate::channel::config::WaterMark;
+use crate::channel::env::ChannelMsg;
 use crate::file_region::TransferCounters;
-use crate::reactor::handle::EventLoopHandle;
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::token::Token;
 
 /// Identifies a channel for its whole life (slab slots are reused, ids are
 /// not).
@@ -19,17 +28,11 @@ impl std::fmt::Display for ChannelId {
     }
 }
 
-static NEXT_CHANNEL_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_CHANNEL_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// Shared state of one channel, behind an `Arc`.
+/// Bytes waiting to be sent and the writable flag they drive.
 #[derive(Debug)]
-pub(crate) struct ChannelShared {
-    pub id: ChannelId,
-    /// The channel's key in its loop's slab.
-    pub token: usize,
-    pub event_loop: EventLoopHandle,
-    pub local_addr: Option<SocketAddr>,
-    pub peer_addr: Option<SocketAddr>,
+pub(crate) struct WriteAccount {
     water_mark: WaterMark,
     /// Bytes queued (with entry overhead) plus estimates of writes on their
     /// way from other threads.
@@ -38,43 +41,20 @@ pub(crate) struct ChannelShared {
     /// Times `writable` flipped, so the loop can tell the handler about a
     /// flip even if the flag flipped back before the loop looked.
     flips: AtomicU64,
-    active: AtomicBool,
-    /// File bytes sent, by strategy.
-    pub transfers: TransferCounters,
-    /// Handler tasks of this channel queued or running on its worker, or
-    /// whose operations are on their way back to the loop.
-    worker_tasks: AtomicUsize,
-    /// The loop waits for `worker_tasks` to reach zero to close.
-    awaiting_workers: AtomicBool,
 }
 
-impl ChannelShared {
-    pub(crate) fn new(
-        token: usize,
-        event_loop: EventLoopHandle,
-        local_addr: Option<SocketAddr>,
-        peer_addr: Option<SocketAddr>,
-        water_mark: WaterMark,
-    ) -> ChannelShared {
-        ChannelShared {
-            id: ChannelId(NEXT_CHANNEL_ID.fetch_add(1, Ordering::Relaxed)),
-            token,
-            event_loop,
-            local_addr,
-            peer_addr,
+impl WriteAccount {
+    pub(crate) fn new(water_mark: WaterMark) -> WriteAccount {
+        WriteAccount {
             water_mark,
             pending: AtomicUsize::new(0),
             writable: AtomicBool::new(true),
             flips: AtomicU64::new(0),
-            active: AtomicBool::new(false),
-            transfers: TransferCounters::default(),
-            worker_tasks: AtomicUsize::new(0),
-            awaiting_workers: AtomicBool::new(false),
         }
     }
 
     /// Counts `n` more bytes waiting to be sent.
-    pub(crate) fn add_pending(&self, n: usize) {
+    pub(crate) fn add(&self, n: usize) {
         if n > 0 {
             self.pending.fetch_add(n, Ordering::AcqRel);
             self.update_writability();
@@ -82,9 +62,10 @@ impl ChannelShared {
     }
 
     /// Counts `n` fewer bytes waiting to be sent.
-    pub(crate) fn release_pending(&self, n: usize) {
+    pub(crate) fn release(&self, n: usize) {
         if n > 0 {
-            self.pending.fetch_sub(n, Ordering::AcqRel);
+            let before = self.pending.fetch_sub(n, Ordering::AcqRel);
+            debug_assert!(before >= n, "released {n} of {before} pending bytes");
             self.update_writability();
         }
     }
@@ -121,7 +102,7 @@ impl ChannelShared {
     }
 
     /// How many times the writable flag has flipped.
-    pub(crate) fn writability_flips(&self) -> u64 {
+    pub(crate) fn flips(&self) -> u64 {
         self.flips.load(Ordering::Acquire)
     }
 
@@ -130,27 +111,116 @@ impl ChannelShared {
     pub(crate) fn is_writable(&self) -> bool {
         self.writable.load(Ordering::Acquire)
     }
+}
 
-    /// A handler task for this channel was handed to its worker.
-    pub(crate) fn worker_task_started(&self) {
-        self.worker_tasks.fetch_add(1, Ordering::SeqCst);
+/// Handler tasks of one channel out on its worker, and whether the loop
+/// waits for the last one to end (to close the channel).
+#[derive(Debug, Default)]
+pub(crate) struct WorkerTasks {
+    /// Tasks queued or running on the worker, or whose operations are on
+    /// their way back to the loop.
+    tasks: AtomicUsize,
+    /// The loop waits for `tasks` to reach zero to close.
+    awaited: AtomicBool,
+}
+
+impl WorkerTasks {
+    /// A handler task was handed to the worker.
+    pub(crate) fn started(&self) {
+        self.tasks.fetch_add(1, Ordering::SeqCst);
     }
 
     /// A handler task is over (and its operations, if any, applied on the
-    /// loop); whether the loop should be woken because it waits for the last
-    /// one to close the channel.
-    pub(crate) fn worker_task_done(&self) -> bool {
-        // SeqCst with `workers_busy`: either the loop sees the count at
-        // zero, or this sees the loop waiting (Dekker's pattern).
-        self.worker_tasks.fetch_sub(1, Ordering::SeqCst) == 1
-            && self.awaiting_workers.load(Ordering::SeqCst)
+    /// loop); whether the loop must be woken because it waits for the last
+    /// one.
+    pub(crate) fn done(&self) -> bool {
+        // Read-modify-writes on both sides (Dekker's pattern without
+        // relying on sequential consistency): either the loop's look at the
+        // count comes after this decrement and sees zero, or it comes
+        // before, and then its `awaited` flag is visible here.
+        self.tasks.fetch_sub(1, Ordering::AcqRel) == 1
+            && self.awaited.fetch_or(false, Ordering::AcqRel)
     }
 
-    /// Whether handler tasks are still in flight on the worker; if so, the
-    /// last one to finish wakes the loop.
-    pub(crate) fn workers_busy(&self) -> bool {
-        self.awaiting_workers.store(true, Ordering::SeqCst);
-        self.worker_tasks.load(Ordering::SeqCst) > 0
+    /// Whether tasks are still out; if so, the last one to end wakes the
+    /// loop.
+    pub(crate) fn busy(&self) -> bool {
+        self.awaited.swap(true, Ordering::AcqRel);
+        self.tasks.fetch_add(0, Ordering::AcqRel) > 0
+    }
+}
+
+/// Shared state of one channel, behind an `Arc`.
+#[derive(Debug)]
+pub(crate) struct ChannelShared {
+    pub id: ChannelId,
+    /// The channel's token on its loop.
+    pub token: Token,
+    pub event_loop: EventLoopHandle,
+    pub local_addr: Option<SocketAddr>,
+    pub peer_addr: Option<SocketAddr>,
+    pub writes: WriteAccount,
+    pub worker: WorkerTasks,
+    active: AtomicBool,
+    /// File bytes sent, by strategy.
+    pub transfers: TransferCounters,
+}
+
+impl ChannelShared {
+    pub(crate) fn new(
+        token: Token,
+        event_loop: EventLoopHandle,
+        local_addr: Option<SocketAddr>,
+        peer_addr: Option<SocketAddr>,
+        water_mark: WaterMark,
+    ) -> ChannelShared {
+        ChannelShared {
+            id: ChannelId(NEXT_CHANNEL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+            token,
+            event_loop,
+            local_addr,
+            peer_addr,
+            writes: WriteAccount::new(water_mark),
+            worker: WorkerTasks::default(),
+            active: AtomicBool::new(false),
+            transfers: TransferCounters::default(),
+        }
+    }
+
+    /// Counts `n` more bytes waiting to be sent.
+    pub(crate) fn add_pending(&self, n: usize) {
+        self.writes.add(n);
+    }
+
+    /// Counts `n` fewer bytes waiting to be sent.
+    pub(crate) fn release_pending(&self, n: usize) {
+        self.writes.release(n);
+    }
+
+    /// Bytes waiting to be sent.
+    pub(crate) fn pending(&self) -> usize {
+        self.writes.pending()
+    }
+
+    /// Whether the outbound queue is below the high water mark.
+    pub(crate) fn is_writable(&self) -> bool {
+        self.writes.is_writable()
+    }
+
+    /// A worker task of this channel is over; wakes the loop if it waits
+    /// for the last one.
+    pub(crate) fn worker_task_done(&self) {
+        if self.worker.done() {
+            self.post(ChannelMsg::WorkerDone);
+        }
+    }
+
+    /// Sends `msg` to the channel on its loop; if the loop has ended, the
+    /// message gives back what it holds.
+    pub(crate) fn post(&self, msg: ChannelMsg) {
+        if let Err(msg) = self.event_loop.post_to_channel(self.token, msg) {
+            msg.abandon();
+        }
     }
 
     pub(crate) fn is_active(&self) -> bool {
@@ -159,5 +229,110 @@ impl ChannelShared {
 
     pub(crate) fn set_active(&self, active: bool) {
         self.active.store(active, Ordering::Release);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! Model checks of the cross-thread counts of a channel.
+
+    use loom::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Every interleaving with up to three preemptions (loom's advice: most
+    /// bugs need no more), so the models finish in seconds.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(f);
+    }
+
+    /// A write made through a handle while the loop closes the channel:
+    /// whichever comes first, every byte counted is released, and the
+    /// writable flag ends where the count says.
+    #[test]
+    fn a_handle_write_racing_a_close_releases_everything_it_counted() {
+        model(|| {
+            let account = Arc::new(WriteAccount::new(WaterMark { low: 4, high: 8 }));
+            // The loop's task queue, and whether the channel is still open.
+            let queue = Arc::new(Mutex::new((Vec::<usize>::new(), true)));
+            let handle = {
+                let (account, queue) = (account.clone(), queue.clone());
+                loom::thread::spawn(move || {
+                    // ChannelHandle::write: count the estimate, then post.
+                    account.add(10);
+                    queue.lock().unwrap().0.push(10);
+                })
+            };
+            // The loop: some bytes were queued by the handler itself.
+            account.add(3);
+            // It closes the channel: the queue's weight is discarded.
+            {
+                let mut q = queue.lock().unwrap();
+                q.1 = false;
+            }
+            account.release(3);
+            handle.join().unwrap();
+            // Then it runs its tasks: writes for a closed channel are
+            // dropped and their estimates released.
+            let posted: Vec<usize> = std::mem::take(&mut queue.lock().unwrap().0);
+            for estimate in posted {
+                account.release(estimate);
+            }
+            assert_eq!(account.pending(), 0);
+            assert!(account.is_writable(), "the flag agrees with the count");
+            assert_eq!(
+                account.flips() % 2,
+                0,
+                "every flip off was followed by one on"
+            );
+        });
+    }
+
+    /// Two producers pushing over the high mark while the loop drains: the
+    /// flag is never left stale.
+    #[test]
+    fn concurrent_producers_and_the_loop_leave_the_flag_consistent() {
+        model(|| {
+            let account = Arc::new(WriteAccount::new(WaterMark { low: 2, high: 4 }));
+            let producers: Vec<_> = (0..2)
+                .map(|_| {
+                    let account = account.clone();
+                    loom::thread::spawn(move || account.add(3))
+                })
+                .collect();
+            for p in producers {
+                p.join().unwrap();
+            }
+            assert!(!account.is_writable(), "6 bytes are above the high mark");
+            account.release(5);
+            assert!(account.is_writable(), "1 byte is below the low mark");
+        });
+    }
+
+    /// The loop waits for the channel's worker tasks before closing: either
+    /// it sees none left, or the last task tells it. Never both missed.
+    #[test]
+    fn the_last_worker_task_wakes_a_loop_waiting_to_close() {
+        model(|| {
+            let tasks = Arc::new(WorkerTasks::default());
+            tasks.started();
+            let woken = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+            let worker = {
+                let (tasks, woken) = (tasks.clone(), woken.clone());
+                loom::thread::spawn(move || {
+                    if tasks.done() {
+                        woken.store(true, Ordering::SeqCst);
+                    }
+                })
+            };
+            let busy = tasks.busy();
+            worker.join().unwrap();
+            assert!(
+                !busy || woken.load(Ordering::SeqCst),
+                "the loop waits, and nobody will wake it"
+            );
+        });
     }
 }

@@ -11,14 +11,11 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use mio::event::Source;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll};
 
 use crate::channel::config::Trigger;
-use crate::reactor::stats::{LoopCounters, add};
 use crate::sys::epoll::{LevelEpoll, LtInterest};
-
-/// The token of the loop's waker; no slab key gets near it.
-pub(crate) const WAKER: Token = Token(usize::MAX);
+use crate::token::Token as SlotToken;
 
 /// Polls readiness for one loop.
 #[derive(Debug)]
@@ -38,7 +35,7 @@ impl Poller {
     }
 
     pub(crate) fn waker(&self) -> io::Result<mio::Waker> {
-        mio::Waker::new(self.poll.registry(), WAKER)
+        mio::Waker::new(self.poll.registry(), SlotToken::WAKER.to_mio())
     }
 
     /// Registers a socket. Edge: for reading and writing, once and for all.
@@ -46,16 +43,16 @@ impl Poller {
     pub(crate) fn register<S: Source + AsRawFd>(
         &self,
         source: &mut S,
-        token: usize,
+        token: SlotToken,
         interest: LtInterest,
     ) -> io::Result<()> {
         match &self.level {
             None => self.poll.registry().register(
                 source,
-                Token(token),
+                token.to_mio(),
                 Interest::READABLE | Interest::WRITABLE,
             ),
-            Some(level) => level.add(source.as_raw_fd(), token, interest),
+            Some(level) => level.add(source.as_raw_fd(), token.as_u64(), interest),
         }
     }
 
@@ -63,17 +60,17 @@ impl Poller {
     pub(crate) fn register_listener<S: Source + AsRawFd>(
         &self,
         source: &mut S,
-        token: usize,
+        token: SlotToken,
         accepting: bool,
     ) -> io::Result<()> {
         match &self.level {
             None => self
                 .poll
                 .registry()
-                .register(source, Token(token), Interest::READABLE),
+                .register(source, token.to_mio(), Interest::READABLE),
             Some(level) => level.add(
                 source.as_raw_fd(),
-                token,
+                token.as_u64(),
                 LtInterest {
                     read: accepting,
                     write: false,
@@ -86,16 +83,12 @@ impl Poller {
     pub(crate) fn modify<S: AsRawFd>(
         &self,
         source: &S,
-        token: usize,
+        token: SlotToken,
         interest: LtInterest,
-        counters: &LoopCounters,
     ) -> io::Result<()> {
         match &self.level {
             None => Ok(()),
-            Some(level) => {
-                add(&counters.epoll_ctl, 1);
-                level.modify(source.as_raw_fd(), token, interest)
-            }
+            Some(level) => level.modify(source.as_raw_fd(), token.as_u64(), interest),
         }
     }
 

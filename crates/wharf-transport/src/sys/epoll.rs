@@ -64,14 +64,14 @@ impl LevelEpoll {
     }
 
     /// Adds `fd` without `EPOLLET`.
-    pub(crate) fn add(&self, fd: RawFd, token: usize, interest: LtInterest) -> io::Result<()> {
-        let event = EpollEvent::new(interest.flags(), token as u64);
+    pub(crate) fn add(&self, fd: RawFd, token: u64, interest: LtInterest) -> io::Result<()> {
+        let event = EpollEvent::new(interest.flags(), token);
         self.epoll.add(borrow(fd), event).map_err(io::Error::from)
     }
 
     /// Changes what `fd` is registered for.
-    pub(crate) fn modify(&self, fd: RawFd, token: usize, interest: LtInterest) -> io::Result<()> {
-        let mut event = EpollEvent::new(interest.flags(), token as u64);
+    pub(crate) fn modify(&self, fd: RawFd, token: u64, interest: LtInterest) -> io::Result<()> {
+        let mut event = EpollEvent::new(interest.flags(), token);
         self.epoll
             .modify(borrow(fd), &mut event)
             .map_err(io::Error::from)

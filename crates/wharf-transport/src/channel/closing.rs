@@ -1,0 +1,155 @@
+//! What happens after every callback: the connection settles what the
+//! callback asked for (errors to report, writability to announce, a close
+//! to carry on), and tells its loop whether to close it or to change what
+//! it is registered for.
+//!
+//! The close sequence: a close request (or a decode error, or the peer's
+//! FIN without half-closure) moves the connection to `Closing`; it flushes
+//! what was written, giving up when the socket takes nothing for the close
+//! timeout; once everything is sent, and the handler's tasks still out on
+//! a worker have landed, it closes, or lingers first if input is still
+//! coming (see [`Lingering`](crate::Lingering)).
+
+use std::io;
+use std::net::Shutdown;
+
+use crate::channel::connection::Connection;
+use crate::channel::env::{ChannelEnv, ChannelTimer};
+use crate::channel::lifecycle::Phase;
+use crate::sys::epoll::LtInterest;
+use crate::time::saturating_add;
+
+/// What the loop should do with a connection after a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// Keep it; re-register it for this interest (level-triggered) if given.
+    Open(Option<LtInterest>),
+    /// Deregister and close it.
+    Close,
+}
+
+impl Connection {
+    /// Carries out what the last callbacks asked for: error events,
+    /// writability events, the close sequence, level-triggered interest.
+    pub(crate) fn settle(&mut self, env: &mut ChannelEnv) -> Settled {
+        loop {
+            let phase = self.core.phase;
+            if phase.is_closed() || self.is_poisoned() {
+                break;
+            }
+            if phase.flushes_everything() {
+                self.core.out.mark_flushed();
+                self.guarded(env, |_, core, env| core.flush(env));
+                if self.core.phase.is_closing()
+                    && self.core.out.has_flushed()
+                    && self.core.stall_timer.is_none()
+                {
+                    self.arm_stall_timer(env);
+                }
+            }
+            if let Some(error) = self.core.errors.pop_front() {
+                self.guarded(env, |pipeline, core, env| pipeline.error(core, env, error));
+                continue;
+            }
+            // Any flip since the last event is reported, with the flag as
+            // it is now: a producer on another thread may have seen the
+            // channel unwritable, and a flush here made it writable again
+            // before we looked; it still needs to hear "writable".
+            let flips = self.core.shared.writes.flips();
+            if !phase.is_aborting() && flips != self.core.io.notified_flips {
+                self.core.io.notified_flips = flips;
+                let writable = self.core.shared.is_writable();
+                self.guarded(env, |pipeline, core, env| {
+                    pipeline.writability_changed(core, env, writable)
+                });
+                continue;
+            }
+            break;
+        }
+        if self.is_poisoned() || self.core.phase.is_aborting() || self.core.phase.is_closed() {
+            return Settled::Close;
+        }
+        if self.core.phase.is_closing() && !self.core.out.has_flushed() {
+            // A graceful close also waits for the handler's tasks still on
+            // its worker: their replies come back as operations, and the
+            // last task to finish wakes the loop.
+            if self.core.shared.worker.busy() {
+                return self.interest();
+            }
+            self.close_flushed(env);
+            if self.core.phase.is_closed() {
+                return Settled::Close;
+            }
+        }
+        self.interest()
+    }
+
+    /// The level-triggered interest to register, if it changed.
+    fn interest(&mut self) -> Settled {
+        let wanted = self.core.wanted_interest();
+        if wanted == self.core.io.registered {
+            return Settled::Open(None);
+        }
+        self.core.io.registered = wanted;
+        Settled::Open(Some(wanted))
+    }
+
+    /// Everything a closing connection had to send is sent: close, or
+    /// linger while input is still coming.
+    fn close_flushed(&mut self, env: &mut ChannelEnv) {
+        let core = &mut self.core;
+        let lingering = core.config.lingering;
+        let unread = core.io.discarded || self.pipeline.has_unread_input();
+        core.phase = core.phase.flushed(unread, lingering, env.now);
+        if let (Phase::Lingering { until, .. }, true) = (core.phase, core.linger_timer.is_none()) {
+            if let Some(id) = core.stall_timer.take() {
+                env.cancel(id);
+            }
+            if let Err(e) = core.socket.shutdown(Shutdown::Write)
+                && e.kind() != io::ErrorKind::NotConnected
+            {
+                core.fail_io(e);
+                return;
+            }
+            core.linger_timer = Some(env.schedule(until, core.shared.token, ChannelTimer::Linger));
+            // Input that arrived meanwhile brings no new edge.
+            core.io.read_pending = true;
+            core.serve_again(env);
+        }
+    }
+
+    /// Arms the close timeout of a closing channel: it runs from the last
+    /// write, so a slow reader that keeps reading is not cut off.
+    fn arm_stall_timer(&mut self, env: &mut ChannelEnv) {
+        let core = &mut self.core;
+        let at = saturating_add(core.last_write.max(env.now), core.config.close_timeout);
+        core.stall_timer = Some(env.schedule(at, core.shared.token, ChannelTimer::Stall));
+    }
+
+    /// The close timer fired: a closing channel whose socket still takes
+    /// data (a slow reader of a large last response) gets another period
+    /// counted from its last write; one that took nothing is failed.
+    pub(crate) fn stall_timed_out(&mut self, env: &mut ChannelEnv) {
+        let core = &mut self.core;
+        core.stall_timer = None;
+        if !core.phase.is_closing() {
+            return;
+        }
+        let next = saturating_add(core.last_write, core.config.close_timeout);
+        if next > env.now {
+            core.stall_timer = Some(env.schedule(next, core.shared.token, ChannelTimer::Stall));
+            return;
+        }
+        core.fail_io(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "close timed out with data still queued",
+        ));
+    }
+
+    /// The lingering close's time is up.
+    pub(crate) fn linger_timed_out(&mut self, env: &mut ChannelEnv) {
+        let core = &mut self.core;
+        core.linger_timer = None;
+        core.phase = core.phase.discarded(0, env.now);
+    }
+}

@@ -1,0 +1,137 @@
+//! A pipeline run entirely on the event loop: decode, handler, encode, in
+//! one call each, with the handler's context acting at once.
+
+use std::any::Any;
+use std::collections::VecDeque;
+
+use wharf_buf::ByteBuf;
+
+use crate::channel::codec::Codec;
+use crate::channel::connection::ConnCore;
+use crate::channel::context::{Context, LocalCx};
+use crate::channel::cumulation::CodecState;
+use crate::channel::env::ChannelEnv;
+use crate::channel::handler::{ChannelError, Handler, UserEvent};
+use crate::channel::pipeline::{ChannelPipeline, apply_remote_op, unbox_ops};
+
+/// Codec and handler, both on the event loop.
+pub(crate) struct LocalPipeline<C: Codec, H> {
+    codec: CodecState<C>,
+    handler: H,
+    /// Decoded messages not yet delivered because the handler turned
+    /// reading off (at most one read's worth).
+    held: VecDeque<C::In>,
+}
+
+/// A context over a local pipeline's parts (a macro, so the borrows of the
+/// codec and the handler stay separate).
+macro_rules! local_ctx {
+    ($self:ident, $core:ident, $env:ident) => {
+        Context::local(LocalCx {
+            core: $core,
+            env: $env,
+            encoder: &mut $self.codec,
+            size_of: C::message_size,
+        })
+    };
+}
+
+impl<C, H> LocalPipeline<C, H>
+where
+    C: Codec,
+    H: Handler<In = C::In, Out = C::Out>,
+{
+    pub(crate) fn new(codec: CodecState<C>, handler: H) -> Self {
+        LocalPipeline {
+            codec,
+            handler,
+            held: VecDeque::new(),
+        }
+    }
+
+    /// Delivers held messages in order, while reading stays on (or all of
+    /// them when `all`: the input has ended).
+    fn deliver_held(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, all: bool) {
+        while !core.phase.is_aborting() && !core.phase.is_closed() && (all || core.io.auto_read) {
+            let Some(msg) = self.held.pop_front() else {
+                break;
+            };
+            self.handler.on_read(&mut local_ctx!(self, core, env), msg);
+        }
+        core.io.held_input = !self.held.is_empty();
+    }
+}
+
+impl<C, H> ChannelPipeline for LocalPipeline<C, H>
+where
+    C: Codec,
+    H: Handler<In = C::In, Out = C::Out>,
+{
+    fn active(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
+        self.handler.on_active(&mut local_ctx!(self, core, env));
+    }
+
+    fn read(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, buf: ByteBuf) {
+        let result = self.codec.decode(core, buf);
+        self.held.extend(self.codec.decoded.drain(..));
+        self.deliver_held(core, env, false);
+        if let Err(e) = result {
+            core.fail_decode(e);
+        }
+    }
+
+    fn resume_input(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
+        self.deliver_held(core, env, false);
+    }
+
+    fn read_complete(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
+        self.handler
+            .on_read_complete(&mut local_ctx!(self, core, env));
+    }
+
+    fn input_closed(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
+        let result = self.codec.decode_eof();
+        self.held.extend(self.codec.decoded.drain(..));
+        // No more input will come to wait for: everything received goes.
+        self.deliver_held(core, env, true);
+        if let Err(e) = result {
+            core.fail_decode(e);
+        }
+        if core.config.allow_half_closure {
+            self.handler
+                .on_input_shutdown(&mut local_ctx!(self, core, env));
+        }
+    }
+
+    fn writability_changed(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, writable: bool) {
+        self.handler
+            .on_writability_changed(&mut local_ctx!(self, core, env), writable);
+    }
+
+    fn user_event(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, event: UserEvent) {
+        self.handler
+            .on_user_event(&mut local_ctx!(self, core, env), event);
+    }
+
+    fn error(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, error: ChannelError) {
+        self.handler
+            .on_error(&mut local_ctx!(self, core, env), &error);
+    }
+
+    fn inactive(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
+        self.handler.on_inactive(&mut local_ctx!(self, core, env));
+    }
+
+    fn remote_ops(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, ops: Box<dyn Any + Send>) {
+        for op in unbox_ops::<C::Out>(ops) {
+            if let Some(event) = apply_remote_op(op, core, env, &mut self.codec) {
+                self.handler
+                    .on_user_event(&mut local_ctx!(self, core, env), event);
+            }
+        }
+    }
+
+    fn has_unread_input(&self) -> bool {
+        !self.held.is_empty() || self.codec.has_partial_input()
+    }
+}

@@ -1,0 +1,249 @@
+//! A pipeline split across threads (the worker-pool modes): decode and
+//! encode on the event loop, the handler on the worker thread the
+//! connection is pinned to. Events go to the worker in order; what the
+//! handler does comes back to the loop as one message per handler call.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+
+use wharf_buf::ByteBuf;
+
+use crate::channel::codec::Codec;
+use crate::channel::config::ChannelConfig;
+use crate::channel::connection::ConnCore;
+use crate::channel::context::{Context, RemoteOp, RemoteOps};
+use crate::channel::cumulation::CodecState;
+use crate::channel::env::ChannelEnv;
+use crate::channel::handler::{ChannelError, Handler, UserEvent};
+use crate::channel::pipeline::{ChannelPipeline, apply_remote_op, unbox_ops};
+use crate::channel::shared::ChannelShared;
+use crate::worker::WorkerRef;
+
+/// The handler's side of a pooled pipeline, on its worker thread.
+pub(crate) struct RemoteSide<H: Handler> {
+    handler: H,
+    ops: RemoteOps<H::Out>,
+    /// Decoded messages waiting for the handler to turn reading back on.
+    held: VecDeque<H::In>,
+    /// The handler panicked: it gets no more events.
+    poisoned: bool,
+}
+
+/// Codec on the loop, handler on a worker thread.
+pub(crate) struct PooledPipeline<C: Codec, H: Handler> {
+    codec: CodecState<C>,
+    worker: WorkerRef,
+    remote: Arc<Mutex<RemoteSide<H>>>,
+    shared: Arc<ChannelShared>,
+}
+
+/// Counts one worker task of a channel, from when it is handed to the
+/// worker until its operations are applied on the loop. A task that posts
+/// no operations (or never runs, because the pool is gone) ends its count
+/// when it is dropped, and wakes the loop if that was the last one of a
+/// channel waiting to close.
+struct TaskCount {
+    shared: Arc<ChannelShared>,
+    /// The count now travels with the operations posted to the loop.
+    handed_off: bool,
+}
+
+impl TaskCount {
+    fn start(shared: &Arc<ChannelShared>) -> TaskCount {
+        shared.worker.started();
+        TaskCount {
+            shared: Arc::clone(shared),
+            handed_off: false,
+        }
+    }
+}
+
+impl Drop for TaskCount {
+    fn drop(&mut self) {
+        if !self.handed_off {
+            self.shared.worker_task_done();
+        }
+    }
+}
+
+impl<H: Handler> RemoteSide<H> {
+    /// Delivers held messages in order while reading is on (or all of them
+    /// when `all`: the input has ended); returns whether any went.
+    fn deliver_held(&mut self, all: bool) -> bool {
+        let mut delivered = false;
+        while all || self.ops.reading {
+            let Some(msg) = self.held.pop_front() else {
+                break;
+            };
+            delivered = true;
+            self.handler
+                .on_read(&mut Context::remote(&mut self.ops), msg);
+        }
+        delivered
+    }
+}
+
+impl<C, H> PooledPipeline<C, H>
+where
+    C: Codec,
+    H: Handler<In = C::In, Out = C::Out>,
+{
+    pub(crate) fn new(
+        codec: CodecState<C>,
+        handler: H,
+        worker: WorkerRef,
+        shared: &Arc<ChannelShared>,
+        config: &ChannelConfig,
+    ) -> Self {
+        PooledPipeline {
+            codec,
+            worker,
+            shared: Arc::clone(shared),
+            remote: Arc::new(Mutex::new(RemoteSide {
+                handler,
+                ops: RemoteOps::new(
+                    Arc::clone(shared),
+                    C::message_size,
+                    config.allocator,
+                    config.auto_read,
+                ),
+                held: VecDeque::new(),
+                poisoned: false,
+            })),
+        }
+    }
+
+    /// Runs `f` with the handler on the connection's worker, then sends
+    /// what the handler did back to the loop.
+    fn post(&self, f: impl FnOnce(&mut H, &mut Context<'_, H::Out>) + Send + 'static) {
+        self.post_side(move |side| f(&mut side.handler, &mut Context::remote(&mut side.ops)));
+    }
+
+    /// Runs `f` on the connection's worker, delivers the held messages if
+    /// reading is on, then sends what the handler did back to the loop. A
+    /// handler that panics is closed and gets no more events.
+    fn post_side(&self, f: impl FnOnce(&mut RemoteSide<H>) + Send + 'static) {
+        let remote = Arc::clone(&self.remote);
+        let task = TaskCount::start(&self.shared);
+        self.worker.run(move || {
+            // The whole guard moves here (not just the field assigned below),
+            // so that it ends with the task, on the worker.
+            let mut task = task;
+            let mut side = remote
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if side.poisoned {
+                return;
+            }
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let side = &mut *side;
+                f(side);
+                if side.deliver_held(false) {
+                    // Held messages end like any batch of reads.
+                    side.handler
+                        .on_read_complete(&mut Context::remote(&mut side.ops));
+                }
+            }));
+            if outcome.is_err() {
+                log::error!(
+                    "handler of channel {} panicked on a worker thread; closing the channel",
+                    side.ops.shared.id
+                );
+                side.poisoned = true;
+                side.ops.ops.push(RemoteOp::Close);
+            }
+            // The loop ends the count once it has applied the operations.
+            task.handed_off = side.ops.send(true);
+        });
+    }
+}
+
+impl<C, H> ChannelPipeline for PooledPipeline<C, H>
+where
+    C: Codec,
+    H: Handler<In = C::In, Out = C::Out>,
+{
+    fn active(&mut self, _core: &mut ConnCore, _env: &mut ChannelEnv) {
+        self.post(|handler, ctx| handler.on_active(ctx));
+    }
+
+    fn read(&mut self, core: &mut ConnCore, _env: &mut ChannelEnv, buf: ByteBuf) {
+        let result = self.codec.decode(core, buf);
+        if !self.codec.decoded.is_empty() {
+            let batch = std::mem::take(&mut self.codec.decoded);
+            // As far as reading stays on; the loop's read-complete follows.
+            self.post_side(move |side| {
+                side.held.extend(batch);
+                side.deliver_held(false);
+            });
+        }
+        if let Err(e) = result {
+            core.fail_decode(e);
+        }
+    }
+
+    fn resume_input(&mut self, _core: &mut ConnCore, _env: &mut ChannelEnv) {
+        // Messages are held on the worker, which delivers them when the
+        // handler (or, through `remote_ops`, a handle) turns reading on.
+    }
+
+    fn read_complete(&mut self, _core: &mut ConnCore, _env: &mut ChannelEnv) {
+        self.post(|handler, ctx| handler.on_read_complete(ctx));
+    }
+
+    fn input_closed(&mut self, core: &mut ConnCore, _env: &mut ChannelEnv) {
+        let result = self.codec.decode_eof();
+        let batch = std::mem::take(&mut self.codec.decoded);
+        let half_closure = core.config.allow_half_closure;
+        self.post_side(move |side| {
+            side.held.extend(batch);
+            // No more input will come to wait for: everything received goes.
+            side.deliver_held(true);
+            if half_closure {
+                side.handler
+                    .on_input_shutdown(&mut Context::remote(&mut side.ops));
+            }
+        });
+        if let Err(e) = result {
+            core.fail_decode(e);
+        }
+    }
+
+    fn writability_changed(&mut self, _core: &mut ConnCore, _env: &mut ChannelEnv, writable: bool) {
+        self.post(move |handler, ctx| handler.on_writability_changed(ctx, writable));
+    }
+
+    fn user_event(&mut self, _core: &mut ConnCore, _env: &mut ChannelEnv, event: UserEvent) {
+        self.post(move |handler, ctx| handler.on_user_event(ctx, event));
+    }
+
+    fn error(&mut self, _core: &mut ConnCore, _env: &mut ChannelEnv, error: ChannelError) {
+        self.post(move |handler, ctx| handler.on_error(ctx, &error));
+    }
+
+    fn inactive(&mut self, _core: &mut ConnCore, _env: &mut ChannelEnv) {
+        self.post(|handler, ctx| handler.on_inactive(ctx));
+    }
+
+    fn remote_ops(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, ops: Box<dyn Any + Send>) {
+        for op in unbox_ops::<C::Out>(ops) {
+            if let RemoteOp::SetAutoReadFromHandle(on) = op {
+                // Tell the worker, which holds the decoded messages. (The
+                // handler's own changes took effect there already; echoing
+                // them back could undo a later change it made.)
+                self.post_side(move |side| side.ops.reading = on);
+            }
+            if let Some(event) = apply_remote_op(op, core, env, &mut self.codec) {
+                self.post(move |handler, ctx| handler.on_user_event(ctx, event));
+            }
+        }
+    }
+
+    fn has_unread_input(&self) -> bool {
+        // Messages held on the worker are its business; what the loop
+        // still has is the bytes of an unfinished message.
+        self.codec.has_partial_input()
+    }
+}

@@ -1,0 +1,130 @@
+//! Reading a connection's socket: the read loop, its budget, and the end
+//! of input.
+//!
+//! Both triggers stop at the first short read: the socket was drained at
+//! that moment, and anything arriving later is reported again, with level
+//! triggering because data remains, with edge triggering because Linux
+//! queues a new edge for every arrival (so the usual "read until `EAGAIN`"
+//! only adds a read that finds nothing). Reading stops at the budget too;
+//! edge-triggered sockets are then served again from the ready list, since
+//! no new edge would come for data already there.
+//!
+//! A closing or lingering connection reads on, but throws what it reads
+//! away: a peer still sending the request that is being refused can finish
+//! and read the answer, instead of both sides waiting on full buffers
+//! until a reset cuts the answer off.
+
+use std::io::{self, Read};
+
+use crate::channel::connection::Connection;
+use crate::channel::env::ChannelEnv;
+use crate::stats::add;
+
+/// Bytes a discarding read takes at most.
+const DISCARD_CHUNK: usize = 64 << 10;
+
+impl Connection {
+    /// Reads what the socket has, up to the read budget, and passes each
+    /// read to the pipeline (or discards it while closing).
+    ///
+    /// `until_eof` keeps reading past short reads: the event said the peer
+    /// closed its side, so the end of stream is there to be read (this is
+    /// remembered for later reads of the same channel). `force` reads even
+    /// with reading off, to learn why a socket reported hang-up or error.
+    pub(crate) fn read(&mut self, env: &mut ChannelEnv, force: bool, until_eof: bool) {
+        let core = &mut self.core;
+        core.io.read_pending = false;
+        core.io.peer_closed |= until_eof;
+        let until_eof = core.io.peer_closed;
+        let budget = core.config.max_messages_per_read;
+        let mut delivered = false;
+        if core.io.held_input && core.io.auto_read && core.phase.delivers_input() && !force {
+            delivered = true;
+            self.guarded(env, |pipeline, core, env| pipeline.resume_input(core, env));
+        }
+        let mut reads = 0;
+        let mut eof = false;
+        loop {
+            let core = &mut self.core;
+            let phase = core.phase;
+            if !phase.reads_socket() {
+                break;
+            }
+            let discarding = phase.discards_input();
+            if discarding && core.config.lingering.is_none() {
+                // Without a lingering close, a closing channel stops reading.
+                break;
+            }
+            if !force && !discarding && !core.io.auto_read {
+                break;
+            }
+            if reads == budget {
+                if !env.level {
+                    core.io.read_pending = true;
+                    core.serve_again(env);
+                }
+                break;
+            }
+            let size = if discarding {
+                DISCARD_CHUNK
+            } else {
+                core.recv.next_size()
+            };
+            let mut buf = match core.config.allocator.try_buffer(size) {
+                Ok(buf) => buf,
+                Err(e) => {
+                    core.fail_io(e);
+                    break;
+                }
+            };
+            let capacity = buf.capacity();
+            reads += 1;
+            add(&env.counters.reads, 1);
+            match core.socket.read(buf.spare_mut()) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    add(&env.counters.bytes_read, n as u64);
+                    core.last_read = env.now;
+                    if discarding {
+                        core.io.discarded = true;
+                        core.phase = phase.discarded(n, env.now);
+                    } else {
+                        buf.commit(n);
+                        core.recv.record(n, capacity);
+                        delivered = true;
+                        self.guarded(env, |pipeline, core, env| pipeline.read(core, env, buf));
+                    }
+                    if n < capacity && !until_eof {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => reads -= 1,
+                Err(e) => {
+                    core.fail_io(e);
+                    break;
+                }
+            }
+        }
+        if delivered {
+            self.guarded(env, |pipeline, core, env| pipeline.read_complete(core, env));
+        }
+        if eof {
+            self.input_ended(env);
+        }
+    }
+
+    /// The peer ended its output: an open connection decodes and delivers
+    /// what is left (and, with half-closure, tells the handler); a closing
+    /// one has nothing more to wait for.
+    fn input_ended(&mut self, env: &mut ChannelEnv) {
+        if self.core.phase.delivers_input() {
+            self.guarded(env, |pipeline, core, env| pipeline.input_closed(core, env));
+        }
+        let core = &mut self.core;
+        core.phase = core.phase.input_ended(core.config.allow_half_closure);
+    }
+}

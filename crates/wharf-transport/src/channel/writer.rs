@@ -1,0 +1,94 @@
+//! Writing a connection's outbound queue to its socket: as much as the
+//! socket takes now, within the spin budget, resuming on writability, and
+//! shutting the write side down once a half-close's queue is sent.
+
+use std::io;
+use std::net::Shutdown;
+
+use crate::channel::connection::ConnCore;
+use crate::channel::env::ChannelEnv;
+use crate::channel::lifecycle::{Output, Phase};
+use crate::channel::outbound::Written;
+use crate::file_region::{ChannelAddr, TransferCx};
+use crate::stats::add;
+
+impl ConnCore {
+    /// Writes flushed entries until the queue is drained, the socket would
+    /// block, a file region waits for the disk, or the spin budget is used
+    /// up (then the loop flushes again on its next iteration, after serving
+    /// other sockets).
+    pub(crate) fn flush(&mut self, env: &mut ChannelEnv) {
+        if self.phase.is_aborting()
+            || self.phase.is_closed()
+            || self.io.waiting_writable
+            || self.io.waiting_file
+        {
+            return;
+        }
+        let mut spins = 0;
+        while self.out.has_flushed() {
+            if spins == self.config.write_spin_count {
+                self.io.flush_pending = true;
+                self.serve_again(env);
+                return;
+            }
+            spins += 1;
+            let mut cx = TransferCx {
+                default: self.config.transfer,
+                allocator: self.config.allocator,
+                pipe: &mut env.pipe,
+                loop_stats: &env.transfers,
+                channel_stats: &self.shared.transfers,
+                max_bytes: self.config.max_bytes_per_write,
+                waker: ChannelAddr::of(&self.shared),
+            };
+            let written = self.out.write_to(&self.socket, &mut cx);
+            add(&env.counters.writes, 1);
+            match written {
+                Ok(Written::Progress(progress)) => {
+                    add(&env.counters.bytes_written, progress.bytes as u64);
+                    self.shared.release_pending(progress.released);
+                    if progress.bytes > 0 {
+                        self.last_write = env.now;
+                    } else if progress.released == 0 {
+                        // Nothing moved and nothing was dropped: wait for
+                        // the socket rather than spin.
+                        self.io.waiting_writable = true;
+                        return;
+                    }
+                }
+                Ok(Written::WouldBlock) => {
+                    self.io.waiting_writable = true;
+                    return;
+                }
+                Ok(Written::Pending) => {
+                    self.io.waiting_file = true;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.fail_io(e);
+                    return;
+                }
+            }
+        }
+        self.io.flush_pending = false;
+        if let Phase::Open {
+            output: Output::ShutRequested,
+            ..
+        } = self.phase
+        {
+            self.shut_output();
+        }
+    }
+
+    /// Shuts down the write side (everything queued was sent).
+    fn shut_output(&mut self) {
+        self.phase = self.phase.output_shut();
+        if let Err(e) = self.socket.shutdown(Shutdown::Write)
+            && e.kind() != io::ErrorKind::NotConnected
+        {
+            self.fail_io(e);
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! What enters and leaves a loop's registry: sockets registered with epoll
+//! and put in the slab as channels or listeners, and channels deregistered
+//! and closed (muduo's `updateChannel` / `removeChannel`).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use mio::net::{TcpListener, TcpStream};
+
+use crate::channel::connection::{ConnCore, Connection};
+use crate::channel::init::ChannelInit;
+use crate::channel::shared::ChannelShared;
+use crate::reactor::acceptor::{Acceptor, AcceptorTarget};
+use crate::reactor::event_loop::{EventLoop, Slot};
+use crate::sys::epoll::LtInterest;
+use crate::token::Token;
+
+impl EventLoop {
+    /// Registers an accepted or connected socket as a new channel and makes
+    /// it active; returns its token. The connection is already counted in
+    /// the bootstrap's `live` (by whoever admitted it); this counts it on
+    /// the loop.
+    pub(crate) fn register_connection(
+        &mut self,
+        stream: TcpStream,
+        peer: Option<SocketAddr>,
+        init: &Arc<ChannelInit>,
+    ) -> Option<Token> {
+        self.shared.connections.fetch_add(1, Ordering::AcqRel);
+        self.register_counted(stream, peer, init)
+    }
+
+    /// `register_connection` for a connection already counted on this loop
+    /// (by the acceptor that chose the loop, so that least-connections
+    /// balancing sees hand-offs still in flight).
+    pub(crate) fn register_counted(
+        &mut self,
+        mut stream: TcpStream,
+        peer: Option<SocketAddr>,
+        init: &Arc<ChannelInit>,
+    ) -> Option<Token> {
+        debug_assert!(self.on_loop_thread(), "registration off the loop thread");
+        if let Err(e) = init.options.apply_to_stream(&stream) {
+            log::warn!("setting socket options on a new connection: {e}");
+        }
+        let token = self.slots.next_token();
+        let interest = LtInterest {
+            read: init.config.auto_read,
+            write: false,
+        };
+        if let Err(e) = self.poller.register(&mut stream, token, interest) {
+            log::warn!("registering a new connection: {e}");
+            self.shared.connections.fetch_sub(1, Ordering::AcqRel);
+            init.live.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let shared = Arc::new(ChannelShared::new(
+            token,
+            self.env.event_loop.clone(),
+            stream.local_addr().ok(),
+            peer.or_else(|| stream.peer_addr().ok()),
+            init.config.water_mark,
+        ));
+        let worker = init
+            .workers
+            .as_ref()
+            .and_then(|pool| pool.worker_for(&shared, self.env.event_loop.clone()));
+        let pipeline = (init.factory)(&shared, &init.config, worker);
+        let mut core = ConnCore::new(stream, shared, Arc::clone(&init.config), self.env.now);
+        core.io.registered = interest;
+        let conn = Connection::new(core, pipeline, Arc::clone(&init.live));
+        let inserted = self.slots.insert(Slot::Conn(conn));
+        debug_assert_eq!(inserted, token);
+        self.idle.track(init.config.allocator);
+        self.on_conn(token, |conn, env| conn.start(env));
+        Some(token)
+    }
+
+    /// Registers a listening socket whose connections go to `target`.
+    pub(crate) fn register_listener(
+        &mut self,
+        mut listener: TcpListener,
+        target: AcceptorTarget,
+        init: Arc<ChannelInit>,
+    ) -> io::Result<Token> {
+        let token = self.slots.next_token();
+        self.poller.register_listener(&mut listener, token, true)?;
+        let inserted = self
+            .slots
+            .insert(Slot::Listener(Acceptor::new(listener, target, init)));
+        debug_assert_eq!(inserted, token);
+        Ok(token)
+    }
+
+    /// Removes a listener: it stops accepting and its socket closes.
+    pub(crate) fn remove_listener(&mut self, token: Token) {
+        if let Some(Slot::Listener(mut acceptor)) = self.slots.remove(token) {
+            let _ = self.poller.deregister(&mut acceptor.listener);
+        }
+    }
+
+    /// Closes a connection now: deregister it, then let it finish (drop
+    /// what is queued, cancel its timers, tell the handler, close the
+    /// socket).
+    pub(crate) fn close(&mut self, token: Token) {
+        let Some(Slot::Conn(mut conn)) = self.slots.remove(token) else {
+            return;
+        };
+        let _ = self.poller.deregister(&mut conn.core.socket);
+        self.shared.connections.fetch_sub(1, Ordering::AcqRel);
+        conn.finish(&mut self.env);
+        self.apply_timer_ops();
+    }
+
+    /// Closes a connection at once, dropping what it has queued, or fails
+    /// a connect in progress with `why`; listeners are left alone.
+    pub(crate) fn abort_channel(&mut self, token: Token, why: &str) {
+        match self.slots.get_mut(token) {
+            Some(Slot::Conn(conn)) => {
+                conn.abort();
+                self.close(token);
+            }
+            Some(Slot::Connecting(_)) => self.fail_connect(
+                token,
+                io::Error::new(io::ErrorKind::Interrupted, why.to_string()),
+            ),
+            _ => {}
+        }
+    }
+
+    /// Closes whatever is left when the loop ends.
+    pub(crate) fn teardown(&mut self) {
+        for token in self.slots.tokens() {
+            if let Some(Slot::Listener(_)) = self.slots.get(token) {
+                self.remove_listener(token);
+            } else {
+                self.abort_channel(token, "event loop stopped");
+            }
+        }
+        self.timers.clear();
+        self.drain_tasks();
+    }
+}
