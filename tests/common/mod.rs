@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod concurrent;
 pub mod driver;
 
 use std::io::{self, Read, Write};

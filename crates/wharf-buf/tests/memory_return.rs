@@ -146,11 +146,11 @@ fn class_metrics_follow_live_blocks() {
         Some(CHUNK),
         "classes end at the chunk size"
     );
-    let (k1024, k2048, k112, k256, k64k) = (
+    let (k1024, k2048, k112, k224, k64k) = (
         class(&m0, 1024),
         class(&m0, 2048),
         class(&m0, 112),
-        class(&m0, 256),
+        class(&m0, 224),
         class(&m0, 64 * KIB),
     );
 
@@ -176,13 +176,15 @@ fn class_metrics_follow_live_blocks() {
     );
     assert_eq!(m.frees, 1);
 
-    // Growth moves a buffer to a larger class: the old block is freed.
+    // Growth moves a buffer to a larger class (at least twice the old
+    // capacity: 224 bytes): the old block is freed.
     let mut grown = alloc.buffer(100);
     assert_eq!(grown.capacity(), 112);
     grown.put_bytes(7, 200);
+    assert_eq!(grown.capacity(), 224);
     let m = pool.metrics();
     assert_eq!((m.classes[k112].live, m.classes[k112].allocations), (0, 1));
-    assert_eq!((m.classes[k256].live, m.classes[k256].allocations), (1, 1));
+    assert_eq!((m.classes[k224].live, m.classes[k224].allocations), (1, 1));
 
     // A page-run class, allocated and freed twice.
     for _ in 0..2 {

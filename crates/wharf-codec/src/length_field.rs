@@ -325,6 +325,14 @@ impl Codec for LengthFieldCodec {
         self.encode_into(msg, out)
     }
 
+    /// The whole frame, once its length field has arrived.
+    fn size_hint(&self, input: &ByteBuf) -> Option<usize> {
+        match self.frame_length(input) {
+            Ok(Some((frame, _))) => Some(frame),
+            _ => None,
+        }
+    }
+
     /// The message and the largest length field (8 bytes): this function
     /// cannot see which field size the codec was built with.
     fn message_size(msg: &ByteBuf) -> usize {

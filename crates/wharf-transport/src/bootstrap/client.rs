@@ -15,6 +15,7 @@ use crate::channel::handle::ChannelHandle;
 use crate::channel::handler::Handler;
 use crate::channel::init::ChannelInit;
 use crate::channel::pipeline::{Pipeline, factory};
+use crate::channel::shared::ChannelShared;
 use crate::reactor::handle::EventLoopHandle;
 use crate::reactor::loop_thread::{LoopThread, on_an_event_loop, shut_down_loops};
 use crate::stats::LoopStats;
@@ -106,7 +107,16 @@ impl EventLoopGroup {
     }
 }
 
-/// Connects client channels on an [`EventLoopGroup`].
+/// Connects client channels: on an [`EventLoopGroup`] of their own, or on
+/// a server's loop ([`on_loop`](Self::on_loop)).
+///
+/// Two ways to connect. [`connect_then`](Self::connect_then) never blocks:
+/// it returns at once and tells a callback, on the loop, how the connect
+/// went; it is what a handler uses (a proxy connecting to its backend for
+/// each client it accepts). [`connect`](Self::connect) blocks its caller
+/// until the connection is up; it is for plain threads, and refuses to run
+/// on an event-loop thread, where waiting would stall every channel of the
+/// loop (or, on the loop it connects from, wait for itself forever).
 ///
 /// ```no_run
 /// use wharf_transport::{Bootstrap, Context, EventLoopGroup, Handler, Pipeline, Trigger};
@@ -131,27 +141,91 @@ impl EventLoopGroup {
 /// channel.write_and_flush(hello);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+///
+/// From a handler, on its own loop:
+///
+/// ```no_run
+/// use wharf_transport::{Bootstrap, ChannelHandle, Context, Handler, Pipeline};
+/// use wharf_transport::buf::ByteBuf;
+///
+/// /// Sends what the backend says to the client.
+/// struct Backend(ChannelHandle<ByteBuf>);
+///
+/// impl Handler for Backend {
+///     type In = ByteBuf;
+///     type Out = ByteBuf;
+///     fn on_read(&mut self, _ctx: &mut Context<'_, ByteBuf>, msg: ByteBuf) {
+///         self.0.write_and_flush(msg);
+///     }
+///     fn on_inactive(&mut self, _ctx: &mut Context<'_, ByteBuf>) {
+///         self.0.close();
+///     }
+/// }
+///
+/// /// Connects to the backend for each client; closes the client if that fails.
+/// struct Client;
+///
+/// impl Handler for Client {
+///     type In = ByteBuf;
+///     type Out = ByteBuf;
+///     fn on_active(&mut self, ctx: &mut Context<'_, ByteBuf>) {
+///         let client = ctx.handle();
+///         let backend = Pipeline::bytes(Backend(client.clone()));
+///         Bootstrap::on_loop(ctx.event_loop()).connect_then(
+///             "127.0.0.1:6379".parse().unwrap(),
+///             backend,
+///             move |outcome| {
+///                 if outcome.is_err() {
+///                     client.close();
+///                 }
+///             },
+///         );
+///     }
+///     fn on_read(&mut self, _ctx: &mut Context<'_, ByteBuf>, _msg: ByteBuf) {}
+/// }
+/// ```
 pub struct Bootstrap {
-    group: EventLoopGroup,
+    target: Target,
     options: SocketOptions,
     config: ChannelConfig,
     connect_timeout: Duration,
 }
 
+/// Where a bootstrap's connects run.
+#[derive(Debug, Clone)]
+enum Target {
+    /// The loops of a client group, in turn.
+    Group(EventLoopGroup),
+    /// One loop (a server's), with its own count of open connections.
+    Loop(EventLoopHandle, Arc<AtomicUsize>),
+}
+
 impl fmt::Debug for Bootstrap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bootstrap")
-            .field("group", &self.group)
+            .field("target", &self.target)
             .field("connect_timeout", &self.connect_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl Bootstrap {
-    /// Connects on `group`'s loops, with Netty's defaults.
+    /// Connects on `group`'s loops, in turn, with Netty's defaults.
     pub fn new(group: &EventLoopGroup) -> Bootstrap {
+        Bootstrap::with_target(Target::Group(group.clone()))
+    }
+
+    /// Connects on `event_loop`: typically a server's own loop, from a
+    /// handler (`ctx.event_loop()`), so that the new channel lives on the
+    /// same thread as the one that asked for it (a proxy's two sides share
+    /// a loop, and relaying between them takes no hand-off).
+    pub fn on_loop(event_loop: &EventLoopHandle) -> Bootstrap {
+        Bootstrap::with_target(Target::Loop(event_loop.clone(), Arc::default()))
+    }
+
+    fn with_target(target: Target) -> Bootstrap {
         Bootstrap {
-            group: group.clone(),
+            target,
             options: SocketOptions::default(),
             config: ChannelConfig::default(),
             connect_timeout: Duration::from_secs(10),
@@ -166,24 +240,30 @@ impl Bootstrap {
 
     channel_settings!();
 
-    /// Connects to `addr` with `pipeline`; blocks until the connection is
-    /// established (and the handler's `on_active` has been called) or has
-    /// failed or timed out.
-    pub fn connect<C, H>(
+    /// Starts connecting to `addr` with `pipeline` and returns at once.
+    /// `on_done` runs on the loop the connect runs on, once: with a handle
+    /// to the channel when it is up (its handler's `on_active` has run), or
+    /// with the error (refused, unreachable, timed out, a setting that
+    /// cannot work, the loop stopped).
+    pub fn connect_then<C, H>(
         &self,
         addr: SocketAddr,
         pipeline: Pipeline<C, H>,
-    ) -> io::Result<ChannelHandle<C::Out>>
-    where
+        on_done: impl FnOnce(io::Result<ChannelHandle<C::Out>>) + Send + 'static,
+    ) where
         C: Codec,
         H: Handler<In = C::In, Out = C::Out>,
     {
-        if on_an_event_loop() {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "Bootstrap::connect would block an event loop thread (and every channel on it); \
-                 use connect_then from a handler",
-            ));
+        let (event_loop, live) = match &self.target {
+            Target::Group(group) => (group.next(), Arc::clone(&group.inner.live)),
+            Target::Loop(event_loop, live) => (event_loop.clone(), Arc::clone(live)),
+        };
+        let typed = move |outcome: io::Result<Arc<ChannelShared>>| {
+            on_done(outcome.map(|shared| ChannelHandle::new(shared, C::message_size)));
+        };
+        if let Err(e) = self.config.validate() {
+            event_loop.run_on_loop(move |_| typed(Err(e)));
+            return;
         }
         let once = Mutex::new(Some(pipeline));
         let init = Arc::new(ChannelInit {
@@ -196,24 +276,41 @@ impl Bootstrap {
             config: Arc::new(self.config.clone()),
             options: self.options.clone(),
             workers: None,
-            live: Arc::clone(&self.group.inner.live),
+            live,
             max_connections: None,
             accept_backoff: Duration::from_secs(1),
         });
-        let (tx, rx) = crossbeam_channel::bounded(1);
         let timeout = self.connect_timeout;
-        let posted = self.group.next().run_on_loop(move |el| {
-            let on_done = Box::new(move |outcome| {
-                let _ = tx.send(outcome);
-            });
-            el.start_connect(addr, init, timeout, on_done);
-        });
-        if !posted {
-            return Err(io::Error::other("the event loop group has stopped"));
+        // If the loop has stopped, the closure is dropped unrun: the
+        // caller of `connect` then hears of it from its channel's end.
+        event_loop.run_on_loop(move |el| el.start_connect(addr, init, timeout, Box::new(typed)));
+    }
+
+    /// Connects to `addr` with `pipeline`; blocks until the connection is
+    /// established (and the handler's `on_active` has been called) or has
+    /// failed or timed out. On an event-loop thread it fails at once with
+    /// `WouldBlock` (use [`connect_then`](Self::connect_then) there).
+    pub fn connect<C, H>(
+        &self,
+        addr: SocketAddr,
+        pipeline: Pipeline<C, H>,
+    ) -> io::Result<ChannelHandle<C::Out>>
+    where
+        C: Codec,
+        H: Handler<In = C::In, Out = C::Out>,
+    {
+        if on_an_event_loop() {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "Bootstrap::connect would block an event loop thread (and every channel on \
+                 it); use connect_then there",
+            ));
         }
-        let shared = rx
-            .recv()
-            .map_err(|_| io::Error::other("the event loop stopped while connecting"))??;
-        Ok(ChannelHandle::new(shared, C::message_size))
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.connect_then(addr, pipeline, move |outcome| {
+            let _ = tx.send(outcome);
+        });
+        rx.recv()
+            .map_err(|_| io::Error::other("the event loop stopped while connecting"))?
     }
 }

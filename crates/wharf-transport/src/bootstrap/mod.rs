@@ -126,21 +126,23 @@ macro_rules! channel_settings {
             self
         }
 
-        /// The outbound water marks in bytes (default 32 KiB / 64 KiB).
+        /// The outbound water marks in bytes (default 32 KiB / 64 KiB; the
+        /// low one not above the high one).
         pub fn water_mark(mut self, low: usize, high: usize) -> Self {
             self.config.water_mark = crate::WaterMark { low, high };
             self
         }
 
-        /// Reads per readiness event (default 16).
+        /// Reads per readiness event (default 16; at least 1).
         pub fn max_messages_per_read(mut self, reads: usize) -> Self {
-            self.config.max_messages_per_read = reads.max(1);
+            self.config.max_messages_per_read = reads;
             self
         }
 
-        /// Gathering writes per flush before yielding (default 16).
+        /// Gathering writes per flush before yielding (default 16; at
+        /// least 1).
         pub fn write_spin_count(mut self, spins: usize) -> Self {
-            self.config.write_spin_count = spins.max(1);
+            self.config.write_spin_count = spins;
             self
         }
 
@@ -159,6 +161,22 @@ macro_rules! channel_settings {
         /// Whether channels read as soon as they are active (default yes).
         pub fn auto_read(mut self, auto_read: bool) -> Self {
             self.config.auto_read = auto_read;
+            self
+        }
+
+        /// Whether an unwritable channel stops reading until it drains
+        /// below the low water mark (default yes; see
+        /// [`ChannelConfig::backpressure`](crate::ChannelConfig::backpressure)).
+        pub fn backpressure(mut self, on: bool) -> Self {
+            self.config.backpressure = on;
+            self
+        }
+
+        /// How a channel that closes while its peer is still sending
+        /// lingers (default 5 s and 64 KiB; `None` closes at once; see
+        /// [`Lingering`](crate::Lingering)).
+        pub fn lingering_close(mut self, lingering: Option<crate::Lingering>) -> Self {
+            self.config.lingering = lingering;
             self
         }
 

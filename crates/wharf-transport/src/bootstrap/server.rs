@@ -165,6 +165,7 @@ impl ServerBootstrap {
                 "mode: a reactor mode needs at least one I/O loop",
             ));
         }
+        self.config.validate()?;
         if matches!(self.mode, ReactorMode::WorkerPool { workers: 0 }) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

@@ -62,6 +62,10 @@ impl Connection {
                 self.guarded(env, |pipeline, core, env| {
                     pipeline.writability_changed(core, env, writable)
                 });
+                if writable {
+                    // Backpressure lets go: read what waited meanwhile.
+                    self.core.resume_reading(env);
+                }
                 continue;
             }
             break;
@@ -99,7 +103,11 @@ impl Connection {
     fn close_flushed(&mut self, env: &mut ChannelEnv) {
         let core = &mut self.core;
         let lingering = core.config.lingering;
-        let unread = core.io.discarded || self.pipeline.has_unread_input();
+        // Input still coming: the peer was sending while we closed, or is
+        // in the middle of a message. (Messages already read and no
+        // longer wanted are not: they left no data behind in the socket
+        // for a close to reset the connection over.)
+        let unread = core.io.discarded || self.pipeline.has_partial_input();
         core.phase = core.phase.flushed(unread, lingering, env.now);
         if let (Phase::Lingering { until, .. }, true) = (core.phase, core.linger_timer.is_none()) {
             if let Some(id) = core.stall_timer.take() {
@@ -150,6 +158,6 @@ impl Connection {
     pub(crate) fn linger_timed_out(&mut self, env: &mut ChannelEnv) {
         let core = &mut self.core;
         core.linger_timer = None;
-        core.phase = core.phase.discarded(0, env.now);
+        core.phase = core.phase.discarded(0, env.now, false);
     }
 }

@@ -164,6 +164,23 @@ pub trait Codec: Send + 'static {
     /// Encodes one message into `out`.
     fn encode(&mut self, msg: Self::Out, out: &mut Encoded) -> Result<(), CodecError>;
 
+    /// How many bytes `input` must hold for the next message to be
+    /// complete, if the codec knows (a length header read, the body still
+    /// arriving); `None` if it does not. Asked after every decode.
+    ///
+    /// The channel then makes room for the whole message at once and, for
+    /// a large one, reads the rest of it straight into that buffer: a
+    /// 400 MB frame is received into one allocation of its size, in time
+    /// linear in its length, instead of growing through a chain of copies.
+    /// A codec that has consumed the header itself (keeping the length in
+    /// its own state) answers for the body still to come, also while
+    /// `input` is empty. Only lengths within the codec's own limit should
+    /// be announced: the channel reserves what it is told.
+    fn size_hint(&self, input: &ByteBuf) -> Option<usize> {
+        let _ = input;
+        None
+    }
+
     /// About how many bytes `msg` will take once encoded. Writes made off
     /// the event loop (worker threads, [`ChannelHandle`](crate::ChannelHandle)s)
     /// count this against the water marks until they are encoded, so a
@@ -242,6 +259,10 @@ where
             self.codec.encode(msg, out)?;
         }
         Ok(())
+    }
+
+    fn size_hint(&self, input: &ByteBuf) -> Option<usize> {
+        self.codec.size_hint(input)
     }
 
     fn message_size(msg: &T::Out) -> usize {

@@ -1,5 +1,6 @@
 //! Per-channel settings, with Netty's defaults.
 
+use std::io;
 use std::time::Duration;
 
 use wharf_buf::Allocator;
@@ -150,6 +151,13 @@ pub struct ChannelConfig {
     pub recv_size: RecvSize,
     /// Whether the channel reads as soon as it is active.
     pub auto_read: bool,
+    /// Backpressure (default on): while the channel is unwritable (its
+    /// outbound queue above the high water mark) it reads nothing more, and
+    /// messages already decoded wait; reading resumes below the low mark.
+    /// A peer that sends requests without reading the answers then cannot
+    /// grow the server's memory. Turn it off for handlers that pace their
+    /// reading themselves with [`Context::set_auto_read`](crate::Context::set_auto_read).
+    pub backpressure: bool,
     /// When the peer shuts down its output: `false` (default) closes the
     /// channel once everything read was delivered; `true` fires
     /// [`Handler::on_input_shutdown`](crate::Handler::on_input_shutdown) and
@@ -179,11 +187,65 @@ impl Default for ChannelConfig {
             water_mark: WaterMark::default(),
             recv_size: RecvSize::default(),
             auto_read: true,
+            backpressure: true,
             allow_half_closure: false,
             idle: IdleConfig::default(),
             close_timeout: Duration::from_secs(10),
             transfer: TransferStrategy::Auto,
-            lingering: None,
+            lingering: Some(Lingering::default()),
         }
+    }
+}
+
+impl ChannelConfig {
+    /// Checks that the settings can work: the water marks in order, the
+    /// read, write and spin budgets above zero, the receive sizes in
+    /// order. Bootstraps call it when they bind or connect; the error is
+    /// `InvalidInput` and names the option.
+    ///
+    /// ```
+    /// use wharf_transport::{ChannelConfig, WaterMark};
+    ///
+    /// let upside_down = ChannelConfig {
+    ///     water_mark: WaterMark { low: 64 << 10, high: 32 << 10 },
+    ///     ..ChannelConfig::default()
+    /// };
+    /// let error = upside_down.validate().unwrap_err();
+    /// assert!(error.to_string().contains("water_mark"));
+    /// assert!(ChannelConfig::default().validate().is_ok());
+    /// ```
+    pub fn validate(&self) -> io::Result<()> {
+        let refuse = |option: &str, why: String| {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{option}: {why}"),
+            ))
+        };
+        let WaterMark { low, high } = self.water_mark;
+        if low > high {
+            return refuse(
+                "water_mark",
+                format!("the low mark ({low} bytes) is above the high mark ({high} bytes)"),
+            );
+        }
+        for (option, value) in [
+            ("max_messages_per_read", self.max_messages_per_read),
+            ("write_spin_count", self.write_spin_count),
+            ("max_bytes_per_write", self.max_bytes_per_write),
+        ] {
+            if value == 0 {
+                return refuse(option, "must be at least 1".to_string());
+            }
+        }
+        let RecvSize { min, initial, max } = self.recv_size;
+        if min == 0 || min > max || initial < min || initial > max {
+            return refuse(
+                "recv_size",
+                format!(
+                    "needs 0 < min <= initial <= max (min {min}, initial {initial}, max {max})"
+                ),
+            );
+        }
+        Ok(())
     }
 }

@@ -36,8 +36,6 @@ use crate::time::saturating_add;
 /// (Its life is the [`Phase`].)
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct IoFlags {
-    /// Reading is on (the handler's backpressure switch).
-    pub auto_read: bool,
     /// A write would block: wait for writability.
     pub waiting_writable: bool,
     /// A file region waits for the blocking-I/O pool to read.
@@ -93,10 +91,7 @@ impl ConnCore {
         config: Arc<ChannelConfig>,
         now: Instant,
     ) -> ConnCore {
-        let io = IoFlags {
-            auto_read: config.auto_read,
-            ..IoFlags::default()
-        };
+        let io = IoFlags::default();
         ConnCore {
             socket,
             shared,
@@ -159,15 +154,43 @@ impl ConnCore {
         }
     }
 
-    /// Turns reading on or off.
+    /// Whether the socket may be read for the handler now: the handler
+    /// wants it, the channel is writable (with backpressure on), and its
+    /// worker (in the pooled modes) is not saturated.
+    pub(crate) fn reading_enabled(&self) -> bool {
+        self.shared.auto_read()
+            && (!self.config.backpressure || self.shared.is_writable())
+            && !self.shared.worker.saturated()
+    }
+
+    /// Turns the handler's reading switch.
     pub(crate) fn set_auto_read(&mut self, on: bool, env: &mut ChannelEnv) {
-        let was = self.io.auto_read;
-        self.io.auto_read = on;
-        if on && !was && (!env.level || self.io.held_input) {
-            // Edge-triggered: data that arrived meanwhile brings no new edge;
-            // and held messages wait for no socket event at all.
+        self.shared.set_auto_read(on);
+        if on {
+            self.resume_reading(env);
+        }
+    }
+
+    /// Reading may have become possible again: read (and deliver held
+    /// messages) on the next iteration. Edge-triggered, data that arrived
+    /// meanwhile brings no new edge; held messages wait for no socket event
+    /// at all.
+    pub(crate) fn resume_reading(&mut self, env: &mut ChannelEnv) {
+        if self.reading_enabled() && (!env.level || self.io.held_input) {
             self.io.read_pending = true;
             self.serve_again(env);
+        }
+    }
+
+    /// Whether everything written has reached the peer, asked (one
+    /// `ioctl`) only when it matters: a lingering close about to spend its
+    /// budget with `n` more bytes discarded.
+    pub(crate) fn output_acknowledged(&self, n: usize, phase: Phase) -> bool {
+        match phase {
+            Phase::Lingering { left, .. } if n >= left => {
+                crate::sys::net::unacknowledged(&self.socket).is_ok_and(|queued| queued == 0)
+            }
+            _ => false,
         }
     }
 
@@ -179,7 +202,7 @@ impl ConnCore {
                 && if discarding {
                     self.config.lingering.is_some()
                 } else {
-                    self.io.auto_read
+                    self.reading_enabled()
                 },
             write: self.io.waiting_writable && !self.phase.is_closed(),
         }
@@ -322,6 +345,19 @@ impl Connection {
         if read {
             self.read(env, hang_up, r.read_closed || hang_up);
         }
+        if hang_up && !self.core.phase.is_aborting() && !self.core.phase.is_closed() {
+            // In error, or hung up both ways, and neither reading nor
+            // flushing found out (a half-closed channel that no longer
+            // reads, say): level-triggered epoll would report it again on
+            // every poll. The connection is dead; say why.
+            let error = match self.core.socket.take_error() {
+                Ok(Some(e)) | Err(e) => e,
+                Ok(None) => {
+                    io::Error::new(io::ErrorKind::ConnectionReset, "the connection hung up")
+                }
+            };
+            self.core.fail_io(error);
+        }
     }
 
     /// The loop serves the connection from its ready list.
@@ -390,8 +426,9 @@ impl Connection {
                     owner.worker.done();
                 }
             }
-            // The settle that follows every message is what it asks for.
-            ChannelMsg::WorkerDone => {}
+            // A worker caught up (or its last task ended): reading may go
+            // on, and the settle that follows lets a close go on.
+            ChannelMsg::WorkerDone => self.core.resume_reading(env),
             ChannelMsg::FileReady => {
                 self.core.io.waiting_file = false;
                 self.guarded(env, |_, core, env| core.flush(env));

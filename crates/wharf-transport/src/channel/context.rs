@@ -53,9 +53,11 @@ pub(crate) struct RemoteOps<O> {
     pub size_of: fn(&O) -> usize,
     pub allocator: Allocator,
     pub ops: Vec<RemoteOp<O>>,
-    /// Reading is on, as the worker side last heard: decoded messages are
-    /// held on the worker while it is off.
-    pub reading: bool,
+    /// Whether an unwritable channel holds its decoded messages
+    /// ([`ChannelConfig::backpressure`](crate::ChannelConfig::backpressure)).
+    pub backpressure: bool,
+    /// The handler closed the channel: it gets no more messages.
+    pub closed: bool,
 }
 
 impl<O: Send + 'static> RemoteOps<O> {
@@ -63,15 +65,22 @@ impl<O: Send + 'static> RemoteOps<O> {
         shared: Arc<ChannelShared>,
         size_of: fn(&O) -> usize,
         allocator: Allocator,
-        reading: bool,
+        backpressure: bool,
     ) -> Self {
         RemoteOps {
             shared,
             size_of,
             allocator,
             ops: Vec::new(),
-            reading,
+            backpressure,
+            closed: false,
         }
+    }
+
+    /// Whether the handler takes decoded messages now: reading is on, the
+    /// channel is writable (with backpressure on), and it was not closed.
+    pub(crate) fn delivering(&self) -> bool {
+        !self.closed && self.shared.auto_read() && (!self.backpressure || self.shared.is_writable())
     }
 
     /// Records a write and counts its estimate at once.
@@ -219,7 +228,10 @@ impl<'a, O: Send + 'static> Context<'a, O> {
     pub fn close(&mut self) {
         match &mut self.inner {
             Inner::Local(cx) => cx.core.request_close(),
-            Inner::Remote(ops) => ops.ops.push(RemoteOp::Close),
+            Inner::Remote(ops) => {
+                ops.closed = true;
+                ops.ops.push(RemoteOp::Close);
+            }
         }
     }
 
@@ -256,7 +268,9 @@ impl<'a, O: Send + 'static> Context<'a, O> {
         match &mut self.inner {
             Inner::Local(cx) => cx.core.set_auto_read(auto_read, cx.env),
             Inner::Remote(ops) => {
-                ops.reading = auto_read;
+                // At once, so that the loop's next read already sees it;
+                // the operation makes the loop resume reading if it is on.
+                ops.shared.set_auto_read(auto_read);
                 ops.ops.push(RemoteOp::SetAutoRead(auto_read));
             }
         }

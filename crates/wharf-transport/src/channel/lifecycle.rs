@@ -7,10 +7,11 @@
 //!        │     ╲ close(), decode error, │
 //!        │      ╲ peer FIN (no half-closure)
 //!        ▼       ▼                      ▼
-//!   Closing{since, input_ended} ── queue flushed ──▶ Closed
+//!   Closing{input_ended} ── queue flushed ──▶ Closed
 //!        │                      ╲ (unread input, lingering on)
 //!        │                       ▼
-//!        │                 Lingering{until, left} ── peer FIN, time or bytes ──▶ Closed
+//!        │                 Lingering{until, left} ── peer FIN, deadline, or bytes
+//!        │                                           spent and output acknowledged ──▶ Closed
 //!        │
 //!   any ── I/O error, handler panic, close timeout ──▶ Aborting ──▶ Closed
 //! ```
@@ -160,17 +161,19 @@ impl Phase {
     }
 
     /// `n` bytes were read and discarded while lingering (or, with `n`
-    /// zero, the linger time may have run out).
-    pub(crate) fn discarded(self, n: usize, now: Instant) -> Phase {
+    /// zero, the linger time may have run out). At the deadline the
+    /// connection is done; once `left` is spent, it is done as soon as
+    /// everything it sent has reached the peer (`output_acknowledged`):
+    /// closing earlier, with the peer's data unread, would reset the
+    /// connection and destroy the response still on its way.
+    pub(crate) fn discarded(self, n: usize, now: Instant, output_acknowledged: bool) -> Phase {
         match self {
             Phase::Lingering { until, left } => {
-                if n >= left || now >= until {
+                let left = left.saturating_sub(n);
+                if now >= until || (left == 0 && output_acknowledged) {
                     Phase::Closed
                 } else {
-                    Phase::Lingering {
-                        until,
-                        left: left - n,
-                    }
+                    Phase::Lingering { until, left }
                 }
             }
             other => other,
@@ -383,11 +386,33 @@ mod tests {
             .close_requested()
             .flushed(true, Some(Lingering::default()), t);
         assert_eq!(p.input_ended(false), Phase::Closed);
-        assert_eq!(p.discarded(64 << 10, t), Phase::Closed);
-        let q = p.discarded(1000, t);
+        assert_eq!(p.discarded(64 << 10, t, true), Phase::Closed);
+        let q = p.discarded(1000, t, true);
         assert!(matches!(q, Phase::Lingering { left, .. } if left == (64 << 10) - 1000));
-        assert_eq!(q.discarded(0, t + Duration::from_secs(5)), Phase::Closed);
-        assert_eq!(q.discarded(0, t + Duration::from_secs(4)), q);
+        assert_eq!(
+            q.discarded(0, t + Duration::from_secs(5), false),
+            Phase::Closed
+        );
+        assert_eq!(q.discarded(0, t + Duration::from_secs(4), true), q);
+    }
+
+    #[test]
+    fn a_spent_linger_budget_waits_for_the_output_to_be_acknowledged() {
+        let t = now();
+        let p = OPEN
+            .close_requested()
+            .flushed(true, Some(Lingering::default()), t);
+        // Everything discarded, but the response is still on its way: a
+        // close now would reset the connection and destroy it.
+        let spent = p.discarded(1 << 20, t, false);
+        assert!(matches!(spent, Phase::Lingering { left: 0, .. }));
+        assert!(spent.reads_socket() && spent.discards_input());
+        assert_eq!(spent.discarded(100, t, false), spent);
+        assert_eq!(spent.discarded(100, t, true), Phase::Closed);
+        assert_eq!(
+            spent.discarded(0, t + Duration::from_secs(5), false),
+            Phase::Closed
+        );
     }
 
     #[test]
@@ -419,7 +444,7 @@ mod tests {
                 assert_eq!(p.flushed(true, Some(Lingering::default()), t), p, "{p:?}");
             }
             if !matches!(p, Phase::Lingering { .. }) {
-                assert_eq!(p.discarded(10, t), p, "discard from {p:?}");
+                assert_eq!(p.discarded(10, t, true), p, "discard from {p:?}");
             }
             if matches!(p, Phase::Aborting | Phase::Closed) {
                 assert_eq!(p.input_ended(true), p, "fin from {p:?}");

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use wharf_buf::ByteBuf;
 
-use crate::channel::codec::Codec;
+use crate::channel::codec::{Codec, CodecError};
 use crate::channel::connection::ConnCore;
 use crate::channel::context::{Context, LocalCx};
 use crate::channel::cumulation::CodecState;
@@ -52,13 +52,28 @@ where
     /// Delivers held messages in order, while reading stays on (or all of
     /// them when `all`: the input has ended).
     fn deliver_held(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, all: bool) {
-        while !core.phase.is_aborting() && !core.phase.is_closed() && (all || core.io.auto_read) {
+        while core.phase.delivers_input() && (all || core.reading_enabled()) {
             let Some(msg) = self.held.pop_front() else {
                 break;
             };
             self.handler.on_read(&mut local_ctx!(self, core, env), msg);
         }
         core.io.held_input = !self.held.is_empty();
+    }
+
+    /// Delivers what a decode produced (as far as reading stays on), then
+    /// reports its error, if any: messages before a malformed one count.
+    fn deliver_decoded(
+        &mut self,
+        core: &mut ConnCore,
+        env: &mut ChannelEnv,
+        result: Result<(), CodecError>,
+    ) {
+        self.held.extend(self.codec.decoded.drain(..));
+        self.deliver_held(core, env, false);
+        if let Err(e) = result {
+            core.fail_decode(e);
+        }
     }
 }
 
@@ -73,11 +88,16 @@ where
 
     fn read(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, buf: ByteBuf) {
         let result = self.codec.decode(core, buf);
-        self.held.extend(self.codec.decoded.drain(..));
-        self.deliver_held(core, env, false);
-        if let Err(e) = result {
-            core.fail_decode(e);
-        }
+        self.deliver_decoded(core, env, result);
+    }
+
+    fn direct_target(&mut self) -> Option<&mut ByteBuf> {
+        self.codec.direct_target()
+    }
+
+    fn read_direct(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, _read: usize) {
+        let result = self.codec.decode_pending(core);
+        self.deliver_decoded(core, env, result);
     }
 
     fn resume_input(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
@@ -90,7 +110,7 @@ where
     }
 
     fn input_closed(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
-        let result = self.codec.decode_eof();
+        let result = self.codec.decode_eof(core);
         self.held.extend(self.codec.decoded.drain(..));
         // No more input will come to wait for: everything received goes.
         self.deliver_held(core, env, true);
@@ -131,7 +151,7 @@ where
         }
     }
 
-    fn has_unread_input(&self) -> bool {
-        !self.held.is_empty() || self.codec.has_partial_input()
+    fn has_partial_input(&self) -> bool {
+        self.codec.has_partial_input()
     }
 }

@@ -10,13 +10,13 @@
 //! entry, against the channel's water marks.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice};
 
 use mio::net::TcpStream;
 use wharf_buf::{ByteBuf, FrozenBuf};
 
 use crate::file_region::{FileRegion, Step, TransferCx};
-use crate::sys::net::send_vectored_more;
+use crate::sys::net::send_vectored;
 
 /// Most iovecs one `writev` takes (Linux's `IOV_MAX`, Netty's limit).
 pub const IOV_MAX: usize = 1024;
@@ -222,13 +222,7 @@ impl OutboundBuffer {
         };
         // All buffers up to a small region are offered: let them and the
         // file share a packet (a response head and a small file: one).
-        // Otherwise a plain `writev`.
-        let written = if small_region_follows {
-            send_vectored_more(stream, iov)
-        } else {
-            let mut out = stream;
-            out.write_vectored(iov)
-        };
+        let written = send_vectored(stream, iov, small_region_follows);
         match written {
             Ok(written) => Ok(Written::Progress(self.consume(written))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Written::WouldBlock),

@@ -125,6 +125,12 @@ pub(crate) trait ChannelPipeline: Send {
     fn active(&mut self, core: &mut ConnCore, env: &mut ChannelEnv);
     /// One read's bytes.
     fn read(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, buf: ByteBuf);
+    /// The buffer a large message is being assembled in, while much of it
+    /// is missing: the next read goes straight into it.
+    fn direct_target(&mut self) -> Option<&mut ByteBuf>;
+    /// A read of `read` bytes went straight into the
+    /// [`direct_target`](Self::direct_target).
+    fn read_direct(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, read: usize);
     /// Reading is back on: deliver the messages held when it went off.
     fn resume_input(&mut self, core: &mut ConnCore, env: &mut ChannelEnv);
     /// The end of a batch of reads.
@@ -142,9 +148,9 @@ pub(crate) trait ChannelPipeline: Send {
     /// Operations made off the loop (by a worker or a `ChannelHandle`):
     /// a `Vec<RemoteOp<Out>>`.
     fn remote_ops(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, ops: Box<dyn Any + Send>);
-    /// Whether input was received that the handler has not taken: bytes
-    /// of an unfinished message, or decoded messages held back.
-    fn has_unread_input(&self) -> bool;
+    /// Whether bytes of an unfinished message are waiting: the peer was in
+    /// the middle of sending one.
+    fn has_partial_input(&self) -> bool;
 }
 
 /// Applies one operation made off the loop; returns a user event for the

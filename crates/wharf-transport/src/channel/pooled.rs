@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex};
 
 use wharf_buf::ByteBuf;
 
-use crate::channel::codec::Codec;
+use crate::channel::codec::{Codec, CodecError};
 use crate::channel::config::ChannelConfig;
 use crate::channel::connection::ConnCore;
 use crate::channel::context::{Context, RemoteOp, RemoteOps};
 use crate::channel::cumulation::CodecState;
-use crate::channel::env::ChannelEnv;
+use crate::channel::env::{ChannelEnv, ChannelMsg};
 use crate::channel::handler::{ChannelError, Handler, UserEvent};
 use crate::channel::pipeline::{ChannelPipeline, apply_remote_op, unbox_ops};
 use crate::channel::shared::ChannelShared;
@@ -37,6 +37,8 @@ pub(crate) struct PooledPipeline<C: Codec, H: Handler> {
     worker: WorkerRef,
     remote: Arc<Mutex<RemoteSide<H>>>,
     shared: Arc<ChannelShared>,
+    /// Bytes read since the last batch went to the worker.
+    unsent_input: usize,
 }
 
 /// Counts one worker task of a channel, from when it is handed to the
@@ -69,11 +71,12 @@ impl Drop for TaskCount {
 }
 
 impl<H: Handler> RemoteSide<H> {
-    /// Delivers held messages in order while reading is on (or all of them
-    /// when `all`: the input has ended); returns whether any went.
+    /// Delivers held messages in order while the handler takes them (or
+    /// all of them when `all`: the input has ended, unless the handler
+    /// closed the channel); returns whether any went.
     fn deliver_held(&mut self, all: bool) -> bool {
         let mut delivered = false;
-        while all || self.ops.reading {
+        while !self.ops.closed && (all || self.ops.delivering()) {
             let Some(msg) = self.held.pop_front() else {
                 break;
             };
@@ -100,6 +103,7 @@ where
         PooledPipeline {
             codec,
             worker,
+            unsent_input: 0,
             shared: Arc::clone(shared),
             remote: Arc::new(Mutex::new(RemoteSide {
                 handler,
@@ -107,11 +111,36 @@ where
                     Arc::clone(shared),
                     C::message_size,
                     config.allocator,
-                    config.auto_read,
+                    config.backpressure,
                 ),
                 held: VecDeque::new(),
                 poisoned: false,
             })),
+        }
+    }
+
+    /// Sends what a decode produced to the worker, counting the input it
+    /// came from against the worker's backlog (past its limit the loop
+    /// stops reading until the worker has caught up), then reports the
+    /// decode's error, if any.
+    fn send_decoded(&mut self, core: &mut ConnCore, result: Result<(), CodecError>) {
+        if !self.codec.decoded.is_empty() {
+            let batch = std::mem::take(&mut self.codec.decoded);
+            let input = std::mem::take(&mut self.unsent_input);
+            self.shared.worker.add_input(input);
+            // As far as the handler takes them; the loop's read-complete
+            // follows.
+            self.post_side(move |side| {
+                side.held.extend(batch);
+                side.deliver_held(false);
+                let shared = &side.ops.shared;
+                if shared.worker.input_done(input) {
+                    shared.post(ChannelMsg::WorkerDone);
+                }
+            });
+        }
+        if let Err(e) = result {
+            core.fail_decode(e);
         }
     }
 
@@ -170,18 +199,19 @@ where
     }
 
     fn read(&mut self, core: &mut ConnCore, _env: &mut ChannelEnv, buf: ByteBuf) {
+        self.unsent_input += buf.len();
         let result = self.codec.decode(core, buf);
-        if !self.codec.decoded.is_empty() {
-            let batch = std::mem::take(&mut self.codec.decoded);
-            // As far as reading stays on; the loop's read-complete follows.
-            self.post_side(move |side| {
-                side.held.extend(batch);
-                side.deliver_held(false);
-            });
-        }
-        if let Err(e) = result {
-            core.fail_decode(e);
-        }
+        self.send_decoded(core, result);
+    }
+
+    fn direct_target(&mut self) -> Option<&mut ByteBuf> {
+        self.codec.direct_target()
+    }
+
+    fn read_direct(&mut self, core: &mut ConnCore, _env: &mut ChannelEnv, read: usize) {
+        self.unsent_input += read;
+        let result = self.codec.decode_pending(core);
+        self.send_decoded(core, result);
     }
 
     fn resume_input(&mut self, _core: &mut ConnCore, _env: &mut ChannelEnv) {
@@ -194,7 +224,7 @@ where
     }
 
     fn input_closed(&mut self, core: &mut ConnCore, _env: &mut ChannelEnv) {
-        let result = self.codec.decode_eof();
+        let result = self.codec.decode_eof(core);
         let batch = std::mem::take(&mut self.codec.decoded);
         let half_closure = core.config.allow_half_closure;
         self.post_side(move |side| {
@@ -233,7 +263,10 @@ where
                 // Tell the worker, which holds the decoded messages. (The
                 // handler's own changes took effect there already; echoing
                 // them back could undo a later change it made.)
-                self.post_side(move |side| side.ops.reading = on);
+                // (`on` is in the shared switch already; the task is a
+                // nudge that lets the worker deliver what it holds.)
+                let _ = on;
+                self.post_side(|_| {});
             }
             if let Some(event) = apply_remote_op(op, core, env, &mut self.codec) {
                 self.post(move |handler, ctx| handler.on_user_event(ctx, event));
@@ -241,9 +274,7 @@ where
         }
     }
 
-    fn has_unread_input(&self) -> bool {
-        // Messages held on the worker are its business; what the loop
-        // still has is the bytes of an unfinished message.
+    fn has_partial_input(&self) -> bool {
         self.codec.has_partial_input()
     }
 }

@@ -20,8 +20,8 @@ use crate::channel::connection::Connection;
 use crate::channel::env::ChannelEnv;
 use crate::stats::add;
 
-/// Bytes a discarding read takes at most.
-const DISCARD_CHUNK: usize = 64 << 10;
+/// Bytes a discarding read takes at most (a buffer on the loop's stack).
+const DISCARD_CHUNK: usize = 16 << 10;
 
 impl Connection {
     /// Reads what the socket has, up to the read budget, and passes each
@@ -38,7 +38,7 @@ impl Connection {
         let until_eof = core.io.peer_closed;
         let budget = core.config.max_messages_per_read;
         let mut delivered = false;
-        if core.io.held_input && core.io.auto_read && core.phase.delivers_input() && !force {
+        if core.io.held_input && core.reading_enabled() && core.phase.delivers_input() && !force {
             delivered = true;
             self.guarded(env, |pipeline, core, env| pipeline.resume_input(core, env));
         }
@@ -55,7 +55,7 @@ impl Connection {
                 // Without a lingering close, a closing channel stops reading.
                 break;
             }
-            if !force && !discarding && !core.io.auto_read {
+            if !force && !discarding && !core.reading_enabled() {
                 break;
             }
             if reads == budget {
@@ -65,38 +65,36 @@ impl Connection {
                 }
                 break;
             }
-            let size = if discarding {
-                DISCARD_CHUNK
-            } else {
-                core.recv.next_size()
-            };
-            let mut buf = match core.config.allocator.try_buffer(size) {
-                Ok(buf) => buf,
-                Err(e) => {
-                    core.fail_io(e);
-                    break;
-                }
-            };
-            let capacity = buf.capacity();
             reads += 1;
             add(&env.counters.reads, 1);
-            match core.socket.read(buf.spare_mut()) {
-                Ok(0) => {
+            let outcome = if discarding {
+                self.discard_once(env)
+            } else if let Some(target) = self.pipeline.direct_target() {
+                // A large message announced by the codec: read as much of
+                // it as the socket has, straight into its buffer.
+                let capacity = target.writable_bytes();
+                match self.core.socket.read(target.spare_mut()) {
+                    Ok(n) if n > 0 => {
+                        target.commit(n);
+                        self.core.last_read = env.now;
+                        add(&env.counters.bytes_read, n as u64);
+                        delivered = true;
+                        self.guarded(env, |pipeline, core, env| {
+                            pipeline.read_direct(core, env, n)
+                        });
+                        Ok((n, capacity))
+                    }
+                    other => other.map(|n| (n, capacity)),
+                }
+            } else {
+                self.read_once(env, &mut delivered)
+            };
+            match outcome {
+                Ok((0, _)) => {
                     eof = true;
                     break;
                 }
-                Ok(n) => {
-                    add(&env.counters.bytes_read, n as u64);
-                    core.last_read = env.now;
-                    if discarding {
-                        core.io.discarded = true;
-                        core.phase = phase.discarded(n, env.now);
-                    } else {
-                        buf.commit(n);
-                        core.recv.record(n, capacity);
-                        delivered = true;
-                        self.guarded(env, |pipeline, core, env| pipeline.read(core, env, buf));
-                    }
+                Ok((n, capacity)) => {
                     if n < capacity && !until_eof {
                         break;
                     }
@@ -104,7 +102,7 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => reads -= 1,
                 Err(e) => {
-                    core.fail_io(e);
+                    self.core.fail_io(e);
                     break;
                 }
             }
@@ -126,5 +124,42 @@ impl Connection {
         }
         let core = &mut self.core;
         core.phase = core.phase.input_ended(core.config.allow_half_closure);
+    }
+
+    /// One read into a fresh buffer of the adaptive size, passed to the
+    /// pipeline; returns what was read and what could have been.
+    fn read_once(
+        &mut self,
+        env: &mut ChannelEnv,
+        delivered: &mut bool,
+    ) -> io::Result<(usize, usize)> {
+        let core = &mut self.core;
+        let mut buf = core.config.allocator.try_buffer(core.recv.next_size())?;
+        let capacity = buf.capacity();
+        let n = core.socket.read(buf.spare_mut())?;
+        if n > 0 {
+            buf.commit(n);
+            add(&env.counters.bytes_read, n as u64);
+            core.recv.record(n, capacity);
+            core.last_read = env.now;
+            *delivered = true;
+            self.guarded(env, |pipeline, core, env| pipeline.read(core, env, buf));
+        }
+        Ok((n, capacity))
+    }
+
+    /// One read while closing or lingering: the bytes are thrown away.
+    fn discard_once(&mut self, env: &mut ChannelEnv) -> io::Result<(usize, usize)> {
+        let mut scratch = [0u8; DISCARD_CHUNK];
+        let core = &mut self.core;
+        let n = core.socket.read(&mut scratch)?;
+        if n > 0 {
+            add(&env.counters.bytes_read, n as u64);
+            core.last_read = env.now;
+            core.io.discarded = true;
+            let acknowledged = core.output_acknowledged(n, core.phase);
+            core.phase = core.phase.discarded(n, env.now, acknowledged);
+        }
+        Ok((n, DISCARD_CHUNK))
     }
 }

@@ -113,8 +113,14 @@ impl WriteAccount {
     }
 }
 
-/// Handler tasks of one channel out on its worker, and whether the loop
-/// waits for the last one to end (to close the channel).
+/// Input bytes a channel may have on its way to (or waiting on) its worker
+/// before the loop stops reading it: a saturated worker slows its peers'
+/// reading down instead of queueing without bound.
+pub(crate) const WORKER_INPUT_LIMIT: usize = 256 << 10;
+
+/// Handler tasks of one channel out on its worker, whether the loop waits
+/// for the last one to end (to close the channel), and how much input the
+/// worker has not handled yet.
 #[derive(Debug, Default)]
 pub(crate) struct WorkerTasks {
     /// Tasks queued or running on the worker, or whose operations are on
@@ -122,9 +128,39 @@ pub(crate) struct WorkerTasks {
     tasks: AtomicUsize,
     /// The loop waits for `tasks` to reach zero to close.
     awaited: AtomicBool,
+    /// Bytes read for the worker that it has not finished with.
+    input: AtomicUsize,
+    /// The loop stopped reading because `input` passed the limit; the
+    /// worker wakes it once it has worked the backlog down to half.
+    throttled: AtomicBool,
 }
 
 impl WorkerTasks {
+    /// `n` bytes of input were sent to the worker.
+    pub(crate) fn add_input(&self, n: usize) {
+        self.input.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Whether the worker has so much input that the loop should stop
+    /// reading; marks the loop as waiting to be told when it may go on.
+    pub(crate) fn saturated(&self) -> bool {
+        if self.input.load(Ordering::Acquire) < WORKER_INPUT_LIMIT {
+            return false;
+        }
+        self.throttled.swap(true, Ordering::AcqRel);
+        // Look again after raising the flag (read-modify-write, as in
+        // `busy`): either the worker's release is seen here, or it sees
+        // the flag and wakes the loop.
+        self.input.fetch_add(0, Ordering::AcqRel) >= WORKER_INPUT_LIMIT
+    }
+
+    /// The worker finished with `n` bytes of input; whether the loop must
+    /// be woken to read again.
+    pub(crate) fn input_done(&self, n: usize) -> bool {
+        let left = self.input.fetch_sub(n, Ordering::AcqRel) - n;
+        left <= WORKER_INPUT_LIMIT / 2 && self.throttled.swap(false, Ordering::AcqRel)
+    }
+
     /// A handler task was handed to the worker.
     pub(crate) fn started(&self) {
         self.tasks.fetch_add(1, Ordering::SeqCst);
@@ -162,6 +198,9 @@ pub(crate) struct ChannelShared {
     pub writes: WriteAccount,
     pub worker: WorkerTasks,
     active: AtomicBool,
+    /// Reading is on (the handler's switch): an atomic, so that a handler
+    /// on a worker turning it off stops the loop's very next read.
+    auto_read: AtomicBool,
     /// File bytes sent, by strategy.
     pub transfers: TransferCounters,
 }
@@ -173,6 +212,7 @@ impl ChannelShared {
         local_addr: Option<SocketAddr>,
         peer_addr: Option<SocketAddr>,
         water_mark: WaterMark,
+        auto_read: bool,
     ) -> ChannelShared {
         ChannelShared {
             id: ChannelId(NEXT_CHANNEL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
@@ -183,6 +223,7 @@ impl ChannelShared {
             writes: WriteAccount::new(water_mark),
             worker: WorkerTasks::default(),
             active: AtomicBool::new(false),
+            auto_read: AtomicBool::new(auto_read),
             transfers: TransferCounters::default(),
         }
     }
@@ -221,6 +262,16 @@ impl ChannelShared {
         if let Err(msg) = self.event_loop.post_to_channel(self.token, msg) {
             msg.abandon();
         }
+    }
+
+    /// Whether the handler wants reading on.
+    pub(crate) fn auto_read(&self) -> bool {
+        self.auto_read.load(Ordering::Acquire)
+    }
+
+    /// Turns the handler's reading switch.
+    pub(crate) fn set_auto_read(&self, on: bool) {
+        self.auto_read.store(on, Ordering::Release);
     }
 
     pub(crate) fn is_active(&self) -> bool {

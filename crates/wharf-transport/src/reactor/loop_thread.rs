@@ -54,6 +54,9 @@ impl LoopThread {
         let event_loop = EventLoop::new(shared, poller, inbox, env);
         let thread = std::thread::Builder::new().name(name).spawn(move || {
             ON_A_LOOP.with(|on| on.set(true));
+            if let Err(e) = crate::sys::signal::block_sigpipe() {
+                log::warn!("blocking SIGPIPE on an event loop: {e}");
+            }
             event_loop.run();
         })?;
         Ok(LoopThread {

@@ -62,6 +62,7 @@ impl EventLoop {
             stream.local_addr().ok(),
             peer.or_else(|| stream.peer_addr().ok()),
             init.config.water_mark,
+            init.config.auto_read,
         ));
         let worker = init
             .workers
@@ -141,5 +142,28 @@ impl EventLoop {
         }
         self.timers.clear();
         self.drain_tasks();
+    }
+}
+
+impl Drop for EventLoop {
+    /// A loop that ends by a panic (a bug in wharf, not a handler's: those
+    /// are caught per channel) drops its sockets on the way out; they are
+    /// reset, so that no peer takes a response cut off mid-way for a
+    /// complete one.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        log::error!(
+            "event loop {} panicked; resetting its {} channel(s)",
+            self.shared.id,
+            self.slots.len()
+        );
+        for token in self.slots.tokens() {
+            if let Some(Slot::Conn(conn)) = self.slots.get(token) {
+                let socket = socket2::SockRef::from(&conn.core.socket);
+                let _ = socket.set_linger(Some(std::time::Duration::ZERO));
+            }
+        }
     }
 }

@@ -82,7 +82,8 @@ impl Pipe {
     }
 }
 
-/// `write(2)` of `len` bytes at `ptr` (inside a file mapping) to `socket`.
+/// `send(2)` of `len` bytes at `ptr` (inside a file mapping) to `socket`,
+/// with `MSG_NOSIGNAL` (a peer that has gone is `EPIPE`, not `SIGPIPE`).
 /// Used through [`MapWindow::write_to`].
 ///
 /// The mapping is never read in user space: the kernel copies from it, and
@@ -98,8 +99,8 @@ unsafe fn write_from_mapping(
     len: usize,
 ) -> io::Result<usize> {
     // SAFETY: the caller guarantees the range is mapped for the duration of
-    // the call; write(2) only reads it, and reports a vanished page as EFAULT.
-    let n = unsafe { libc::write(socket.as_raw_fd(), ptr.cast(), len) };
+    // the call; send(2) only reads it, and reports a vanished page as EFAULT.
+    let n = unsafe { libc::send(socket.as_raw_fd(), ptr.cast(), len, libc::MSG_NOSIGNAL) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {

@@ -1,4 +1,5 @@
-//! Waiting for Ctrl-C or `SIGTERM` without a signal handler.
+//! Waiting for Ctrl-C or `SIGTERM` without a signal handler, and keeping
+//! `SIGPIPE` away from event loops.
 //!
 //! [`block_termination_signals`] masks `SIGINT` and `SIGTERM` in the calling
 //! thread, and so in every thread it starts afterwards; one thread then
@@ -28,4 +29,17 @@ pub fn block_termination_signals() -> io::Result<()> {
 pub fn wait_for_termination() -> io::Result<&'static str> {
     let signal = termination_set().wait().map_err(io::Error::from)?;
     Ok(signal.as_str())
+}
+
+/// Blocks `SIGPIPE` in the calling thread. Event loops call it when they
+/// start: `sendfile(2)` and `splice(2)` cannot carry `MSG_NOSIGNAL`, and a
+/// program may have restored `SIGPIPE`'s default action (Rust's runtime
+/// ignores it only in Rust binaries). A write to a peer that has gone then
+/// fails with `EPIPE` on that channel, and the signal stays pending on the
+/// loop thread, harmless, instead of killing the process.
+pub(crate) fn block_sigpipe() -> io::Result<()> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGPIPE);
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(io::Error::from)
 }
