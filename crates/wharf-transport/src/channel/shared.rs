@@ -283,6 +283,46 @@ impl ChannelShared {
     }
 }
 
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writability_flips_with_hysteresis_between_the_water_marks() {
+        let a = WriteAccount::new(WaterMark { low: 10, high: 20 });
+        a.add(20);
+        assert!(a.is_writable(), "at the high mark: still writable");
+        a.add(1);
+        assert!(!a.is_writable(), "above the high mark");
+        a.release(6);
+        assert!(!a.is_writable(), "between the marks: stays unwritable");
+        a.release(5);
+        assert!(!a.is_writable(), "at the low mark: still unwritable");
+        a.release(1);
+        assert!(a.is_writable(), "below the low mark");
+        a.add(6);
+        assert!(a.is_writable(), "between the marks: stays writable");
+        assert_eq!(a.flips(), 2);
+        assert_eq!(a.pending(), 15);
+    }
+
+    #[test]
+    fn a_saturated_worker_pauses_reading_until_it_is_down_to_half() {
+        let w = WorkerTasks::default();
+        w.add_input(WORKER_INPUT_LIMIT - 1);
+        assert!(!w.saturated());
+        w.add_input(1);
+        assert!(w.saturated(), "at the limit");
+        assert!(!w.input_done(1000), "above half: no wake-up yet");
+        assert!(
+            w.input_done(WORKER_INPUT_LIMIT / 2),
+            "down to half: wake the loop"
+        );
+        assert!(!w.input_done(1), "once");
+        assert!(!w.saturated());
+    }
+}
+
 #[cfg(all(test, loom))]
 mod loom_tests {
     //! Model checks of the cross-thread counts of a channel.

@@ -363,7 +363,7 @@ impl FileRegion {
             TransferStrategy::ReadWrite => self.read_write_step(socket, cx),
         };
         match step {
-            Err(e) if self.may_fall_back(strategy, &e) => {
+            Err(e) if self.may_fall_back(strategy, cx.default, &e) => {
                 let next = match strategy {
                     TransferStrategy::Auto | TransferStrategy::Sendfile => {
                         TransferStrategy::MmapWrite
@@ -382,9 +382,16 @@ impl FileRegion {
         }
     }
 
-    /// Whether `Auto` may try the next strategy after `error`.
-    fn may_fall_back(&self, strategy: TransferStrategy, error: &io::Error) -> bool {
-        let auto = self.strategy.unwrap_or(TransferStrategy::Auto) == TransferStrategy::Auto;
+    /// Whether `Auto` may try the next strategy after `error`. A strategy
+    /// chosen explicitly, by the region or as the channel's default, is
+    /// honoured: it fails rather than silently becoming another.
+    fn may_fall_back(
+        &self,
+        strategy: TransferStrategy,
+        channel_default: TransferStrategy,
+        error: &io::Error,
+    ) -> bool {
+        let auto = self.strategy.unwrap_or(channel_default) == TransferStrategy::Auto;
         let refused = matches!(
             error.raw_os_error(),
             Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::ENODEV | libc::EACCES)
@@ -398,5 +405,40 @@ impl FileRegion {
 
     fn want(&self, cx: &TransferCx<'_>) -> usize {
         self.remaining().min(cx.max_bytes.max(1) as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region() -> FileRegion {
+        let file = File::open("/proc/self/exe").expect("a file to hold");
+        FileRegion::new(file, 0, 1)
+    }
+
+    #[test]
+    fn only_auto_falls_back_from_a_refused_strategy() {
+        let refused = io::Error::from_raw_os_error(libc::EINVAL);
+        let sendfile = TransferStrategy::Sendfile;
+        let auto = TransferStrategy::Auto;
+        // Auto by default: sendfile refused, mmap next.
+        assert!(region().may_fall_back(sendfile, auto, &refused));
+        // Sendfile as the channel's default, or the region's own: honoured.
+        assert!(!region().may_fall_back(sendfile, sendfile, &refused));
+        assert!(
+            !region()
+                .with_strategy(sendfile)
+                .may_fall_back(sendfile, auto, &refused)
+        );
+        // A region that asks for Auto on a Sendfile channel may fall back.
+        assert!(
+            region()
+                .with_strategy(auto)
+                .may_fall_back(sendfile, sendfile, &refused)
+        );
+        // Other errors never fall back.
+        let reset = io::Error::from_raw_os_error(libc::ECONNRESET);
+        assert!(!region().may_fall_back(sendfile, auto, &reset));
     }
 }
