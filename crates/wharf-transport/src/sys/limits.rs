@@ -1,5 +1,5 @@
-//! The process's descriptor limit and CPU time, for servers that want many
-//! connections and benches that compare CPU cost.
+//! The process's descriptor limit, CPU time and resident memory, for
+//! servers that want many connections and benches that compare costs.
 
 use std::fs;
 
@@ -79,4 +79,16 @@ pub fn threads_usage(prefix: &str) -> (Duration, u64) {
         }
     }
     (Duration::from_millis(ticks * 10), switches)
+}
+
+/// Resident memory of this process in bytes (`/proc/self/statm`), for
+/// servers and benches that report what they hold.
+pub fn resident_bytes() -> io::Result<u64> {
+    let statm = fs::read_to_string("/proc/self/statm")?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no resident size in statm"))?;
+    Ok(pages * crate::sys::file::page_size())
 }
