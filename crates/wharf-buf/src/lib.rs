@@ -53,6 +53,7 @@ mod memory;
 mod metrics;
 mod pool;
 mod size_class;
+mod sync;
 mod sys;
 mod thread_cache;
 mod unpooled;

@@ -4,15 +4,16 @@
 use std::fmt;
 use std::io;
 use std::ptr::NonNull;
+use std::sync::OnceLock;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use crate::arena::{Arena, ArenaStats};
 use crate::memory::Owner;
 use crate::metrics::{AllocatorMetrics, ClassMetrics, bump_shared};
 use crate::size_class::{PAGE, aligned_class, class_of, class_size, is_small};
+use crate::sync::{Mutex, MutexGuard};
 use crate::sys::Mapping;
 use crate::thread_cache::{ThreadSlot, alloc_from_arena, with_cache};
 

@@ -17,13 +17,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
-
-use crossbeam_queue::SegQueue;
+use std::sync::atomic::AtomicU64;
 
 use crate::metrics::{LocalCounters, bump, bump_shared};
 use crate::pool::PoolShared;
 use crate::size_class::is_small;
+use crate::sync::{AtomicBool, Ordering, SegQueue, fence};
 
 /// A block on its way back to its owner.
 #[derive(Debug)]
@@ -344,6 +343,7 @@ impl Fast {
     };
 }
 
+#[cfg(not(loom))]
 thread_local! {
     /// Owns this thread's caches, indexed by pool id. Boxed, so a cache's
     /// address never changes while it lives.
@@ -352,6 +352,35 @@ thread_local! {
     /// The cache used last, so the common case is one thread-local load
     /// away from its bins. No destructor: readable at any time.
     static FAST: Cell<Fast> = const { Cell::new(Fast::NONE) };
+}
+
+// Under loom, loom's thread-locals, dropped when a model thread ends, so
+// a thread's exit (the caches' destructors) is part of every interleaving.
+#[cfg(loom)]
+loom::thread_local! {
+    static CACHES: RefCell<Vec<Option<Box<ThreadCache>>>> = RefCell::new(Vec::new());
+    static FAST: Cell<Fast> = Cell::new(Fast::NONE);
+}
+
+/// `LocalKey<Cell<_>>::get` and `set`, which loom's key lacks. `std`'s
+/// `FAST` is never destroyed; loom drops every thread-local at a thread's
+/// end, so a destroyed `FAST` reads as `Fast::NONE`, as std's reads once
+/// the caches' destructor has reset it.
+#[cfg(loom)]
+trait FastKey {
+    fn get(&'static self) -> Fast;
+    fn set(&'static self, fast: Fast);
+}
+
+#[cfg(loom)]
+impl FastKey for loom::thread::LocalKey<Cell<Fast>> {
+    fn get(&'static self) -> Fast {
+        self.try_with(Cell::get).unwrap_or(Fast::NONE)
+    }
+
+    fn set(&'static self, fast: Fast) {
+        let _ = self.try_with(|cell| cell.set(fast));
+    }
 }
 
 /// Runs `f` with this thread's cache for `pool`, creating it on first use.
