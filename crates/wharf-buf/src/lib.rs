@@ -49,6 +49,8 @@ mod arena;
 mod byte_buf;
 mod chunk;
 mod frozen;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod memory;
 mod metrics;
 mod pool;

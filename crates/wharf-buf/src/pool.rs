@@ -125,6 +125,16 @@ impl PoolShared {
         self.lock_slots().free.push(slot);
     }
 
+    /// Thread caches not yet torn down, counted under the slots' lock, so
+    /// a count of zero is ordered after every cache's exit (its hand-over
+    /// included), which `live_caches` is not.
+    #[cfg(all(test, loom))]
+    pub(crate) fn caches_alive(&self) -> usize {
+        let slots = self.lock_slots();
+        let orphan = usize::from(self.orphan.get().is_some());
+        slots.all.len() - slots.free.len() - orphan
+    }
+
     /// The slot that stands for "no thread cache".
     pub(crate) fn orphan_slot(&'static self) -> &'static ThreadSlot {
         self.orphan

@@ -43,6 +43,9 @@ unsafe impl Send for Returned {}
 pub(crate) struct ThreadSlot {
     /// The pool this slot belongs to.
     pub pool: &'static PoolShared,
+    /// Many producers and, at times, two consumers: a late free that
+    /// finds the slot unowned drains it while the slot's next owner may
+    /// drain it too (`loom_tests`, model (c)).
     returns: SegQueue<Returned>,
     owned: AtomicBool,
     /// Written only by the thread that owns the slot.
@@ -381,6 +384,17 @@ impl FastKey for loom::thread::LocalKey<Cell<Fast>> {
     fn set(&'static self, fast: Fast) {
         let _ = self.try_with(|cell| cell.set(fast));
     }
+}
+
+/// Does to this thread's caches what the thread's exit does, now. loom's
+/// `join` returns before the thread's thread-locals are dropped (std's
+/// waits for them), so a model thread that ends with this can be joined
+/// after its hand-over, without a spin-wait that multiplies the
+/// interleavings. A later use of a pool makes a new cache.
+#[cfg(all(test, loom))]
+pub(crate) fn exit_thread() {
+    let caches = CACHES.with(|caches| std::mem::take(&mut *caches.borrow_mut()));
+    drop(caches);
 }
 
 /// Runs `f` with this thread's cache for `pool`, creating it on first use.
