@@ -18,6 +18,17 @@
 //! caches' destructors, run early) so that `join` is enough and no
 //! spin-wait multiplies the interleavings.
 //!
+//! Each model was seen to fail under a deliberate break of the protocol
+//! (issue 8): (b), (c) and (d) when either SeqCst fence is deleted, when
+//! the owned flag is cleared after the exit's final drain instead of
+//! before, or when a free reads the flag before pushing; (a) when a free
+//! drains the queue although the owner is alive; (c) alone when the
+//! owner's drain assumes it is the queue's only consumer; (d) alone when
+//! the exit's final drain takes one block; all of them, as a causality
+//! violation, when the stand-in queue publishes a slot with a relaxed
+//! store. Relaxed loads and stores of the owned flag, with the fences
+//! kept, pass: the fences carry the hand-over.
+//!
 //! `RUSTFLAGS="--cfg loom" cargo test -p wharf-buf --lib --target-dir
 //! target/loom loom`; `LOOM_MAX_PREEMPTIONS=n` explores deeper than the
 //! default bound.
