@@ -9,7 +9,8 @@
 //! queue; the owner drains the queue on its next allocation. When the owner
 //! thread exits, its cache is flushed to the arena and the slot is marked
 //! unowned: a late free then drains the queue to the arena itself, so
-//! nothing is leaked. Slots are recycled by later threads.
+//! nothing is leaked. Slots are recycled by later threads. loom checks
+//! this hand-over under every interleaving (`loom_tests`, `--cfg loom`).
 //!
 //! Caches are bounded per class and trimmed: every `trim_interval`
 //! allocations, each bin gives back the blocks it did not need since the
@@ -397,7 +398,9 @@ impl FastKey for loom::thread::LocalKey<Cell<Fast>> {
 /// `join` returns before the thread's thread-locals are dropped (std's
 /// waits for them), so a model thread that ends with this can be joined
 /// after its hand-over, without a spin-wait that multiplies the
-/// interleavings. A later use of a pool makes a new cache.
+/// interleavings. Each destructor resets `FAST` as at a real exit, so
+/// `with_cache`'s safety argument holds; a later use of a pool makes a new
+/// cache.
 #[cfg(all(test, loom))]
 pub(crate) fn exit_thread() {
     let caches = CACHES.with(|caches| std::mem::take(&mut *caches.borrow_mut()));
