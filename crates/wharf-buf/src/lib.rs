@@ -49,10 +49,13 @@ mod arena;
 mod byte_buf;
 mod chunk;
 mod frozen;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod memory;
 mod metrics;
 mod pool;
 mod size_class;
+mod sync;
 mod sys;
 mod thread_cache;
 mod unpooled;

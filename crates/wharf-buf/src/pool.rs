@@ -4,15 +4,16 @@
 use std::fmt;
 use std::io;
 use std::ptr::NonNull;
+use std::sync::OnceLock;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use crate::arena::{Arena, ArenaStats};
 use crate::memory::Owner;
 use crate::metrics::{AllocatorMetrics, ClassMetrics, bump_shared};
 use crate::size_class::{PAGE, aligned_class, class_of, class_size, is_small};
+use crate::sync::{Mutex, MutexGuard};
 use crate::sys::Mapping;
 use crate::thread_cache::{ThreadSlot, alloc_from_arena, with_cache};
 
@@ -122,6 +123,16 @@ impl PoolShared {
     pub(crate) fn release_slot(&self, slot: &'static ThreadSlot) {
         self.live_caches.fetch_sub(1, Relaxed);
         self.lock_slots().free.push(slot);
+    }
+
+    /// Thread caches not yet torn down, counted under the slots' lock, so
+    /// a count of zero is ordered after every cache's exit (its hand-over
+    /// included), which `live_caches` is not.
+    #[cfg(all(test, loom))]
+    pub(crate) fn caches_alive(&self) -> usize {
+        let slots = self.lock_slots();
+        let orphan = usize::from(self.orphan.get().is_some());
+        slots.all.len() - slots.free.len() - orphan
     }
 
     /// The slot that stands for "no thread cache".

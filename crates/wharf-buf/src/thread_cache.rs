@@ -9,7 +9,8 @@
 //! queue; the owner drains the queue on its next allocation. When the owner
 //! thread exits, its cache is flushed to the arena and the slot is marked
 //! unowned: a late free then drains the queue to the arena itself, so
-//! nothing is leaked. Slots are recycled by later threads.
+//! nothing is leaked. Slots are recycled by later threads. loom checks
+//! this hand-over under every interleaving (`loom_tests`, `--cfg loom`).
 //!
 //! Caches are bounded per class and trimmed: every `trim_interval`
 //! allocations, each bin gives back the blocks it did not need since the
@@ -17,13 +18,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
-
-use crossbeam_queue::SegQueue;
+use std::sync::atomic::AtomicU64;
 
 use crate::metrics::{LocalCounters, bump, bump_shared};
 use crate::pool::PoolShared;
 use crate::size_class::is_small;
+use crate::sync::{AtomicBool, Ordering, SegQueue, fence};
 
 /// A block on its way back to its owner.
 #[derive(Debug)]
@@ -44,6 +44,9 @@ unsafe impl Send for Returned {}
 pub(crate) struct ThreadSlot {
     /// The pool this slot belongs to.
     pub pool: &'static PoolShared,
+    /// Many producers and, at times, two consumers: a late free that
+    /// finds the slot unowned drains it while the slot's next owner may
+    /// drain it too (`loom_tests`, model (c)).
     returns: SegQueue<Returned>,
     owned: AtomicBool,
     /// Written only by the thread that owns the slot.
@@ -313,6 +316,13 @@ pub(crate) fn alloc_from_arena(pool: &PoolShared, class: usize) -> Option<NonNul
 
 impl Drop for ThreadCache {
     fn drop(&mut self) {
+        // A loom model that failed has its threads' thread-locals dropped
+        // after loom stopped, while the panic unwinds: touching loom's
+        // primitives then would abort the whole test binary.
+        #[cfg(loom)]
+        if std::thread::panicking() {
+            return;
+        }
         let me: *mut ThreadCache = self;
         // Forget the fast path before this cache goes away. `FAST` has no
         // destructor, so it is still there while thread-locals are torn down.
@@ -344,6 +354,7 @@ impl Fast {
     };
 }
 
+#[cfg(not(loom))]
 thread_local! {
     /// Owns this thread's caches, indexed by pool id. Boxed, so a cache's
     /// address never changes while it lives.
@@ -352,6 +363,48 @@ thread_local! {
     /// The cache used last, so the common case is one thread-local load
     /// away from its bins. No destructor: readable at any time.
     static FAST: Cell<Fast> = const { Cell::new(Fast::NONE) };
+}
+
+// Under loom, loom's thread-locals, dropped when a model thread ends, so
+// a thread's exit (the caches' destructors) is part of every interleaving.
+#[cfg(loom)]
+loom::thread_local! {
+    static CACHES: RefCell<Vec<Option<Box<ThreadCache>>>> = RefCell::new(Vec::new());
+    static FAST: Cell<Fast> = Cell::new(Fast::NONE);
+}
+
+/// `LocalKey<Cell<_>>::get` and `set`, which loom's key lacks. `std`'s
+/// `FAST` is never destroyed; loom drops every thread-local at a thread's
+/// end, so a destroyed `FAST` reads as `Fast::NONE`, as std's reads once
+/// the caches' destructor has reset it.
+#[cfg(loom)]
+trait FastKey {
+    fn get(&'static self) -> Fast;
+    fn set(&'static self, fast: Fast);
+}
+
+#[cfg(loom)]
+impl FastKey for loom::thread::LocalKey<Cell<Fast>> {
+    fn get(&'static self) -> Fast {
+        self.try_with(Cell::get).unwrap_or(Fast::NONE)
+    }
+
+    fn set(&'static self, fast: Fast) {
+        let _ = self.try_with(|cell| cell.set(fast));
+    }
+}
+
+/// Does to this thread's caches what the thread's exit does, now. loom's
+/// `join` returns before the thread's thread-locals are dropped (std's
+/// waits for them), so a model thread that ends with this can be joined
+/// after its hand-over, without a spin-wait that multiplies the
+/// interleavings. Each destructor resets `FAST` as at a real exit, so
+/// `with_cache`'s safety argument holds; a later use of a pool makes a new
+/// cache.
+#[cfg(all(test, loom))]
+pub(crate) fn exit_thread() {
+    let caches = CACHES.with(|caches| std::mem::take(&mut *caches.borrow_mut()));
+    drop(caches);
 }
 
 /// Runs `f` with this thread's cache for `pool`, creating it on first use.
