@@ -40,6 +40,8 @@ mod listing;
 mod paths;
 #[path = "../../examples/file_server/range.rs"]
 mod range;
+#[path = "../../examples/file_server/respond.rs"]
+mod respond;
 
 #[path = "../common/mod.rs"]
 mod common;

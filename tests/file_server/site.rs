@@ -3,15 +3,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use wharf::codec::HttpServerCodec;
-use wharf::{Pipeline, ReactorMode, Server, TransferStrategy, Trigger};
+use wharf::{ReactorMode, Server, TransferStrategy, Trigger};
 
 use crate::client::Client;
 use crate::common::Config;
-use crate::handler::{FileServer, Settings};
+use crate::handler::{Settings, bootstrap};
 
 /// A directory `dir` holding the served `root` (canonical) and whatever
 /// tests put next to it; removed when dropped.
@@ -128,24 +127,17 @@ impl Spec {
 
     /// Binds to a free loopback port and serves.
     pub fn start(self) -> Running {
+        let root = crate::paths::Root::open(&self.root).expect("open the root");
         let settings = Arc::new(Settings {
-            root: crate::paths::Root::open(&self.root).expect("open the root"),
             transfer: self.transfer,
             directio: self.directio,
             header_timeout: self.header_timeout,
             keepalive_timeout: self.keepalive_timeout,
             max_connections: self.max_connections,
-            log: false,
-            open: AtomicUsize::new(0),
+            ..Settings::new(root)
         });
-        let shared = Arc::clone(&settings);
-        let server = self
-            .config
-            .server()
-            .thread_name(self.name)
-            .child_handler(move || {
-                Pipeline::new(HttpServerCodec::new(), FileServer::new(Arc::clone(&shared)))
-            })
+        let base = self.config.server().thread_name(self.name);
+        let server = bootstrap(base, &settings)
             .bind("127.0.0.1:0")
             .expect("bind the file server");
         Running { server, settings }
