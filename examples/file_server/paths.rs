@@ -81,6 +81,17 @@ pub fn segments(request_path: &str) -> Result<Vec<String>, Refused> {
     Ok(segments)
 }
 
+/// Whether `request_path` names a directory: it ends with a slash once
+/// normalized, because its last segment is empty, `.` or `..` (decoded),
+/// as in `/d/`, `/d/.` or `/d/x/..`.
+pub fn names_a_directory(request_path: &str) -> bool {
+    let last = request_path.rsplit('/').next().unwrap_or_default();
+    matches!(
+        percent_decode_str(last).collect::<Vec<u8>>().as_slice(),
+        b"" | b"." | b".."
+    )
+}
+
 /// The URL path of `segments`: each percent-encoded, one leading slash
 /// (never `//`, which a browser would take for another host), and a
 /// trailing one if `dir`.
@@ -191,6 +202,24 @@ mod tests {
         assert_eq!(segments("/a%00b"), Err(Refused::BadRequest));
         assert_eq!(segments("/%ff"), Err(Refused::BadRequest));
         assert_eq!(segments("relative"), Err(Refused::BadRequest));
+    }
+
+    #[test]
+    fn paths_that_end_in_a_slash_once_normalized_name_directories() {
+        for dir in [
+            "/",
+            "/d/",
+            "/d//",
+            "/d/.",
+            "/d/%2e",
+            "/d/x/..",
+            "/d/x/%2E%2e",
+        ] {
+            assert!(names_a_directory(dir), "{dir}");
+        }
+        for file in ["/a.txt", "/d/a", "/d/.a", "/d/..a", "/d/%2e%2e%2e"] {
+            assert!(!names_a_directory(file), "{file}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use wharf::codec::{HttpRequest, HttpResponse};
 use crate::conditional::{Validators, not_modified, range_applies};
 use crate::handler::Settings;
 use crate::listing;
-use crate::paths::{Refused, segments, url_path};
+use crate::paths::{Refused, names_a_directory, segments, url_path};
 use crate::range::{Ranged, parse};
 
 /// The response to one well-formed request.
@@ -45,13 +45,21 @@ fn refusal(refused: Refused) -> HttpResponse {
 /// directory listing.
 fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Refused> {
     let mut names = segments(request.path())?;
+    let slashed = names_a_directory(request.path());
     let file = settings.root.open_file(&names)?;
     let meta = file.metadata().map_err(|_| Refused::Failed)?;
     if !meta.is_dir() {
+        if slashed {
+            // `/a.txt/` names a directory, and there is none (issue 9,
+            // point 5; nginx answers 404 too). Guarded by
+            // tests/file_server/safety.rs
+            // `a_file_is_not_served_under_a_trailing_slash`.
+            return Err(Refused::NotFound);
+        }
         let name = names.last().map_or("", String::as_str);
         return Ok(serve_file(settings, request, file, &meta, name));
     }
-    if !request.path().ends_with('/') {
+    if !slashed {
         // Built from the normalized segments: never `//host`, which a
         // browser would follow to another site.
         let location =

@@ -178,3 +178,35 @@ fn a_directory_redirect_never_points_to_another_host() {
         }
     }
 }
+
+/// Issue 9, point 5: a file is not a directory, so a path that names it
+/// with a trailing slash (however the slash comes about) names nothing:
+/// 404, as nginx answers, never the file.
+#[test]
+fn a_file_is_not_served_under_a_trailing_slash() {
+    let site = Site::new("trailing-slash");
+    site.write("a.txt", b"hi\n");
+    site.write("sub/b.txt", b"b\n");
+    let running = Spec::new(&site.root).start();
+    let mut client = running.client();
+    for target in [
+        "/a.txt/",
+        "/a.txt//",
+        "/a.txt/.",
+        "/a.txt/%2e",
+        "/a.txt/x/..",
+        "/sub/b.txt/",
+        "/sub/../a.txt/",
+    ] {
+        let response = client.get(target);
+        assert_eq!(response.status, 404, "GET {target}: {response:?}");
+        assert_eq!(response.body, b"not found\n", "GET {target}");
+        let response = client.head_with(target, &[]);
+        assert_eq!(response.status, 404, "HEAD {target}: {response:?}");
+    }
+    // Without the slash, the files; directories still list.
+    assert_eq!(client.get("/a.txt").body, b"hi\n");
+    assert_eq!(client.get("/sub/b.txt").body, b"b\n");
+    assert_eq!(client.get("/sub/").status, 200);
+    assert_eq!(client.get("/sub/.").status, 200);
+}
