@@ -4,7 +4,9 @@
 //! once, so an encoded slash (`%2F`) or backslash cannot create a segment
 //! boundary and `%252e` stays the literal name `%2e`. `.` is dropped, `..`
 //! removes the previous segment and may never climb above the root. NUL
-//! bytes and backslashes are refused.
+//! bytes and backslashes are refused. A segment is a file name, bytes
+//! rather than text: a name that is not UTF-8 (which a listing links as
+//! its percent-encoded bytes) is served like any other.
 //!
 //! The file is then opened with `openat2(RESOLVE_BENEATH)` relative to the
 //! root directory, so the kernel itself refuses a symlink that leads
@@ -15,13 +17,15 @@
 //! again on the opened descriptor (its `/proc/self/fd` link), so a path
 //! swapped between the check and the open is still caught.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode};
+use percent_encoding::{percent_decode_str, percent_encode};
 use wharf::transport::sys::fs::open_beneath;
 
 use crate::listing::SEGMENT;
@@ -52,30 +56,28 @@ impl Refused {
     }
 }
 
-/// The decoded, normalized segments of `request_path`.
-pub fn segments(request_path: &str) -> Result<Vec<String>, Refused> {
+/// The decoded, normalized segments of `request_path`: file names.
+pub fn segments(request_path: &str) -> Result<Vec<OsString>, Refused> {
     if !request_path.starts_with('/') {
         return Err(Refused::BadRequest);
     }
-    let mut segments: Vec<String> = Vec::new();
+    let mut segments: Vec<OsString> = Vec::new();
     for raw in request_path.split('/') {
-        let decoded = percent_decode_str(raw)
-            .decode_utf8()
-            .map_err(|_| Refused::BadRequest)?;
-        if decoded.contains('\0') {
+        let decoded: Vec<u8> = percent_decode_str(raw).collect();
+        if decoded.contains(&0) {
             return Err(Refused::BadRequest);
         }
-        if decoded.contains('/') || decoded.contains('\\') {
+        if decoded.contains(&b'/') || decoded.contains(&b'\\') {
             return Err(Refused::Forbidden);
         }
-        match decoded.as_ref() {
-            "" | "." => {}
-            ".." => {
+        match decoded.as_slice() {
+            b"" | b"." => {}
+            b".." => {
                 if segments.pop().is_none() {
                     return Err(Refused::Forbidden);
                 }
             }
-            name => segments.push(name.to_string()),
+            _ => segments.push(OsString::from_vec(decoded)),
         }
     }
     Ok(segments)
@@ -95,13 +97,13 @@ pub fn names_a_directory(request_path: &str) -> bool {
 /// The URL path of `segments`: each percent-encoded, one leading slash
 /// (never `//`, which a browser would take for another host), and a
 /// trailing one if `dir`.
-pub fn url_path(segments: &[String], dir: bool) -> String {
+pub fn url_path(segments: &[OsString], dir: bool) -> String {
     let mut url = String::from("/");
     for (i, segment) in segments.iter().enumerate() {
         if i > 0 {
             url.push('/');
         }
-        url.extend(utf8_percent_encode(segment, SEGMENT));
+        url.extend(percent_encode(segment.as_bytes(), SEGMENT));
     }
     if dir && !segments.is_empty() {
         url.push('/');
@@ -139,7 +141,7 @@ impl Root {
     }
 
     /// Opens `segments` (from [`segments`]) under the root.
-    pub fn open_file(&self, segments: &[String]) -> Result<File, Refused> {
+    pub fn open_file(&self, segments: &[OsString]) -> Result<File, Refused> {
         let relative: PathBuf = if segments.is_empty() {
             PathBuf::from(".")
         } else {
@@ -178,8 +180,8 @@ impl Root {
 mod tests {
     use super::*;
 
-    fn s(names: &[&str]) -> Vec<String> {
-        names.iter().map(|n| n.to_string()).collect()
+    fn s(names: &[&str]) -> Vec<OsString> {
+        names.iter().map(OsString::from).collect()
     }
 
     #[test]
@@ -200,7 +202,11 @@ mod tests {
             assert_eq!(segments(bad), Err(Refused::Forbidden), "{bad}");
         }
         assert_eq!(segments("/a%00b"), Err(Refused::BadRequest));
-        assert_eq!(segments("/%ff"), Err(Refused::BadRequest));
+        assert_eq!(
+            segments("/%ff%fe"),
+            Ok(vec![OsString::from_vec(b"\xff\xfe".to_vec())]),
+            "names are bytes"
+        );
         assert_eq!(segments("relative"), Err(Refused::BadRequest));
     }
 

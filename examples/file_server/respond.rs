@@ -56,7 +56,7 @@ fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Re
             // `a_file_is_not_served_under_a_trailing_slash`.
             return Err(Refused::NotFound);
         }
-        let name = names.last().map_or("", String::as_str);
+        let name = names.last().map_or(Path::new(""), Path::new);
         return Ok(serve_file(settings, request, file, &meta, name));
     }
     if !slashed {
@@ -68,12 +68,18 @@ fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Re
             HttpResponse::text(StatusCode::MOVED_PERMANENTLY, "moved\n").header(LOCATION, location)
         );
     }
-    names.push("index.html".to_string());
+    names.push("index.html".into());
     if let Ok(index) = settings.root.open_file(&names)
         && let Ok(meta) = index.metadata()
         && meta.is_file()
     {
-        return Ok(serve_file(settings, request, index, &meta, "index.html"));
+        return Ok(serve_file(
+            settings,
+            request,
+            index,
+            &meta,
+            Path::new("index.html"),
+        ));
     }
     names.pop();
     // The directory already opened, through its descriptor: no second walk
@@ -82,7 +88,11 @@ fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Re
     let shown = if names.is_empty() {
         "/".to_string()
     } else {
-        format!("/{}/", names.join("/"))
+        let shown: Vec<String> = names
+            .iter()
+            .map(|name| name.to_string_lossy().into_owned())
+            .collect();
+        format!("/{}/", shown.join("/"))
     };
     let page = listing::render(Path::new(&dir), &shown).map_err(|_| Refused::Forbidden)?;
     let response = HttpResponse::new(StatusCode::OK).header(
@@ -102,7 +112,7 @@ fn serve_file(
     request: &HttpRequest,
     file: File,
     meta: &Metadata,
-    name: &str,
+    name: &Path,
 ) -> HttpResponse {
     if !meta.is_file() {
         return HttpResponse::text(StatusCode::FORBIDDEN, "not a regular file\n");
