@@ -16,17 +16,26 @@
 //! with `canonicalize`, checked to start with the root, opened, and checked
 //! again on the opened descriptor (its `/proc/self/fd` link), so a path
 //! swapped between the check and the open is still caught.
+//!
+//! Every open is `O_NONBLOCK | O_NOCTTY`, and only regular files and
+//! directories are served, by the type of the opened descriptor (`fstat`):
+//! a plain `open` of a FIFO waits for a writer, which on an event loop
+//! stops every connection of the loop, and the shutdown with them (issue 9,
+//! point 1). A FIFO, socket or device is 403. Guarded by
+//! tests/file_server/special_files.rs
+//! `a_fifo_or_socket_is_refused_at_once_and_blocks_nothing`.
 
 use std::ffi::OsString;
-use std::fs::File;
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use percent_encoding::{percent_decode_str, percent_encode};
-use wharf::transport::sys::fs::open_beneath;
+use wharf::transport::sys::fs::open_beneath_nonblocking;
 
 use crate::listing::SEGMENT;
 
@@ -35,7 +44,8 @@ use crate::listing::SEGMENT;
 pub enum Refused {
     /// Not a path we can decode: 400.
     BadRequest,
-    /// Tries to leave the root, or may not be read: 403.
+    /// Tries to leave the root, may not be read, or is neither a regular
+    /// file nor a directory: 403.
     Forbidden,
     /// Nothing there: 404.
     NotFound,
@@ -48,9 +58,13 @@ pub enum Refused {
 impl Refused {
     fn of(error: &io::Error) -> Refused {
         match error.raw_os_error() {
-            Some(libc::EXDEV | libc::ELOOP | libc::EACCES | libc::EPERM) => Refused::Forbidden,
+            // ENXIO and ENODEV: a socket, or a device without a driver.
+            Some(
+                libc::EXDEV | libc::ELOOP | libc::EACCES | libc::EPERM | libc::ENXIO | libc::ENODEV,
+            ) => Refused::Forbidden,
             Some(libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG) => Refused::NotFound,
-            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM) => Refused::Busy,
+            // EAGAIN: a lease held by another process, with O_NONBLOCK.
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN) => Refused::Busy,
             _ => Refused::Failed,
         }
     }
@@ -140,15 +154,27 @@ impl Root {
         &self.path
     }
 
-    /// Opens `segments` (from [`segments`]) under the root.
-    pub fn open_file(&self, segments: &[OsString]) -> Result<File, Refused> {
+    /// Opens `segments` (from [`segments`]) under the root, without
+    /// waiting: a regular file or a directory, and its metadata.
+    pub fn open_file(&self, segments: &[OsString]) -> Result<(File, Metadata), Refused> {
+        let file = self.open_any(segments)?;
+        let meta = file.metadata().map_err(|e| Refused::of(&e))?;
+        if meta.is_file() || meta.is_dir() {
+            Ok((file, meta))
+        } else {
+            Err(Refused::Forbidden)
+        }
+    }
+
+    /// Opens `segments` under the root, whatever is there.
+    fn open_any(&self, segments: &[OsString]) -> Result<File, Refused> {
         let relative: PathBuf = if segments.is_empty() {
             PathBuf::from(".")
         } else {
             segments.iter().collect()
         };
         if !NO_OPENAT2.load(Ordering::Relaxed) {
-            match open_beneath(&self.dir, &relative) {
+            match open_beneath_nonblocking(&self.dir, &relative) {
                 Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
                     NO_OPENAT2.store(true, Ordering::Relaxed);
                 }
@@ -165,7 +191,11 @@ impl Root {
         if !real.starts_with(&self.path) {
             return Err(Refused::Forbidden);
         }
-        let file = File::open(real).map_err(|e| Refused::of(&e))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(real)
+            .map_err(|e| Refused::of(&e))?;
         // Where the descriptor really leads, whatever changed meanwhile.
         let opened = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
             .map_err(|_| Refused::Forbidden)?;

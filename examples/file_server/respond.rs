@@ -46,8 +46,7 @@ fn refusal(refused: Refused) -> HttpResponse {
 fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Refused> {
     let mut names = segments(request.path())?;
     let slashed = names_a_directory(request.path());
-    let file = settings.root.open_file(&names)?;
-    let meta = file.metadata().map_err(|_| Refused::Failed)?;
+    let (file, meta) = settings.root.open_file(&names)?;
     if !meta.is_dir() {
         if slashed {
             // `/a.txt/` names a directory, and there is none (issue 9,
@@ -69,8 +68,7 @@ fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Re
         );
     }
     names.push("index.html".into());
-    if let Ok(index) = settings.root.open_file(&names)
-        && let Ok(meta) = index.metadata()
+    if let Ok((index, meta)) = settings.root.open_file(&names)
         && meta.is_file()
     {
         return Ok(serve_file(

@@ -15,6 +15,8 @@
 //!   reading, the connection limit (503).
 //! * [`safety`]: traversal attempts never leave the root; redirects stay
 //!   on the site; index pages and escaped listings for directories.
+//! * [`special_files`]: a FIFO or a socket is refused (403) at once, and
+//!   neither stalls a loop nor the shutdown, in every mode × trigger.
 //! * [`errors`]: malformed and refused requests get their status and a
 //!   close, and the server goes on serving.
 //! * [`timeouts`]: slowloris gets 408, idle kept-alive connections close,
@@ -53,5 +55,6 @@ mod connections;
 mod errors;
 mod safety;
 mod semantics;
+mod special_files;
 mod timeouts;
 mod transfers;
