@@ -26,6 +26,7 @@ use wharf::{
 };
 
 use crate::access_log;
+use crate::opener::OpenPool;
 use crate::paths::Root;
 use crate::respond::respond;
 
@@ -48,6 +49,9 @@ pub struct Settings {
     pub log: bool,
     /// Connections open now.
     pub open: AtomicUsize,
+    /// Where opens that may block run: `None` on the handler's own thread
+    /// (local file systems), else on this pool (see [`crate::opener`]).
+    pub open_pool: Option<OpenPool>,
 }
 
 impl Settings {
@@ -64,8 +68,15 @@ impl Settings {
             max_connections: 10_000,
             log: false,
             open: AtomicUsize::new(0),
+            open_pool: None,
         }
     }
+}
+
+/// A response prepared on the open pool, on its way back to the handler.
+struct Prepared {
+    request: HttpRequest,
+    response: HttpResponse,
 }
 
 /// `base` (mode, trigger, allocator, thread names) serving the file server
@@ -99,6 +110,10 @@ pub struct FileServer {
     /// A response said `Connection: close`: requests pipelined behind it
     /// are not answered (RFC 9112 §9.6).
     closing: bool,
+    /// A request is being answered on the open pool: the next waits.
+    awaiting: bool,
+    /// Whether reading is on, as last set.
+    reading: bool,
 }
 
 impl FileServer {
@@ -112,6 +127,48 @@ impl FileServer {
             got_request: false,
             counted: false,
             closing: false,
+            awaiting: false,
+            reading: true,
+        }
+    }
+
+    /// Reads while the client takes its answers and no answer is being
+    /// prepared on the open pool. A client that pipelines without reading
+    /// gets no more requests taken on (those already read wait, in order)
+    /// until it does.
+    fn update_reading(&mut self, ctx: &mut Context<'_, HttpResponse>) {
+        if self.closing {
+            return;
+        }
+        let reading = !self.awaiting && ctx.is_writable();
+        if reading != self.reading {
+            self.reading = reading;
+            ctx.set_auto_read(reading);
+        }
+    }
+
+    /// Sends the response to `request` and sets the timers for what
+    /// follows: a close, or the keep-alive timeout.
+    fn answer(
+        &mut self,
+        ctx: &mut Context<'_, HttpResponse>,
+        request: HttpRequest,
+        response: HttpResponse,
+    ) {
+        let mut response = response.keep_alive_for(&request);
+        if request.method == Method::HEAD && !response.head_only && response.status_allows_body() {
+            // The head a GET would get, never a body (a 404's included).
+            let len = response.body.len();
+            response = response.head_only(len);
+        }
+        self.send(ctx, Some(&request), response);
+        if request.keep_alive {
+            self.arm(ctx, Waiting::Idle);
+            self.update_reading(ctx);
+        } else {
+            self.closing = true;
+            ctx.flush();
+            ctx.close();
         }
     }
 
@@ -191,25 +248,24 @@ impl Handler for FileServer {
                 return;
             }
         };
-        let mut response = respond(&self.settings, &request).keep_alive_for(&request);
-        if request.method == Method::HEAD && !response.head_only && response.status_allows_body() {
-            // The head a GET would get, never a body (a 404's included).
-            let len = response.body.len();
-            response = response.head_only(len);
+        if self.settings.open_pool.is_none() {
+            let response = respond(&self.settings, &request);
+            self.answer(ctx, request, response);
+            return;
         }
-        self.send(ctx, Some(&request), response);
-        if !ctx.is_writable() {
-            // The client is not reading its answers: take no more requests
-            // (pipelined ones already read wait) until it does.
-            ctx.set_auto_read(false);
-        }
-        if request.keep_alive {
-            self.arm(ctx, Waiting::Idle);
-        } else {
-            self.closing = true;
-            ctx.flush();
-            ctx.close();
-        }
+        // Opens may block here: prepare the response on the pool, and take
+        // no other request until it is back.
+        self.awaiting = true;
+        self.update_reading(ctx);
+        let settings = Arc::clone(&self.settings);
+        let handle = ctx.handle();
+        let Some(pool) = &self.settings.open_pool else {
+            return;
+        };
+        pool.submit(move || {
+            let response = respond(&settings, &request);
+            handle.fire_user_event(Box::new(Prepared { request, response }));
+        });
     }
 
     fn on_read_complete(&mut self, ctx: &mut Context<'_, HttpResponse>) {
@@ -221,15 +277,24 @@ impl Handler for FileServer {
         self.got_request = false;
     }
 
-    fn on_writability_changed(&mut self, ctx: &mut Context<'_, HttpResponse>, writable: bool) {
-        if !self.closing {
-            ctx.set_auto_read(writable);
-        }
+    fn on_writability_changed(&mut self, ctx: &mut Context<'_, HttpResponse>, _writable: bool) {
+        self.update_reading(ctx);
     }
 
     fn on_user_event(&mut self, ctx: &mut Context<'_, HttpResponse>, event: UserEvent) {
-        let UserEvent::Timer(generation) = event else {
-            return;
+        let generation = match event {
+            UserEvent::Timer(generation) => generation,
+            UserEvent::Custom(event) => {
+                if let Ok(prepared) = event.downcast::<Prepared>()
+                    && !self.closing
+                {
+                    self.awaiting = false;
+                    self.answer(ctx, prepared.request, prepared.response);
+                    ctx.flush();
+                }
+                return;
+            }
+            UserEvent::Idle(_) => return,
         };
         if self.timer.map(|(_, g)| g) != Some(generation) {
             return;

@@ -18,6 +18,7 @@ mod access_log;
 mod conditional;
 mod handler;
 mod listing;
+mod opener;
 mod paths;
 mod range;
 #[path = "../common/reactor_args.rs"]

@@ -2,7 +2,7 @@
 //! signals that stop it.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use wharf::transport::sys::signal::{block_termination_signals, wait_for_terminat
 use wharf::{ServerBootstrap, TransferStrategy};
 
 use crate::handler::{Settings, bootstrap};
+use crate::opener::{OpenPool, opens_may_block};
 use crate::paths::Root;
 use crate::reactor_args::ReactorArgs;
 
@@ -47,6 +48,11 @@ pub struct Args {
     /// Connections served at once; more are answered 503 and closed.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
+    /// Where files are opened: on a pool of threads of their own (on), on
+    /// the event loops (off), or on the pool when the root is on a network
+    /// or FUSE file system or has one mounted beneath it (auto).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
+    open_pool: String,
 }
 
 /// Runs the server the flags describe until Ctrl-C or `SIGTERM`.
@@ -69,6 +75,23 @@ fn seconds(value: f64, what: &str) -> std::io::Result<Duration> {
     })
 }
 
+/// The open pool `--open-pool` asks for, and a line that says where files
+/// are opened and why.
+fn open_pool(flag: &str, root: &Path) -> std::io::Result<(Option<OpenPool>, String)> {
+    let why = match flag {
+        "on" => Some("--open-pool on".to_string()),
+        "off" => None,
+        _ => opens_may_block(root),
+    };
+    let Some(why) = why else {
+        return Ok((None, "files are opened on the event loops".to_string()));
+    };
+    let threads = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
+    let pool = OpenPool::start(threads)?;
+    let line = format!("files are opened on a pool of {threads} threads ({why})");
+    Ok((Some(pool), line))
+}
+
 fn run(args: Args) -> std::io::Result<()> {
     block_termination_signals()?;
     let root = Root::open(&args.root).map_err(|e| {
@@ -78,6 +101,7 @@ fn run(args: Args) -> std::io::Result<()> {
     let mode = args.reactor.mode()?;
     let trigger = args.reactor.trigger;
     let transfer = args.transfer;
+    let (open_pool, opens) = open_pool(&args.open_pool, &root_path)?;
     let settings = Arc::new(Settings {
         transfer,
         directio: args.directio,
@@ -85,6 +109,7 @@ fn run(args: Args) -> std::io::Result<()> {
         keepalive_timeout: seconds(args.keepalive_timeout, "keepalive-timeout")?,
         max_connections: args.max_connections.max(1),
         log: args.log,
+        open_pool,
         ..Settings::new(root)
     });
     // Raise the descriptor limit toward what the connection limit needs.
@@ -104,6 +129,7 @@ fn run(args: Args) -> std::io::Result<()> {
             format!("{} bytes", args.directio)
         },
     );
+    println!("{opens}");
     wait_for_termination()?;
     server.shutdown_gracefully(Duration::from_millis(500), Duration::from_secs(10))
 }

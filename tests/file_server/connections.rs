@@ -4,6 +4,7 @@
 //! limit.
 
 use crate::client::{Client, Closed, request};
+use crate::common::Config;
 use crate::site::{Site, Spec, data};
 
 /// A method, a target and extra header lines.
@@ -12,11 +13,28 @@ type Call<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 #[test]
 fn pipelined_requests_are_answered_complete_and_in_order() {
     let site = Site::new("pipeline");
+    let running = Spec::new(&site.root).start();
+    pipelined_round(&site, &running);
+}
+
+/// With opens on a pool (as for a root on a network file system), every
+/// answer is prepared off the handler's thread and comes back to it: still
+/// one at a time, in order, in every mode × trigger.
+#[test]
+fn pipelined_requests_are_answered_in_order_with_opens_on_a_pool() {
+    let site = Site::new("pipeline-pool");
+    let configs = Config::all().into_iter().filter(|c| c.pooled).collect();
+    crate::common::for_each(configs, |config| {
+        let running = Spec::new(&site.root).config(config).open_pool(true).start();
+        pipelined_round(&site, &running);
+    });
+}
+
+fn pipelined_round(site: &Site, running: &crate::site::Running) {
     let a = data(10, 300);
     let big = data(11, 1 << 20);
     site.write("a.txt", &a);
     site.write("big.bin", &big);
-    let running = Spec::new(&site.root).start();
     let mut client = running.client();
     let requests: [Call; 8] = [
         ("GET", "/a.txt", &[]),

@@ -37,6 +37,9 @@ mod conditional;
 mod handler;
 #[path = "../../examples/file_server/listing.rs"]
 mod listing;
+#[path = "../../examples/file_server/opener.rs"]
+#[allow(dead_code)] // `opens_may_block` is for the example's start-up.
+mod opener;
 #[path = "../../examples/file_server/paths.rs"]
 #[allow(dead_code)] // `Root::path` is for the example's banner only.
 mod paths;

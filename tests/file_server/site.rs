@@ -64,6 +64,7 @@ pub struct Spec {
     header_timeout: Duration,
     keepalive_timeout: Duration,
     max_connections: usize,
+    open_pool: bool,
     name: &'static str,
 }
 
@@ -83,6 +84,7 @@ impl Spec {
             header_timeout: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            open_pool: false,
             name: "fs-test",
         }
     }
@@ -119,6 +121,13 @@ impl Spec {
         self
     }
 
+    /// Whether requests are answered on an open pool (as for a root on a
+    /// network file system) rather than on the handler's thread.
+    pub fn open_pool(mut self, on: bool) -> Spec {
+        self.open_pool = on;
+        self
+    }
+
     /// The prefix of the server's thread names.
     pub fn name(mut self, name: &'static str) -> Spec {
         self.name = name;
@@ -134,6 +143,9 @@ impl Spec {
             header_timeout: self.header_timeout,
             keepalive_timeout: self.keepalive_timeout,
             max_connections: self.max_connections,
+            open_pool: self
+                .open_pool
+                .then(|| crate::opener::OpenPool::start(2).expect("start an open pool")),
             ..Settings::new(root)
         });
         let base = self.config.server().thread_name(self.name);

@@ -75,11 +75,19 @@ fn a_fifo_or_socket_is_refused_at_once_and_blocks_nothing() {
         std::os::unix::net::UnixListener::bind(site.root.join("sock")).expect("a Unix socket");
     let configs = Config::all().into_iter().filter(|c| c.pooled).collect();
     common::for_each(configs, |config| {
-        let what = config.to_string();
-        let running = Spec::new(&site.root).config(config).start();
+        for pool in [false, true] {
+            refuse_special_files(&site, &fifo, config, pool);
+        }
+    });
+}
+
+fn refuse_special_files(site: &Site, fifo: &Path, config: Config, pool: bool) {
+    {
+        let what = format!("{config}, open pool {pool}");
+        let running = Spec::new(&site.root).config(config).open_pool(pool).start();
         // Declared after the server: dropped, and so run, before it.
         let _release = (
-            ReleaseReaders(fifo.clone()),
+            ReleaseReaders(fifo.to_path_buf()),
             ReleaseReaders(site.root.join("fifo-index/index.html")),
         );
         // A connection that is being served when the FIFO is asked for.
@@ -119,5 +127,5 @@ fn a_fifo_or_socket_is_refused_at_once_and_blocks_nothing() {
             "{what}: the shutdown took {:?}",
             started.elapsed()
         );
-    });
+    }
 }
