@@ -22,7 +22,8 @@ use http::header::RETRY_AFTER;
 use http::{HeaderValue, Method, StatusCode};
 use wharf::codec::{HttpError, HttpRequest, HttpResponse, HttpServerCodec};
 use wharf::{
-    ChannelError, Context, Handler, Pipeline, ServerBootstrap, TimerId, TransferStrategy, UserEvent,
+    ChannelError, Context, Handler, IdleConfig, IdleState, Pipeline, ServerBootstrap, TimerId,
+    TransferStrategy, UserEvent,
 };
 
 use crate::access_log;
@@ -43,6 +44,10 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// How long a kept-alive connection may sit idle.
     pub keepalive_timeout: Duration,
+    /// How long a response may make no write progress before the
+    /// connection is reset (the transport's close timeout, for closing
+    /// connections and kept-alive ones alike).
+    pub close_timeout: Duration,
     /// Connections served at once; more are answered 503.
     pub max_connections: usize,
     /// Whether to print an access-log line per response.
@@ -65,6 +70,7 @@ impl Settings {
             directio: 0,
             header_timeout: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(60),
+            close_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             log: false,
             open: AtomicUsize::new(0),
@@ -84,9 +90,16 @@ struct Prepared {
 /// connection. The example's `main` and the tests wire it the same way.
 pub fn bootstrap(base: ServerBootstrap, settings: &Arc<Settings>) -> ServerBootstrap {
     let shared = Arc::clone(settings);
-    base.child_handler(move || {
-        Pipeline::new(HttpServerCodec::new(), FileServer::new(Arc::clone(&shared)))
-    })
+    // WriterIdle: nothing written to the socket for the close timeout.
+    let stall = IdleConfig {
+        writer: Some(settings.close_timeout),
+        ..IdleConfig::default()
+    };
+    base.close_timeout(settings.close_timeout)
+        .idle(stall)
+        .child_handler(move || {
+            Pipeline::new(HttpServerCodec::new(), FileServer::new(Arc::clone(&shared)))
+        })
 }
 
 /// Which timer runs.
@@ -114,6 +127,8 @@ pub struct FileServer {
     awaiting: bool,
     /// Whether reading is on, as last set.
     reading: bool,
+    /// The keep-alive timer found a response still being sent.
+    sending: bool,
 }
 
 impl FileServer {
@@ -129,6 +144,7 @@ impl FileServer {
             closing: false,
             awaiting: false,
             reading: true,
+            sending: false,
         }
     }
 
@@ -145,6 +161,31 @@ impl FileServer {
             self.reading = reading;
             ctx.set_auto_read(reading);
         }
+    }
+
+    /// Nothing was written to the socket for the close timeout. With
+    /// output still queued, the reader has stopped: close, which the
+    /// transport turns into a reset once the close timeout passes again
+    /// without progress (the queued data is dropped, so the client cannot
+    /// take the cut response for a whole one). Without this, a kept-alive
+    /// connection whose reader stops held its socket and open file for
+    /// ever, its keep-alive timer re-armed while output was queued (issue
+    /// 9, point 4). Guarded by tests/file_server/timeouts.rs
+    /// `a_kept_alive_response_whose_reader_stops_is_reset`.
+    fn stalled(&mut self, ctx: &mut Context<'_, HttpResponse>) {
+        if self.closing || ctx.pending_outbound_bytes() == 0 {
+            return;
+        }
+        if self.settings.log {
+            eprintln!(
+                "{:?}: no write progress for {:?}, closing",
+                ctx.peer_addr(),
+                self.settings.close_timeout
+            );
+        }
+        self.closing = true;
+        self.disarm(ctx);
+        ctx.close();
     }
 
     /// Sends the response to `request` and sets the timers for what
@@ -294,6 +335,10 @@ impl Handler for FileServer {
                 }
                 return;
             }
+            UserEvent::Idle(IdleState::WriterIdle) => {
+                self.stalled(ctx);
+                return;
+            }
             UserEvent::Idle(_) => return,
         };
         if self.timer.map(|(_, g)| g) != Some(generation) {
@@ -301,7 +346,15 @@ impl Handler for FileServer {
         }
         self.timer = None;
         if self.waiting == Waiting::Idle && ctx.pending_outbound_bytes() > 0 {
-            // Still sending the last response: not idle.
+            // Still sending the last response: not idle (a reader that
+            // stopped is `stalled`, not idle).
+            self.sending = true;
+            self.arm(ctx, Waiting::Idle);
+            return;
+        }
+        if self.waiting == Waiting::Idle && std::mem::take(&mut self.sending) {
+            // The response went out since the last check, at most a period
+            // ago: the idle time counts from about now.
             self.arm(ctx, Waiting::Idle);
             return;
         }

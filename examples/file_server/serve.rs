@@ -45,6 +45,10 @@ pub struct Args {
     /// Seconds an idle kept-alive connection stays open.
     #[arg(long, default_value_t = 60.0)]
     keepalive_timeout: f64,
+    /// Seconds a response may go without the client taking any of it
+    /// before the connection is reset (kept alive or not).
+    #[arg(long, default_value_t = 10.0)]
+    close_timeout: f64,
     /// Connections served at once; more are answered 503 and closed.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
@@ -107,6 +111,7 @@ fn run(args: Args) -> std::io::Result<()> {
         directio: args.directio,
         header_timeout: seconds(args.header_timeout, "header-timeout")?,
         keepalive_timeout: seconds(args.keepalive_timeout, "keepalive-timeout")?,
+        close_timeout: seconds(args.close_timeout, "close-timeout")?,
         max_connections: args.max_connections.max(1),
         log: args.log,
         open_pool,

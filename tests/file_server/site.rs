@@ -63,8 +63,10 @@ pub struct Spec {
     directio: u64,
     header_timeout: Duration,
     keepalive_timeout: Duration,
+    close_timeout: Duration,
     max_connections: usize,
     open_pool: bool,
+    send_buffer: Option<usize>,
     name: &'static str,
 }
 
@@ -83,8 +85,10 @@ impl Spec {
             directio: 0,
             header_timeout: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             open_pool: false,
+            send_buffer: None,
             name: "fs-test",
         }
     }
@@ -116,6 +120,12 @@ impl Spec {
         self
     }
 
+    /// How long a response may make no progress before it is reset.
+    pub fn close_timeout(mut self, timeout: Duration) -> Spec {
+        self.close_timeout = timeout;
+        self
+    }
+
     pub fn max_connections(mut self, max: usize) -> Spec {
         self.max_connections = max;
         self
@@ -125,6 +135,12 @@ impl Spec {
     /// network file system) rather than on the handler's thread.
     pub fn open_pool(mut self, on: bool) -> Spec {
         self.open_pool = on;
+        self
+    }
+
+    /// The server sockets' `SO_SNDBUF`.
+    pub fn send_buffer(mut self, bytes: usize) -> Spec {
+        self.send_buffer = Some(bytes);
         self
     }
 
@@ -142,13 +158,17 @@ impl Spec {
             directio: self.directio,
             header_timeout: self.header_timeout,
             keepalive_timeout: self.keepalive_timeout,
+            close_timeout: self.close_timeout,
             max_connections: self.max_connections,
             open_pool: self
                 .open_pool
                 .then(|| crate::opener::OpenPool::start(2).expect("start an open pool")),
             ..Settings::new(root)
         });
-        let base = self.config.server().thread_name(self.name);
+        let mut base = self.config.server().thread_name(self.name);
+        if let Some(bytes) = self.send_buffer {
+            base = base.option(wharf::SocketOption::SendBuffer(bytes));
+        }
         let server = bootstrap(base, &settings)
             .bind("127.0.0.1:0")
             .expect("bind the file server");
