@@ -52,6 +52,10 @@ pub struct Args {
     /// Connections served at once; more are answered 503 and closed.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
+    /// Seconds a graceful shutdown (Ctrl-C or SIGTERM) waits for responses
+    /// in progress before it cuts them.
+    #[arg(long, default_value_t = 10.0)]
+    shutdown_timeout: f64,
     /// Where files are opened: on a pool of threads of their own (on), on
     /// the event loops (off), or on the pool when the root is on a network
     /// or FUSE file system or has one mounted beneath it (auto).
@@ -106,6 +110,7 @@ fn run(args: Args) -> std::io::Result<()> {
     let trigger = args.reactor.trigger;
     let transfer = args.transfer;
     let (open_pool, opens) = open_pool(&args.open_pool, &root_path)?;
+    let shutdown_timeout = seconds(args.shutdown_timeout, "shutdown-timeout")?;
     let settings = Arc::new(Settings {
         transfer,
         directio: args.directio,
@@ -136,5 +141,5 @@ fn run(args: Args) -> std::io::Result<()> {
     );
     println!("{opens}");
     wait_for_termination()?;
-    server.shutdown_gracefully(Duration::from_millis(500), Duration::from_secs(10))
+    server.shutdown_gracefully(Duration::from_millis(500), shutdown_timeout)
 }
