@@ -15,91 +15,21 @@
 //! memory and descriptors, not more.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, Method, StatusCode};
-use wharf::codec::{HttpError, HttpRequest, HttpResponse, HttpServerCodec};
-use wharf::{
-    ChannelError, Context, Handler, IdleConfig, IdleState, Pipeline, ServerBootstrap, TimerId,
-    TransferStrategy, UserEvent,
-};
+use wharf::codec::{HttpError, HttpRequest, HttpResponse};
+use wharf::{ChannelError, Context, Handler, IdleState, TimerId, UserEvent};
 
 use crate::access_log;
-use crate::opener::OpenPool;
-use crate::paths::Root;
+use crate::registry::ShuttingDown;
 use crate::respond::respond;
-
-/// What every connection of the server shares.
-#[derive(Debug)]
-pub struct Settings {
-    /// The directory served.
-    pub root: Root,
-    /// How files reach the socket.
-    pub transfer: TransferStrategy,
-    /// Files at least this long are read with direct I/O (0: never).
-    pub directio: u64,
-    /// How long a request head may take to arrive.
-    pub header_timeout: Duration,
-    /// How long a kept-alive connection may sit idle.
-    pub keepalive_timeout: Duration,
-    /// How long a response may make no write progress before the
-    /// connection is reset (the transport's close timeout, for closing
-    /// connections and kept-alive ones alike).
-    pub close_timeout: Duration,
-    /// Connections served at once; more are answered 503.
-    pub max_connections: usize,
-    /// Whether to print an access-log line per response.
-    pub log: bool,
-    /// Connections open now.
-    pub open: AtomicUsize,
-    /// Where opens that may block run: `None` on the handler's own thread
-    /// (local file systems), else on this pool (see [`crate::opener`]).
-    pub open_pool: Option<OpenPool>,
-}
-
-impl Settings {
-    /// The defaults for serving `root`: `Auto` transfers, no direct I/O,
-    /// 10 s for a request head, 60 s of keep-alive, 10 000 connections,
-    /// no access log.
-    pub fn new(root: Root) -> Settings {
-        Settings {
-            root,
-            transfer: TransferStrategy::Auto,
-            directio: 0,
-            header_timeout: Duration::from_secs(10),
-            keepalive_timeout: Duration::from_secs(60),
-            close_timeout: Duration::from_secs(10),
-            max_connections: 10_000,
-            log: false,
-            open: AtomicUsize::new(0),
-            open_pool: None,
-        }
-    }
-}
+use crate::settings::Settings;
 
 /// A response prepared on the open pool, on its way back to the handler.
 struct Prepared {
     request: HttpRequest,
     response: HttpResponse,
-}
-
-/// `base` (mode, trigger, allocator, thread names) serving the file server
-/// described by `settings`: the HTTP codec and a [`FileServer`] per
-/// connection. The example's `main` and the tests wire it the same way.
-pub fn bootstrap(base: ServerBootstrap, settings: &Arc<Settings>) -> ServerBootstrap {
-    let shared = Arc::clone(settings);
-    // WriterIdle: nothing written to the socket for the close timeout.
-    let stall = IdleConfig {
-        writer: Some(settings.close_timeout),
-        ..IdleConfig::default()
-    };
-    base.close_timeout(settings.close_timeout)
-        .idle(stall)
-        .child_handler(move || {
-            Pipeline::new(HttpServerCodec::new(), FileServer::new(Arc::clone(&shared)))
-        })
 }
 
 /// Which timer runs.
@@ -119,7 +49,10 @@ pub struct FileServer {
     waiting: Waiting,
     /// A request was decoded since the last read batch ended.
     got_request: bool,
-    counted: bool,
+    /// Registered with the server's connections.
+    registered: bool,
+    /// The server is shutting down: close after the response in progress.
+    shutting_down: bool,
     /// A response said `Connection: close`: requests pipelined behind it
     /// are not answered (RFC 9112 §9.6).
     closing: bool,
@@ -140,7 +73,8 @@ impl FileServer {
             generation: 0,
             waiting: Waiting::Head,
             got_request: false,
-            counted: false,
+            registered: false,
+            shutting_down: false,
             closing: false,
             awaiting: false,
             reading: true,
@@ -188,6 +122,20 @@ impl FileServer {
         ctx.close();
     }
 
+    /// The server is shutting down: close now, or after the response being
+    /// prepared (what was written is still sent: closing flushes). Pending
+    /// timers go, since the transport's shutdown waits for them. Guarded by
+    /// tests/file_server_process/signals.rs `a_clean_shutdown_exits_zero`.
+    fn shut_down(&mut self, ctx: &mut Context<'_, HttpResponse>) {
+        self.shutting_down = true;
+        if self.closing || self.awaiting {
+            return;
+        }
+        self.closing = true;
+        self.disarm(ctx);
+        ctx.close();
+    }
+
     /// Sends the response to `request` and sets the timers for what
     /// follows: a close, or the keep-alive timeout.
     fn answer(
@@ -196,14 +144,18 @@ impl FileServer {
         request: HttpRequest,
         response: HttpResponse,
     ) {
+        let keep_alive = request.keep_alive && !self.shutting_down;
         let mut response = response.keep_alive_for(&request);
+        if !keep_alive {
+            response = response.close();
+        }
         if request.method == Method::HEAD && !response.head_only && response.status_allows_body() {
             // The head a GET would get, never a body (a 404's included).
             let len = response.body.len();
             response = response.head_only(len);
         }
         self.send(ctx, Some(&request), response);
-        if request.keep_alive {
+        if keep_alive {
             self.arm(ctx, Waiting::Idle);
             self.update_reading(ctx);
         } else {
@@ -258,8 +210,14 @@ impl Handler for FileServer {
     type Out = HttpResponse;
 
     fn on_active(&mut self, ctx: &mut Context<'_, HttpResponse>) {
-        let open = self.settings.open.fetch_add(1, Ordering::AcqRel) + 1;
-        self.counted = true;
+        let Some(open) = self.settings.connections.opened(ctx.handle()) else {
+            let response = HttpResponse::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                .header(RETRY_AFTER, HeaderValue::from_static("1"))
+                .close();
+            self.finish(ctx, response);
+            return;
+        };
+        self.registered = true;
         if open > self.settings.max_connections {
             // Politely: a response saying why, then close.
             let response =
@@ -326,7 +284,9 @@ impl Handler for FileServer {
         let generation = match event {
             UserEvent::Timer(generation) => generation,
             UserEvent::Custom(event) => {
-                if let Ok(prepared) = event.downcast::<Prepared>()
+                if event.is::<ShuttingDown>() {
+                    self.shut_down(ctx);
+                } else if let Ok(prepared) = event.downcast::<Prepared>()
                     && !self.closing
                 {
                     self.awaiting = false;
@@ -375,9 +335,9 @@ impl Handler for FileServer {
         ctx.close();
     }
 
-    fn on_inactive(&mut self, _ctx: &mut Context<'_, HttpResponse>) {
-        if std::mem::take(&mut self.counted) {
-            self.settings.open.fetch_sub(1, Ordering::AcqRel);
+    fn on_inactive(&mut self, ctx: &mut Context<'_, HttpResponse>) {
+        if std::mem::take(&mut self.registered) {
+            self.settings.connections.closed(ctx.id());
         }
     }
 }

@@ -23,8 +23,10 @@ mod paths;
 mod range;
 #[path = "../common/reactor_args.rs"]
 mod reactor_args;
+mod registry;
 mod respond;
 mod serve;
+mod settings;
 
 use std::process::ExitCode;
 

@@ -15,10 +15,10 @@ use wharf::FileRegion;
 use wharf::codec::{HttpRequest, HttpResponse};
 
 use crate::conditional::{Validators, not_modified, range_applies};
-use crate::handler::Settings;
 use crate::listing;
 use crate::paths::{Refused, names_a_directory, segments, url_path};
 use crate::range::{Ranged, parse};
+use crate::settings::Settings;
 
 /// The response to one well-formed request.
 pub fn respond(settings: &Settings, request: &HttpRequest) -> HttpResponse {

@@ -1,20 +1,27 @@
 //! Start-up and shutdown: the flags, the server they describe, and the
 //! signals that stop it.
-
+//!
+//! The first Ctrl-C or `SIGTERM` starts a graceful shutdown: the listeners
+//! close, idle connections close, responses in progress may finish until
+//! `--shutdown-timeout`, and what is left then is cut. A second signal
+//! exits at once (128 + its number, as a shell reports a process a signal
+//! killed), and the kernel closes every socket. A shutdown that had to cut
+//! responses exits 1 and says how many (issue 9, point 7). Guarded by
+//! tests/file_server_process/signals.rs.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use wharf::transport::sys::signal::{block_termination_signals, wait_for_termination};
 use wharf::{ServerBootstrap, TransferStrategy};
 
-use crate::handler::{Settings, bootstrap};
 use crate::opener::{OpenPool, opens_may_block};
 use crate::paths::Root;
 use crate::reactor_args::ReactorArgs;
+use crate::settings::{Settings, bootstrap};
 
 /// wharf static file server (HTTP/1.1: GET, HEAD, Range, conditional
 /// requests, directory listings).
@@ -66,7 +73,14 @@ pub struct Args {
 /// Runs the server the flags describe until Ctrl-C or `SIGTERM`.
 pub fn main(args: Args) -> ExitCode {
     match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Stopped { cut: 0, .. }) => ExitCode::SUCCESS,
+        Ok(Stopped { cut, timeout }) => {
+            eprintln!(
+                "file_server: the shutdown timeout ({timeout:?}) cut {cut} {} still in progress",
+                if cut == 1 { "response" } else { "responses" }
+            );
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("file_server: {e}");
             ExitCode::FAILURE
@@ -100,7 +114,46 @@ fn open_pool(flag: &str, root: &Path) -> std::io::Result<(Option<OpenPool>, Stri
     Ok((Some(pool), line))
 }
 
-fn run(args: Args) -> std::io::Result<()> {
+/// How a graceful shutdown ended.
+struct Stopped {
+    /// Connections its deadline cut.
+    cut: usize,
+    /// How long it waited.
+    timeout: Duration,
+}
+
+/// What a shell reports for a process killed by `signal`: 128 + its number.
+fn killed_by(signal: &str) -> i32 {
+    128 + if signal == "SIGINT" {
+        libc::SIGINT
+    } else {
+        libc::SIGTERM
+    }
+}
+
+/// Waits for a second signal on a thread of its own, and exits at once
+/// when it comes.
+fn exit_on_second_signal(settings: Arc<Settings>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("file-server-signal".to_string())
+        .spawn(move || {
+            if let Ok(signal) = wait_for_termination() {
+                let open = settings.connections.open();
+                eprintln!(
+                    "file_server: {signal} again: exiting now, {open} open {} cut",
+                    if open == 1 {
+                        "connection"
+                    } else {
+                        "connections"
+                    }
+                );
+                std::process::exit(killed_by(signal));
+            }
+        })?;
+    Ok(())
+}
+
+fn run(args: Args) -> std::io::Result<Stopped> {
     block_termination_signals()?;
     let root = Root::open(&args.root).map_err(|e| {
         std::io::Error::new(e.kind(), format!("--root {}: {e}", args.root.display()))
@@ -140,6 +193,16 @@ fn run(args: Args) -> std::io::Result<()> {
         },
     );
     println!("{opens}");
-    wait_for_termination()?;
-    server.shutdown_gracefully(Duration::from_millis(500), shutdown_timeout)
+    let signal = wait_for_termination()?;
+    let deadline = Instant::now() + shutdown_timeout;
+    println!(
+        "{signal}: shutting down gracefully (at most {shutdown_timeout:?}; {signal} again exits now)"
+    );
+    exit_on_second_signal(Arc::clone(&settings))?;
+    settings.connections.begin_shutdown(deadline);
+    server.shutdown_gracefully(Duration::from_millis(500), shutdown_timeout)?;
+    Ok(Stopped {
+        cut: settings.connections.cut(),
+        timeout: shutdown_timeout,
+    })
 }

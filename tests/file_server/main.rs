@@ -19,6 +19,8 @@
 //!   neither stalls a loop nor the shutdown, in every mode × trigger.
 //! * [`errors`]: malformed and refused requests get their status and a
 //!   close, and the server goes on serving.
+//! * [`shutdown`]: idle connections close as soon as a graceful shutdown
+//!   begins; the responses its deadline cuts are counted.
 //! * [`timeouts`]: slowloris gets 408, idle kept-alive connections close,
 //!   and the keep-alive timer does not run while a response is sent.
 //!
@@ -45,8 +47,12 @@ mod opener;
 mod paths;
 #[path = "../../examples/file_server/range.rs"]
 mod range;
+#[path = "../../examples/file_server/registry.rs"]
+mod registry;
 #[path = "../../examples/file_server/respond.rs"]
 mod respond;
+#[path = "../../examples/file_server/settings.rs"]
+mod settings;
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -58,6 +64,7 @@ mod connections;
 mod errors;
 mod safety;
 mod semantics;
+mod shutdown;
 mod special_files;
 mod timeouts;
 mod transfers;

@@ -3,14 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use wharf::{ReactorMode, Server, TransferStrategy, Trigger};
 
 use crate::client::Client;
 use crate::common::Config;
-use crate::handler::{Settings, bootstrap};
+use crate::settings::{Settings, bootstrap};
 
 /// A directory `dir` holding the served `root` (canonical) and whatever
 /// tests put next to it; removed when dropped.
@@ -191,7 +190,7 @@ impl Running {
 
     /// Connections the handler counts as open.
     pub fn open(&self) -> usize {
-        self.settings.open.load(Ordering::Acquire)
+        self.settings.connections.open()
     }
 
     /// Waits until the handler counts `n` open connections.
