@@ -144,7 +144,12 @@ impl FileServer {
         request: HttpRequest,
         response: HttpResponse,
     ) {
-        let keep_alive = request.keep_alive && !self.shutting_down;
+        // A 503 says the server is short of descriptors or memory: its
+        // connection goes too (issue 9, point 3), rather than be held for
+        // the keep-alive time.
+        let keep_alive = request.keep_alive
+            && !self.shutting_down
+            && response.status != StatusCode::SERVICE_UNAVAILABLE;
         let mut response = response.keep_alive_for(&request);
         if !keep_alive {
             response = response.close();

@@ -15,6 +15,7 @@
 //! gracefully.
 
 mod access_log;
+mod budget;
 mod conditional;
 mod handler;
 mod listing;

@@ -56,7 +56,8 @@ pub enum Refused {
 }
 
 impl Refused {
-    fn of(error: &io::Error) -> Refused {
+    /// Why opening (or reading) failed with `error`.
+    pub fn of(error: &io::Error) -> Refused {
         match error.raw_os_error() {
             // ENXIO and ENODEV: a socket, or a device without a driver.
             Some(

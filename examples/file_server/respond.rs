@@ -92,7 +92,7 @@ fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Re
             .collect();
         format!("/{}/", shown.join("/"))
     };
-    let page = listing::render(Path::new(&dir), &shown).map_err(|_| Refused::Forbidden)?;
+    let page = listing::render(Path::new(&dir), &shown).map_err(|e| Refused::of(&e))?;
     let response = HttpResponse::new(StatusCode::OK).header(
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),

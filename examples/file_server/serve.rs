@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use wharf::transport::sys::signal::{block_termination_signals, wait_for_termination};
-use wharf::{ServerBootstrap, TransferStrategy};
+use wharf::{ReactorMode, ServerBootstrap, TransferStrategy};
 
+use crate::budget::Budget;
 use crate::opener::{OpenPool, opens_may_block};
 use crate::paths::Root;
 use crate::reactor_args::ReactorArgs;
@@ -56,7 +57,8 @@ pub struct Args {
     /// before the connection is reset (kept alive or not).
     #[arg(long, default_value_t = 10.0)]
     close_timeout: f64,
-    /// Connections served at once; more are answered 503 and closed.
+    /// Connections served at once; more are answered 503 and closed. Capped
+    /// to what the descriptor limit allows (start-up says so).
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
     /// Seconds a graceful shutdown (Ctrl-C or SIGTERM) waits for responses
@@ -164,19 +166,20 @@ fn run(args: Args) -> std::io::Result<Stopped> {
     let transfer = args.transfer;
     let (open_pool, opens) = open_pool(&args.open_pool, &root_path)?;
     let shutdown_timeout = seconds(args.shutdown_timeout, "shutdown-timeout")?;
+    // The main loop of the multi-reactor mode, besides its I/O loops.
+    let loops = mode.io_loops() + usize::from(matches!(mode, ReactorMode::MultiReactor { .. }));
+    let budget = Budget::for_process(args.max_connections.max(1), loops)?;
     let settings = Arc::new(Settings {
         transfer,
         directio: args.directio,
         header_timeout: seconds(args.header_timeout, "header-timeout")?,
         keepalive_timeout: seconds(args.keepalive_timeout, "keepalive-timeout")?,
         close_timeout: seconds(args.close_timeout, "close-timeout")?,
-        max_connections: args.max_connections.max(1),
+        max_connections: budget.connections,
         log: args.log,
         open_pool,
         ..Settings::new(root)
     });
-    // Raise the descriptor limit toward what the connection limit needs.
-    let _ = wharf::transport::sys::limits::raise_fd_limit(args.max_connections as u64 + 256);
     let base = ServerBootstrap::new().mode(mode).trigger(trigger);
     let mut server = bootstrap(base, &settings).bind(args.addr)?;
     println!(
@@ -193,6 +196,7 @@ fn run(args: Args) -> std::io::Result<Stopped> {
         },
     );
     println!("{opens}");
+    println!("{budget}");
     let signal = wait_for_termination()?;
     let deadline = Instant::now() + shutdown_timeout;
     println!(

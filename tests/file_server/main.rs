@@ -33,6 +33,9 @@
 // each other `crate::…`).
 #[path = "../../examples/file_server/access_log.rs"]
 mod access_log;
+#[path = "../../examples/file_server/budget.rs"]
+#[allow(dead_code)] // `Budget::for_process` is for the example's start-up.
+mod budget;
 #[path = "../../examples/file_server/conditional.rs"]
 mod conditional;
 #[path = "../../examples/file_server/handler.rs"]

@@ -6,6 +6,9 @@
 //! * [`signals`]: a second Ctrl-C (or `SIGTERM`) during the graceful
 //!   shutdown exits at once; a shutdown that had to cut responses exits
 //!   non-zero and says how many; a clean one exits 0.
+//! * [`descriptors`]: under a low descriptor limit (`ulimit -n 256`), 300
+//!   clients all get an answer, 200 or 503 with a close; a file that cannot
+//!   be opened for `EMFILE` is 503 with a close.
 //!
 //! A binary without libtest's harness (`harness = false`): the server role
 //! must block `SIGINT` and `SIGTERM` before any thread starts, which a test
@@ -18,6 +21,9 @@
 #[path = "../../examples/file_server/access_log.rs"]
 #[allow(dead_code, unused_imports)]
 mod access_log;
+#[path = "../../examples/file_server/budget.rs"]
+#[allow(dead_code, unused_imports)]
+mod budget;
 #[path = "../../examples/file_server/conditional.rs"]
 #[allow(dead_code, unused_imports)]
 mod conditional;
@@ -62,6 +68,7 @@ mod common;
 mod site;
 
 mod child;
+mod descriptors;
 mod signals;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -81,6 +88,14 @@ const TESTS: &[(&str, fn())] = &[
     (
         "signals::a_shutdown_that_cuts_responses_exits_non_zero_and_says_how_many",
         signals::a_shutdown_that_cuts_responses_exits_non_zero_and_says_how_many,
+    ),
+    (
+        "descriptors::three_hundred_clients_with_256_descriptors_all_get_an_answer",
+        descriptors::three_hundred_clients_with_256_descriptors_all_get_an_answer,
+    ),
+    (
+        "descriptors::a_file_that_cannot_be_opened_for_emfile_is_503_and_a_close",
+        descriptors::a_file_that_cannot_be_opened_for_emfile_is_503_and_a_close,
     ),
 ];
 
