@@ -66,6 +66,11 @@ impl Connections {
         self.lock().len()
     }
 
+    /// Gives back the room that connections which have left took.
+    pub fn shrink(&self) {
+        self.lock().shrink_to_fit();
+    }
+
     /// Tells every open connection that the server shuts down and must be
     /// gone by `deadline`; later connections are not registered.
     pub fn begin_shutdown(&self, deadline: Instant) {

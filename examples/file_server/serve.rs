@@ -22,6 +22,7 @@ use crate::budget::Budget;
 use crate::opener::{OpenPool, opens_may_block};
 use crate::paths::Root;
 use crate::reactor_args::ReactorArgs;
+use crate::reclaim::Reclaimer;
 use crate::settings::{Settings, bootstrap};
 
 /// wharf static file server (HTTP/1.1: GET, HEAD, Range, conditional
@@ -182,6 +183,7 @@ fn run(args: Args) -> std::io::Result<Stopped> {
     });
     let base = ServerBootstrap::new().mode(mode).trigger(trigger);
     let mut server = bootstrap(base, &settings).bind(args.addr)?;
+    let reclaimer = Reclaimer::start(server.event_loops(), Arc::clone(&settings))?;
     println!(
         "serving {} at http://{}/ (mode={}, trigger={}, transfer={}, directio={})",
         root_path.display(),
@@ -203,6 +205,7 @@ fn run(args: Args) -> std::io::Result<Stopped> {
         "{signal}: shutting down gracefully (at most {shutdown_timeout:?}; {signal} again exits now)"
     );
     exit_on_second_signal(Arc::clone(&settings))?;
+    drop(reclaimer);
     settings.connections.begin_shutdown(deadline);
     server.shutdown_gracefully(Duration::from_millis(500), shutdown_timeout)?;
     Ok(Stopped {

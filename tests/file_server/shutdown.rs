@@ -66,6 +66,7 @@ fn a_shutdown_closes_idle_connections_at_once_and_counts_what_it_cuts() {
         let crate::site::Running {
             mut server,
             settings,
+            ..
         } = running;
         server
             .shutdown_gracefully(Duration::from_millis(200), timeout)
