@@ -8,11 +8,13 @@
 //! GET and HEAD, keep-alive and pipelining, `Range` (206/416),
 //! `If-None-Match`/`If-Modified-Since` (304), `index.html` or an HTML
 //! listing for directories, MIME types from the extension, safe paths
-//! (nothing outside `--root` is ever served), header and keep-alive
-//! timeouts, a connection limit. Files go out with the chosen transfer
+//! (nothing outside `--root` is ever served, only regular files and
+//! directories), header, keep-alive and stall timeouts, a connection limit
+//! that fits the descriptor limit. Files go out with the chosen transfer
 //! strategy (sendfile by default); `--directio` sends large files with
 //! `O_DIRECT` reads off the event loop. Ctrl-C or SIGTERM shuts it down
-//! gracefully.
+//! gracefully, a second one at once. The README's file-server section
+//! says what it refuses and why.
 
 mod access_log;
 mod budget;
