@@ -9,12 +9,19 @@
 //! runs and the connection is closed quietly (not while a response is still
 //! being sent: a long download is not idle).
 //!
+//! A response in progress whose reader stops (no write progress for the
+//! close timeout, kept alive or not) is closed, and reset by the transport
+//! (`stalled`). Every 503 closes its connection. When the server shuts
+//! down, the handler is told and closes (`shut_down`).
+//!
 //! Backpressure: while the connection's output is above its high water
 //! mark (a client pipelining requests without reading the answers), the
 //! handler stops reading, so such a client holds one connection's worth of
-//! memory and descriptors, not more.
+//! memory and descriptors, not more. Likewise while a response is prepared
+//! on the open pool (network file systems): one request at a time.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, Method, StatusCode};
@@ -32,6 +39,12 @@ struct Prepared {
     response: HttpResponse,
 }
 
+/// How long a connection closed after a response is drained, at most,
+/// for its client to close first (see [`FileServer::linger`]): nginx's
+/// `lingering_timeout` is 5 s, but a descriptor held while the server may
+/// be short of them should not be held long.
+const LINGER: Duration = Duration::from_secs(2);
+
 /// Which timer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Waiting {
@@ -39,6 +52,8 @@ enum Waiting {
     Head,
     /// Between requests.
     Idle,
+    /// Half-closed after a last response, draining the input.
+    Linger,
 }
 
 /// One connection.
@@ -164,9 +179,7 @@ impl FileServer {
             self.arm(ctx, Waiting::Idle);
             self.update_reading(ctx);
         } else {
-            self.closing = true;
-            ctx.flush();
-            ctx.close();
+            self.linger(ctx);
         }
     }
 
@@ -177,6 +190,7 @@ impl FileServer {
         let delay = match waiting {
             Waiting::Head => self.settings.header_timeout,
             Waiting::Idle => self.settings.keepalive_timeout,
+            Waiting::Linger => LINGER,
         };
         let id = ctx.schedule(delay, self.generation);
         self.timer = Some((id, self.generation));
@@ -202,11 +216,28 @@ impl FileServer {
 
     /// Sends a last response and closes once it is out.
     fn finish(&mut self, ctx: &mut Context<'_, HttpResponse>, response: HttpResponse) {
-        self.closing = true;
-        self.disarm(ctx);
         self.send(ctx, None, response);
+        self.linger(ctx);
+    }
+
+    /// Closes after the responses written, without a reset: half-closes
+    /// (the client reads them, then the end of the stream) and reads on,
+    /// dropping what comes, until the client closes or [`LINGER`] passes.
+    /// Closing at once while requests the client pipelined are unread in
+    /// the socket makes the kernel reset the connection and drop the
+    /// responses not yet sent (RFC 9112 §9.6, nginx's `lingering_close`):
+    /// a 503 that closes must reach the client (issue 9, point 3). Guarded
+    /// by tests/file_server/connections.rs
+    /// `a_response_before_a_close_survives_unread_pipelined_requests`.
+    fn linger(&mut self, ctx: &mut Context<'_, HttpResponse>) {
+        self.closing = true;
         ctx.flush();
-        ctx.close();
+        ctx.shutdown_output();
+        if !self.reading {
+            self.reading = true;
+            ctx.set_auto_read(true);
+        }
+        self.arm(ctx, Waiting::Linger);
     }
 }
 
@@ -248,7 +279,13 @@ impl Handler for FileServer {
         let request = match msg {
             Ok(request) => request,
             Err(error) => {
-                self.finish(ctx, HttpResponse::from_error(&error));
+                // The codec reads nothing more after an error, and the
+                // transport closes once the answer is sent.
+                self.closing = true;
+                self.disarm(ctx);
+                self.send(ctx, None, HttpResponse::from_error(&error));
+                ctx.flush();
+                ctx.close();
                 return;
             }
         };
@@ -310,6 +347,10 @@ impl Handler for FileServer {
             return;
         }
         self.timer = None;
+        if self.waiting == Waiting::Linger {
+            ctx.close();
+            return;
+        }
         if self.waiting == Waiting::Idle && ctx.pending_outbound_bytes() > 0 {
             // Still sending the last response: not idle (a reader that
             // stopped is `stalled`, not idle).

@@ -20,7 +20,8 @@ fn configs() -> Vec<Config> {
     Config::all().into_iter().filter(|c| c.pooled).collect()
 }
 
-/// Checks what a 503 must carry, and that the connection then closes.
+/// Checks what a 503 must carry, and that the connection then closes;
+/// then closes it, as a client does at the end of the stream.
 fn check_503(what: &str, response: &Response, client: &mut Client) {
     assert!(
         response.connection_has("close"),
@@ -31,6 +32,7 @@ fn check_503(what: &str, response: &Response, client: &mut Client) {
         "{what}: a 503 without Retry-After: {response:?}"
     );
     client.expect_closed();
+    let _ = client.stream().shutdown(std::net::Shutdown::Both);
 }
 
 pub fn three_hundred_clients_with_256_descriptors_all_get_an_answer() {
@@ -114,7 +116,11 @@ pub fn a_file_that_cannot_be_opened_for_emfile_is_503_and_a_close() {
         let mut ok = 0;
         loop {
             let response = client.response(false).unwrap_or_else(|e| {
-                panic!("{what}: the connection ended after {ok} answers and no 503: {e}")
+                panic!(
+                    "{what}: the connection ended after {ok} answers and no 503: {e}; the \
+                     server's output: {:#?}",
+                    server.drain_output()
+                )
             });
             match response.status {
                 200 => ok += 1,
