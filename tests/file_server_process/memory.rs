@@ -16,7 +16,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use wharf::transport::sys::limits;
 
-use crate::common;
+use crate::common::{self, Config};
 use crate::site::{Site, Spec};
 
 const CONNECTIONS: usize = 10_000;
@@ -226,6 +226,10 @@ impl Drop for ClientProcess {
     }
 }
 
+/// Set to measure every reactor mode × trigger, not only the single
+/// reactor (by hand: it takes a few minutes).
+const EVERY_MODE: &str = "WHARF_MEMORY_EVERY_MODE";
+
 pub fn memory_returns_after_ten_thousand_connections_leave() {
     let wanted = CONNECTIONS as u64 + 1_000;
     let soft = limits::raise_fd_limit(wanted).expect("raise the descriptor limit");
@@ -237,7 +241,21 @@ pub fn memory_returns_after_ten_thousand_connections_leave() {
     let mut body = vec![b'x'; FILE];
     body[0] = b'<';
     site.write("a.txt", &body);
+    let configs: Vec<Config> = if std::env::var_os(EVERY_MODE).is_some() {
+        Config::all().into_iter().filter(|c| c.pooled).collect()
+    } else {
+        vec![Config::all()[0]]
+    };
+    for config in configs {
+        println!("{config}:");
+        rounds(&site, config);
+    }
+}
+
+/// Three rounds of 10 000 connections on a server in `config`.
+fn rounds(site: &Site, config: Config) {
     let running = Spec::new(&site.root)
+        .config(config)
         .max_connections(2 * CONNECTIONS)
         .start();
     let addr = running.server.local_addr();
