@@ -9,51 +9,41 @@
 //! runs and the connection is closed quietly (not while a response is still
 //! being sent: a long download is not idle).
 //!
+//! A response in progress whose reader stops (no write progress for the
+//! close timeout, kept alive or not) is closed, and reset by the transport
+//! (`stalled`). Every 503 closes its connection. When the server shuts
+//! down, the handler is told and closes (`shut_down`).
+//!
 //! Backpressure: while the connection's output is above its high water
 //! mark (a client pipelining requests without reading the answers), the
 //! handler stops reading, so such a client holds one connection's worth of
-//! memory and descriptors, not more.
+//! memory and descriptors, not more. Likewise while a response is prepared
+//! on the open pool (network file systems): one request at a time.
 
-use std::fs::{File, Metadata};
-use std::os::fd::AsRawFd;
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use http::header::{
-    ACCEPT_RANGES, ALLOW, CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MODIFIED, LOCATION, RANGE,
-    RETRY_AFTER,
-};
+use http::header::RETRY_AFTER;
 use http::{HeaderValue, Method, StatusCode};
 use wharf::codec::{HttpError, HttpRequest, HttpResponse};
-use wharf::{ChannelError, Context, FileRegion, Handler, TimerId, TransferStrategy, UserEvent};
+use wharf::{ChannelError, Context, Handler, IdleState, TimerId, UserEvent};
 
-use crate::conditional::{Validators, not_modified, range_applies};
-use crate::paths::{Refused, Root, segments, url_path};
-use crate::range::{Ranged, parse};
-use crate::{access_log, listing};
+use crate::access_log;
+use crate::registry::ShuttingDown;
+use crate::respond::respond;
+use crate::settings::Settings;
 
-/// What every connection of the server shares.
-#[derive(Debug)]
-pub struct Settings {
-    /// The directory served.
-    pub root: Root,
-    /// How files reach the socket.
-    pub transfer: TransferStrategy,
-    /// Files at least this long are read with direct I/O (0: never).
-    pub directio: u64,
-    /// How long a request head may take to arrive.
-    pub header_timeout: Duration,
-    /// How long a kept-alive connection may sit idle.
-    pub keepalive_timeout: Duration,
-    /// Connections served at once; more are answered 503.
-    pub max_connections: usize,
-    /// Whether to print an access-log line per response.
-    pub log: bool,
-    /// Connections open now.
-    pub open: AtomicUsize,
+/// A response prepared on the open pool, on its way back to the handler.
+struct Prepared {
+    request: HttpRequest,
+    response: HttpResponse,
 }
+
+/// How long a connection closed after a response is drained, at most,
+/// for its client to close first (see [`FileServer::linger`]): nginx's
+/// `lingering_timeout` is 5 s, but a descriptor held while the server may
+/// be short of them should not be held long.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Which timer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +52,8 @@ enum Waiting {
     Head,
     /// Between requests.
     Idle,
+    /// Half-closed after a last response, draining the input.
+    Linger,
 }
 
 /// One connection.
@@ -72,10 +64,19 @@ pub struct FileServer {
     waiting: Waiting,
     /// A request was decoded since the last read batch ended.
     got_request: bool,
-    counted: bool,
+    /// Registered with the server's connections.
+    registered: bool,
+    /// The server is shutting down: close after the response in progress.
+    shutting_down: bool,
     /// A response said `Connection: close`: requests pipelined behind it
     /// are not answered (RFC 9112 §9.6).
     closing: bool,
+    /// A request is being answered on the open pool: the next waits.
+    awaiting: bool,
+    /// Whether reading is on, as last set.
+    reading: bool,
+    /// The keep-alive timer found a response still being sent.
+    sending: bool,
 }
 
 impl FileServer {
@@ -87,8 +88,98 @@ impl FileServer {
             generation: 0,
             waiting: Waiting::Head,
             got_request: false,
-            counted: false,
+            registered: false,
+            shutting_down: false,
             closing: false,
+            awaiting: false,
+            reading: true,
+            sending: false,
+        }
+    }
+
+    /// Reads while the client takes its answers and no answer is being
+    /// prepared on the open pool. A client that pipelines without reading
+    /// gets no more requests taken on (those already read wait, in order)
+    /// until it does.
+    fn update_reading(&mut self, ctx: &mut Context<'_, HttpResponse>) {
+        if self.closing {
+            return;
+        }
+        let reading = !self.awaiting && ctx.is_writable();
+        if reading != self.reading {
+            self.reading = reading;
+            ctx.set_auto_read(reading);
+        }
+    }
+
+    /// Nothing was written to the socket for the close timeout. With
+    /// output still queued, the reader has stopped: close, which the
+    /// transport turns into a reset once the close timeout passes again
+    /// without progress (the queued data is dropped, so the client cannot
+    /// take the cut response for a whole one). Without this, a kept-alive
+    /// connection whose reader stops held its socket and open file for
+    /// ever, its keep-alive timer re-armed while output was queued (issue
+    /// 9, point 4). Guarded by tests/file_server/timeouts.rs
+    /// `a_kept_alive_response_whose_reader_stops_is_reset`.
+    fn stalled(&mut self, ctx: &mut Context<'_, HttpResponse>) {
+        if self.closing || ctx.pending_outbound_bytes() == 0 {
+            return;
+        }
+        if self.settings.log {
+            eprintln!(
+                "{:?}: no write progress for {:?}, closing",
+                ctx.peer_addr(),
+                self.settings.close_timeout
+            );
+        }
+        self.closing = true;
+        self.disarm(ctx);
+        ctx.close();
+    }
+
+    /// The server is shutting down: close now, or after the response being
+    /// prepared (what was written is still sent: closing flushes). Pending
+    /// timers go, since the transport's shutdown waits for them. Guarded by
+    /// tests/file_server_process/signals.rs `a_clean_shutdown_exits_zero`.
+    fn shut_down(&mut self, ctx: &mut Context<'_, HttpResponse>) {
+        self.shutting_down = true;
+        if self.closing || self.awaiting {
+            return;
+        }
+        self.closing = true;
+        self.disarm(ctx);
+        ctx.close();
+    }
+
+    /// Sends the response to `request` and sets the timers for what
+    /// follows: a close, or the keep-alive timeout.
+    fn answer(
+        &mut self,
+        ctx: &mut Context<'_, HttpResponse>,
+        request: HttpRequest,
+        response: HttpResponse,
+    ) {
+        // A 503 says the server is short of descriptors or memory: its
+        // connection goes too (issue 9, point 3), rather than be held for
+        // the keep-alive time.
+        let keep_alive = request.keep_alive
+            && !self.shutting_down
+            && response.status != StatusCode::SERVICE_UNAVAILABLE;
+        let mut response = response.keep_alive_for(&request);
+        if !keep_alive {
+            response = response.close();
+        }
+        if request.method == Method::HEAD && !response.head_only && response.status_allows_body() {
+            // The head a GET would get, never a body (a 404's included).
+            let len = response.body.len();
+            response = response.head_only(len);
+        }
+        self.send(ctx, Some(&request), response);
+        if keep_alive {
+            self.arm(ctx, Waiting::Idle);
+            self.update_reading(ctx);
+        } else {
+            self.linger(ctx);
         }
     }
 
@@ -99,6 +190,7 @@ impl FileServer {
         let delay = match waiting {
             Waiting::Head => self.settings.header_timeout,
             Waiting::Idle => self.settings.keepalive_timeout,
+            Waiting::Linger => LINGER,
         };
         let id = ctx.schedule(delay, self.generation);
         self.timer = Some((id, self.generation));
@@ -124,11 +216,28 @@ impl FileServer {
 
     /// Sends a last response and closes once it is out.
     fn finish(&mut self, ctx: &mut Context<'_, HttpResponse>, response: HttpResponse) {
-        self.closing = true;
-        self.disarm(ctx);
         self.send(ctx, None, response);
+        self.linger(ctx);
+    }
+
+    /// Closes after the responses written, without a reset: half-closes
+    /// (the client reads them, then the end of the stream) and reads on,
+    /// dropping what comes, until the client closes or [`LINGER`] passes.
+    /// Closing at once while requests the client pipelined are unread in
+    /// the socket makes the kernel reset the connection and drop the
+    /// responses not yet sent (RFC 9112 §9.6, nginx's `lingering_close`):
+    /// a 503 that closes must reach the client (issue 9, point 3). Guarded
+    /// by tests/file_server/connections.rs
+    /// `a_response_before_a_close_survives_unread_pipelined_requests`.
+    fn linger(&mut self, ctx: &mut Context<'_, HttpResponse>) {
+        self.closing = true;
         ctx.flush();
-        ctx.close();
+        ctx.shutdown_output();
+        if !self.reading {
+            self.reading = true;
+            ctx.set_auto_read(true);
+        }
+        self.arm(ctx, Waiting::Linger);
     }
 }
 
@@ -137,8 +246,14 @@ impl Handler for FileServer {
     type Out = HttpResponse;
 
     fn on_active(&mut self, ctx: &mut Context<'_, HttpResponse>) {
-        let open = self.settings.open.fetch_add(1, Ordering::AcqRel) + 1;
-        self.counted = true;
+        let Some(open) = self.settings.connections.opened(ctx.handle()) else {
+            let response = HttpResponse::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                .header(RETRY_AFTER, HeaderValue::from_static("1"))
+                .close();
+            self.finish(ctx, response);
+            return;
+        };
+        self.registered = true;
         if open > self.settings.max_connections {
             // Politely: a response saying why, then close.
             let response =
@@ -164,29 +279,34 @@ impl Handler for FileServer {
         let request = match msg {
             Ok(request) => request,
             Err(error) => {
-                self.finish(ctx, HttpResponse::from_error(&error));
+                // The codec reads nothing more after an error, and the
+                // transport closes once the answer is sent.
+                self.closing = true;
+                self.disarm(ctx);
+                self.send(ctx, None, HttpResponse::from_error(&error));
+                ctx.flush();
+                ctx.close();
                 return;
             }
         };
-        let mut response = respond(&self.settings, &request).keep_alive_for(&request);
-        if request.method == Method::HEAD && !response.head_only && response.status_allows_body() {
-            // The head a GET would get, never a body (a 404's included).
-            let len = response.body.len();
-            response = response.head_only(len);
+        if self.settings.open_pool.is_none() {
+            let response = respond(&self.settings, &request);
+            self.answer(ctx, request, response);
+            return;
         }
-        self.send(ctx, Some(&request), response);
-        if !ctx.is_writable() {
-            // The client is not reading its answers: take no more requests
-            // (pipelined ones already read wait) until it does.
-            ctx.set_auto_read(false);
-        }
-        if request.keep_alive {
-            self.arm(ctx, Waiting::Idle);
-        } else {
-            self.closing = true;
-            ctx.flush();
-            ctx.close();
-        }
+        // Opens may block here: prepare the response on the pool, and take
+        // no other request until it is back.
+        self.awaiting = true;
+        self.update_reading(ctx);
+        let settings = Arc::clone(&self.settings);
+        let handle = ctx.handle();
+        let Some(pool) = &self.settings.open_pool else {
+            return;
+        };
+        pool.submit(move || {
+            let response = respond(&settings, &request);
+            handle.fire_user_event(Box::new(Prepared { request, response }));
+        });
     }
 
     fn on_read_complete(&mut self, ctx: &mut Context<'_, HttpResponse>) {
@@ -198,22 +318,53 @@ impl Handler for FileServer {
         self.got_request = false;
     }
 
-    fn on_writability_changed(&mut self, ctx: &mut Context<'_, HttpResponse>, writable: bool) {
-        if !self.closing {
-            ctx.set_auto_read(writable);
-        }
+    fn on_writability_changed(&mut self, ctx: &mut Context<'_, HttpResponse>, _writable: bool) {
+        self.update_reading(ctx);
     }
 
     fn on_user_event(&mut self, ctx: &mut Context<'_, HttpResponse>, event: UserEvent) {
-        let UserEvent::Timer(generation) = event else {
-            return;
+        let generation = match event {
+            UserEvent::Timer(generation) => generation,
+            UserEvent::Custom(event) => {
+                if event.is::<ShuttingDown>() {
+                    self.shut_down(ctx);
+                } else if let Ok(prepared) = event.downcast::<Prepared>()
+                    && !self.closing
+                {
+                    self.awaiting = false;
+                    self.answer(ctx, prepared.request, prepared.response);
+                    ctx.flush();
+                }
+                return;
+            }
+            UserEvent::Idle(IdleState::WriterIdle) => {
+                self.stalled(ctx);
+                return;
+            }
+            UserEvent::Shutdown => {
+                self.shut_down(ctx);
+                return;
+            }
+            _ => return,
         };
         if self.timer.map(|(_, g)| g) != Some(generation) {
             return;
         }
         self.timer = None;
+        if self.waiting == Waiting::Linger {
+            ctx.close();
+            return;
+        }
         if self.waiting == Waiting::Idle && ctx.pending_outbound_bytes() > 0 {
-            // Still sending the last response: not idle.
+            // Still sending the last response: not idle (a reader that
+            // stopped is `stalled`, not idle).
+            self.sending = true;
+            self.arm(ctx, Waiting::Idle);
+            return;
+        }
+        if self.waiting == Waiting::Idle && std::mem::take(&mut self.sending) {
+            // The response went out since the last check, at most a period
+            // ago: the idle time counts from about now.
             self.arm(ctx, Waiting::Idle);
             return;
         }
@@ -234,140 +385,9 @@ impl Handler for FileServer {
         ctx.close();
     }
 
-    fn on_inactive(&mut self, _ctx: &mut Context<'_, HttpResponse>) {
-        if std::mem::take(&mut self.counted) {
-            self.settings.open.fetch_sub(1, Ordering::AcqRel);
+    fn on_inactive(&mut self, ctx: &mut Context<'_, HttpResponse>) {
+        if std::mem::take(&mut self.registered) {
+            self.settings.connections.closed(ctx.id());
         }
     }
-}
-
-/// The response to one well-formed request.
-fn respond(settings: &Settings, request: &HttpRequest) -> HttpResponse {
-    if request.method != Method::GET && request.method != Method::HEAD {
-        return HttpResponse::text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n")
-            .header(ALLOW, HeaderValue::from_static("GET, HEAD"));
-    }
-    locate(settings, request).unwrap_or_else(refusal)
-}
-
-/// The answer to a path that was refused.
-fn refusal(refused: Refused) -> HttpResponse {
-    match refused {
-        Refused::BadRequest => HttpResponse::text(StatusCode::BAD_REQUEST, "bad path\n"),
-        Refused::Forbidden => HttpResponse::text(StatusCode::FORBIDDEN, "forbidden\n"),
-        Refused::NotFound => HttpResponse::text(StatusCode::NOT_FOUND, "not found\n"),
-        Refused::Busy => HttpResponse::text(StatusCode::SERVICE_UNAVAILABLE, "busy, try again\n")
-            .header(RETRY_AFTER, HeaderValue::from_static("1")),
-        Refused::Failed => HttpResponse::text(StatusCode::INTERNAL_SERVER_ERROR, "cannot open\n"),
-    }
-}
-
-/// Opens what the request names: a file, a directory's `index.html`, or a
-/// directory listing.
-fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Refused> {
-    let mut names = segments(request.path())?;
-    let file = settings.root.open_file(&names)?;
-    let meta = file.metadata().map_err(|_| Refused::Failed)?;
-    if !meta.is_dir() {
-        let name = names.last().map_or("", String::as_str);
-        return Ok(serve_file(settings, request, file, &meta, name));
-    }
-    if !request.path().ends_with('/') {
-        // Built from the normalized segments: never `//host`, which a
-        // browser would follow to another site.
-        let location =
-            HeaderValue::from_str(&url_path(&names, true)).map_err(|_| Refused::BadRequest)?;
-        return Ok(
-            HttpResponse::text(StatusCode::MOVED_PERMANENTLY, "moved\n").header(LOCATION, location)
-        );
-    }
-    names.push("index.html".to_string());
-    if let Ok(index) = settings.root.open_file(&names)
-        && let Ok(meta) = index.metadata()
-        && meta.is_file()
-    {
-        return Ok(serve_file(settings, request, index, &meta, "index.html"));
-    }
-    names.pop();
-    // The directory already opened, through its descriptor: no second walk
-    // of the path.
-    let dir = format!("/proc/self/fd/{}", file.as_raw_fd());
-    let shown = if names.is_empty() {
-        "/".to_string()
-    } else {
-        format!("/{}/", names.join("/"))
-    };
-    let page = listing::render(Path::new(&dir), &shown).map_err(|_| Refused::Forbidden)?;
-    let response = HttpResponse::new(StatusCode::OK).header(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    Ok(if request.method == Method::HEAD {
-        response.head_only(page.len() as u64)
-    } else {
-        response.body(page.as_str())
-    })
-}
-
-/// A regular file (`name` gives its MIME type), whole or a range, or 304.
-fn serve_file(
-    settings: &Settings,
-    request: &HttpRequest,
-    file: File,
-    meta: &Metadata,
-    name: &str,
-) -> HttpResponse {
-    if !meta.is_file() {
-        return HttpResponse::text(StatusCode::FORBIDDEN, "not a regular file\n");
-    }
-    let len = meta.len();
-    let validators = Validators::of(meta);
-    let mut response = HttpResponse::new(StatusCode::OK);
-    for (header, value) in [
-        (ETAG, validators.etag.as_str()),
-        (LAST_MODIFIED, validators.last_modified.as_str()),
-        (ACCEPT_RANGES, "bytes"),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            response = response.header(header, value);
-        }
-    }
-    if not_modified(&request.headers, &validators) {
-        response.status = StatusCode::NOT_MODIFIED;
-        return response;
-    }
-    let mime = mime_guess::from_path(name).first_or_octet_stream();
-    if let Ok(value) = HeaderValue::from_str(mime.as_ref()) {
-        response = response.header(CONTENT_TYPE, value);
-    }
-    let ranged = match request.header_str(RANGE) {
-        Some(range) if range_applies(&request.headers, &validators) => parse(range, len),
-        _ => Ranged::Full,
-    };
-    let (first, count) = match ranged {
-        Ranged::Full => (0, len),
-        Ranged::Part { first, last } => {
-            response.status = StatusCode::PARTIAL_CONTENT;
-            if let Ok(value) = HeaderValue::from_str(&format!("bytes {first}-{last}/{len}")) {
-                response = response.header(CONTENT_RANGE, value);
-            }
-            (first, last - first + 1)
-        }
-        Ranged::Unsatisfiable => {
-            let mut refusal =
-                HttpResponse::text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n");
-            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
-                refusal = refusal.header(CONTENT_RANGE, value);
-            }
-            return refusal;
-        }
-    };
-    if request.method == Method::HEAD {
-        return response.head_only(count);
-    }
-    let direct = settings.directio > 0 && count >= settings.directio;
-    let region = FileRegion::new(file, first, count)
-        .with_strategy(settings.transfer)
-        .direct_io(direct);
-    response.body(region)
 }

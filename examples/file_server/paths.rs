@@ -4,7 +4,9 @@
 //! once, so an encoded slash (`%2F`) or backslash cannot create a segment
 //! boundary and `%252e` stays the literal name `%2e`. `.` is dropped, `..`
 //! removes the previous segment and may never climb above the root. NUL
-//! bytes and backslashes are refused.
+//! bytes and backslashes are refused. A segment is a file name, bytes
+//! rather than text: a name that is not UTF-8 (which a listing links as
+//! its percent-encoded bytes) is served like any other.
 //!
 //! The file is then opened with `openat2(RESOLVE_BENEATH)` relative to the
 //! root directory, so the kernel itself refuses a symlink that leads
@@ -14,15 +16,26 @@
 //! with `canonicalize`, checked to start with the root, opened, and checked
 //! again on the opened descriptor (its `/proc/self/fd` link), so a path
 //! swapped between the check and the open is still caught.
+//!
+//! Every open is `O_NONBLOCK | O_NOCTTY`, and only regular files and
+//! directories are served, by the type of the opened descriptor (`fstat`):
+//! a plain `open` of a FIFO waits for a writer, which on an event loop
+//! stops every connection of the loop, and the shutdown with them (issue 9,
+//! point 1). A FIFO, socket or device is 403. Guarded by
+//! tests/file_server/special_files.rs
+//! `a_fifo_or_socket_is_refused_at_once_and_blocks_nothing`.
 
-use std::fs::File;
+use std::ffi::OsString;
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode};
-use wharf::transport::sys::fs::open_beneath;
+use percent_encoding::{percent_decode_str, percent_encode};
+use wharf::transport::sys::fs::open_beneath_nonblocking;
 
 use crate::listing::SEGMENT;
 
@@ -31,7 +44,8 @@ use crate::listing::SEGMENT;
 pub enum Refused {
     /// Not a path we can decode: 400.
     BadRequest,
-    /// Tries to leave the root, or may not be read: 403.
+    /// Tries to leave the root, may not be read, or is neither a regular
+    /// file nor a directory: 403.
     Forbidden,
     /// Nothing there: 404.
     NotFound,
@@ -42,55 +56,69 @@ pub enum Refused {
 }
 
 impl Refused {
-    fn of(error: &io::Error) -> Refused {
+    /// Why opening (or reading) failed with `error`.
+    pub fn of(error: &io::Error) -> Refused {
         match error.raw_os_error() {
-            Some(libc::EXDEV | libc::ELOOP | libc::EACCES | libc::EPERM) => Refused::Forbidden,
+            // ENXIO and ENODEV: a socket, or a device without a driver.
+            Some(
+                libc::EXDEV | libc::ELOOP | libc::EACCES | libc::EPERM | libc::ENXIO | libc::ENODEV,
+            ) => Refused::Forbidden,
             Some(libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG) => Refused::NotFound,
-            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM) => Refused::Busy,
+            // EAGAIN: a lease held by another process, with O_NONBLOCK.
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN) => Refused::Busy,
             _ => Refused::Failed,
         }
     }
 }
 
-/// The decoded, normalized segments of `request_path`.
-pub fn segments(request_path: &str) -> Result<Vec<String>, Refused> {
+/// The decoded, normalized segments of `request_path`: file names.
+pub fn segments(request_path: &str) -> Result<Vec<OsString>, Refused> {
     if !request_path.starts_with('/') {
         return Err(Refused::BadRequest);
     }
-    let mut segments: Vec<String> = Vec::new();
+    let mut segments: Vec<OsString> = Vec::new();
     for raw in request_path.split('/') {
-        let decoded = percent_decode_str(raw)
-            .decode_utf8()
-            .map_err(|_| Refused::BadRequest)?;
-        if decoded.contains('\0') {
+        let decoded: Vec<u8> = percent_decode_str(raw).collect();
+        if decoded.contains(&0) {
             return Err(Refused::BadRequest);
         }
-        if decoded.contains('/') || decoded.contains('\\') {
+        if decoded.contains(&b'/') || decoded.contains(&b'\\') {
             return Err(Refused::Forbidden);
         }
-        match decoded.as_ref() {
-            "" | "." => {}
-            ".." => {
+        match decoded.as_slice() {
+            b"" | b"." => {}
+            b".." => {
                 if segments.pop().is_none() {
                     return Err(Refused::Forbidden);
                 }
             }
-            name => segments.push(name.to_string()),
+            _ => segments.push(OsString::from_vec(decoded)),
         }
     }
     Ok(segments)
 }
 
+/// Whether `request_path` names a directory: it ends with a slash once
+/// normalized, because its last segment is empty, `.` or `..` (decoded),
+/// as in `/d/`, `/d/.` or `/d/x/..`.
+pub fn names_a_directory(request_path: &str) -> bool {
+    let last = request_path.rsplit('/').next().unwrap_or_default();
+    matches!(
+        percent_decode_str(last).collect::<Vec<u8>>().as_slice(),
+        b"" | b"." | b".."
+    )
+}
+
 /// The URL path of `segments`: each percent-encoded, one leading slash
 /// (never `//`, which a browser would take for another host), and a
 /// trailing one if `dir`.
-pub fn url_path(segments: &[String], dir: bool) -> String {
+pub fn url_path(segments: &[OsString], dir: bool) -> String {
     let mut url = String::from("/");
     for (i, segment) in segments.iter().enumerate() {
         if i > 0 {
             url.push('/');
         }
-        url.extend(utf8_percent_encode(segment, SEGMENT));
+        url.extend(percent_encode(segment.as_bytes(), SEGMENT));
     }
     if dir && !segments.is_empty() {
         url.push('/');
@@ -127,15 +155,27 @@ impl Root {
         &self.path
     }
 
-    /// Opens `segments` (from [`segments`]) under the root.
-    pub fn open_file(&self, segments: &[String]) -> Result<File, Refused> {
+    /// Opens `segments` (from [`segments`]) under the root, without
+    /// waiting: a regular file or a directory, and its metadata.
+    pub fn open_file(&self, segments: &[OsString]) -> Result<(File, Metadata), Refused> {
+        let file = self.open_any(segments)?;
+        let meta = file.metadata().map_err(|e| Refused::of(&e))?;
+        if meta.is_file() || meta.is_dir() {
+            Ok((file, meta))
+        } else {
+            Err(Refused::Forbidden)
+        }
+    }
+
+    /// Opens `segments` under the root, whatever is there.
+    fn open_any(&self, segments: &[OsString]) -> Result<File, Refused> {
         let relative: PathBuf = if segments.is_empty() {
             PathBuf::from(".")
         } else {
             segments.iter().collect()
         };
         if !NO_OPENAT2.load(Ordering::Relaxed) {
-            match open_beneath(&self.dir, &relative) {
+            match open_beneath_nonblocking(&self.dir, &relative) {
                 Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
                     NO_OPENAT2.store(true, Ordering::Relaxed);
                 }
@@ -152,7 +192,11 @@ impl Root {
         if !real.starts_with(&self.path) {
             return Err(Refused::Forbidden);
         }
-        let file = File::open(real).map_err(|e| Refused::of(&e))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(real)
+            .map_err(|e| Refused::of(&e))?;
         // Where the descriptor really leads, whatever changed meanwhile.
         let opened = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
             .map_err(|_| Refused::Forbidden)?;
@@ -167,8 +211,8 @@ impl Root {
 mod tests {
     use super::*;
 
-    fn s(names: &[&str]) -> Vec<String> {
-        names.iter().map(|n| n.to_string()).collect()
+    fn s(names: &[&str]) -> Vec<OsString> {
+        names.iter().map(OsString::from).collect()
     }
 
     #[test]
@@ -189,8 +233,30 @@ mod tests {
             assert_eq!(segments(bad), Err(Refused::Forbidden), "{bad}");
         }
         assert_eq!(segments("/a%00b"), Err(Refused::BadRequest));
-        assert_eq!(segments("/%ff"), Err(Refused::BadRequest));
+        assert_eq!(
+            segments("/%ff%fe"),
+            Ok(vec![OsString::from_vec(b"\xff\xfe".to_vec())]),
+            "names are bytes"
+        );
         assert_eq!(segments("relative"), Err(Refused::BadRequest));
+    }
+
+    #[test]
+    fn paths_that_end_in_a_slash_once_normalized_name_directories() {
+        for dir in [
+            "/",
+            "/d/",
+            "/d//",
+            "/d/.",
+            "/d/%2e",
+            "/d/x/..",
+            "/d/x/%2E%2e",
+        ] {
+            assert!(names_a_directory(dir), "{dir}");
+        }
+        for file in ["/a.txt", "/d/a", "/d/.a", "/d/..a", "/d/%2e%2e%2e"] {
+            assert!(!names_a_directory(file), "{file}");
+        }
     }
 
     #[test]

@@ -105,6 +105,28 @@ pub fn for_each(configs: Vec<Config>, test: impl Fn(Config)) {
     }
 }
 
+/// Runs `test` in each configuration at once, one thread each (for tests
+/// that mostly wait), saying which one failed.
+pub fn for_each_parallel(configs: Vec<Config>, test: impl Fn(Config) + Sync) {
+    let test = &test;
+    std::thread::scope(|s| {
+        let runs: Vec<_> = configs
+            .into_iter()
+            .map(|config| (config, s.spawn(move || test(config))))
+            .collect();
+        let mut failed = None;
+        for (config, run) in runs {
+            if let Err(panic) = run.join() {
+                eprintln!("failed in configuration {config}");
+                failed.get_or_insert(panic);
+            }
+        }
+        if let Some(panic) = failed {
+            resume_unwind(panic);
+        }
+    });
+}
+
 /// Polls `condition` until it holds; panics after `limit`.
 pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;

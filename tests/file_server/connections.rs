@@ -4,6 +4,7 @@
 //! limit.
 
 use crate::client::{Client, Closed, request};
+use crate::common::Config;
 use crate::site::{Site, Spec, data};
 
 /// A method, a target and extra header lines.
@@ -12,11 +13,28 @@ type Call<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 #[test]
 fn pipelined_requests_are_answered_complete_and_in_order() {
     let site = Site::new("pipeline");
+    let running = Spec::new(&site.root).start();
+    pipelined_round(&site, &running);
+}
+
+/// With opens on a pool (as for a root on a network file system), every
+/// answer is prepared off the handler's thread and comes back to it: still
+/// one at a time, in order, in every mode × trigger.
+#[test]
+fn pipelined_requests_are_answered_in_order_with_opens_on_a_pool() {
+    let site = Site::new("pipeline-pool");
+    let configs = Config::all().into_iter().filter(|c| c.pooled).collect();
+    crate::common::for_each(configs, |config| {
+        let running = Spec::new(&site.root).config(config).open_pool(true).start();
+        pipelined_round(&site, &running);
+    });
+}
+
+fn pipelined_round(site: &Site, running: &crate::site::Running) {
     let a = data(10, 300);
     let big = data(11, 1 << 20);
     site.write("a.txt", &a);
     site.write("big.bin", &big);
-    let running = Spec::new(&site.root).start();
     let mut client = running.client();
     let requests: [Call; 8] = [
         ("GET", "/a.txt", &[]),
@@ -162,12 +180,16 @@ fn connections_over_the_limit_get_503_and_a_close() {
     assert!(response.connection_has("close"));
     assert_eq!(response.header("retry-after"), Some("1"));
     third.expect_closed();
+    // A client closes at the end of the stream; the server then does too
+    // (until then it drains the input: see `linger` in the handler).
+    drop(third);
     // A fourth that sends its request at once gets the same.
     let mut fourth = running.client();
     fourth.send(&request("GET", "/a.txt", &[]));
     let response = fourth.response(false).expect("the 503");
     assert_eq!(response.status, 503, "{response:?}");
     fourth.expect_closed();
+    drop(fourth);
     // The two that were in are still served.
     assert_eq!(first.get("/a.txt").status, 200);
 
@@ -224,4 +246,41 @@ fn a_client_that_pipelines_without_reading_holds_bounded_resources() {
         most <= bound,
         "{most} descriptors open on one file for one connection that does not read"
     );
+}
+
+/// RFC 9112 §9.6: a server that closes right after a response while the
+/// client's next requests sit unread in its socket makes the kernel reset
+/// the connection, and the reset can destroy the response before the
+/// client reads it. So a connection closed after a response is half-closed
+/// first and its input drained until the client closes (a lingering
+/// close). Here the client pipelines 256 KiB of requests behind one with
+/// `Connection: close`, and only then reads. In every mode × trigger.
+#[test]
+fn a_response_before_a_close_survives_unread_pipelined_requests() {
+    let site = Site::new("lingering-close");
+    let a = data(15, 8 << 20);
+    site.write("a.bin", &a);
+    let configs = Config::all().into_iter().filter(|c| c.pooled).collect();
+    crate::common::for_each(configs, |config| {
+        let what = config.to_string();
+        let running = Spec::new(&site.root).config(config).start();
+        let mut client = running.client();
+        let mut all = request("GET", "/a.bin", &[("Connection", "close")]);
+        let more = request("GET", "/a.bin", &[]);
+        while all.len() < 256 << 10 {
+            all.extend_from_slice(&more);
+        }
+        client.send(&all);
+        let response = client
+            .response(false)
+            .unwrap_or_else(|e| panic!("{what}: the response before the close was lost: {e}"));
+        assert_eq!(response.status, 200, "{what}");
+        assert!(response.body == a, "{what}: the body");
+        assert!(response.connection_has("close"), "{what}");
+        assert_eq!(
+            client.expect_closed(),
+            Closed::Eof,
+            "{what}: a reset, not a close"
+        );
+    });
 }

@@ -45,8 +45,8 @@ fn bad_requests_get_their_status_and_a_close() {
             505,
         ),
         (
-            "HTTP/1.2",
-            b"GET / HTTP/1.2\r\nHost: 127.0.0.1\r\n\r\n",
+            "HTTP/3.0",
+            b"GET / HTTP/3.0\r\nHost: 127.0.0.1\r\n\r\n",
             505,
         ),
         ("missing Host", b"GET /a.txt HTTP/1.1\r\n\r\n", 400),
@@ -91,6 +91,32 @@ fn bad_requests_get_their_status_and_a_close() {
         let mut next = Client::connect(addr);
         assert_eq!(next.get("/a.txt").body, b"still here", "after {what}");
     }
+}
+
+/// RFC 9110 §2.5 (issue 9, point 6): HTTP/1.2 is a later minor version of
+/// HTTP/1, handled as HTTP/1.1, the highest this server supports; only
+/// other major versions are 505.
+#[test]
+fn a_later_minor_version_of_http_1_is_served_as_http_1_1() {
+    let site = Site::new("http-1-2");
+    site.write("a.txt", b"served");
+    let running = Spec::new(&site.root).start();
+    let mut client = running.client();
+    for version in ["1.2", "1.9", "1.2"] {
+        client.send(format!("GET /a.txt HTTP/{version}\r\nHost: 127.0.0.1\r\n\r\n").as_bytes());
+        let response = client
+            .response(false)
+            .unwrap_or_else(|e| panic!("HTTP/{version}: no response: {e}"));
+        assert_eq!(response.status, 200, "HTTP/{version}: {response:?}");
+        assert_eq!(response.version, "HTTP/1.1");
+        assert_eq!(response.body, b"served");
+        // Kept alive, as an HTTP/1.1 request is.
+        assert!(!response.connection_has("close"), "{response:?}");
+    }
+    client.send(b"GET /a.txt HTTP/1.2\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let response = client.response(false).expect("the last response");
+    assert!(response.status == 200 && response.connection_has("close"));
+    client.expect_closed();
 }
 
 #[test]

@@ -15,8 +15,12 @@
 //!   reading, the connection limit (503).
 //! * [`safety`]: traversal attempts never leave the root; redirects stay
 //!   on the site; index pages and escaped listings for directories.
+//! * [`special_files`]: a FIFO or a socket is refused (403) at once, and
+//!   neither stalls a loop nor the shutdown, in every mode × trigger.
 //! * [`errors`]: malformed and refused requests get their status and a
 //!   close, and the server goes on serving.
+//! * [`shutdown`]: idle connections close as soon as a graceful shutdown
+//!   begins; the responses its deadline cuts are counted.
 //! * [`timeouts`]: slowloris gets 408, idle kept-alive connections close,
 //!   and the keep-alive timer does not run while a response is sent.
 //!
@@ -29,17 +33,33 @@
 // each other `crate::…`).
 #[path = "../../examples/file_server/access_log.rs"]
 mod access_log;
+#[path = "../../examples/file_server/budget.rs"]
+#[allow(dead_code)] // `Budget::for_process` is for the example's start-up.
+mod budget;
 #[path = "../../examples/file_server/conditional.rs"]
 mod conditional;
 #[path = "../../examples/file_server/handler.rs"]
 mod handler;
 #[path = "../../examples/file_server/listing.rs"]
 mod listing;
+#[path = "../../examples/file_server/opener.rs"]
+#[allow(dead_code)] // `opens_may_block` is for the example's start-up.
+mod opener;
 #[path = "../../examples/file_server/paths.rs"]
 #[allow(dead_code)] // `Root::path` is for the example's banner only.
 mod paths;
 #[path = "../../examples/file_server/range.rs"]
 mod range;
+#[path = "../../examples/file_server/reclaim.rs"]
+mod reclaim;
+#[path = "../../examples/file_server/registry.rs"]
+mod registry;
+#[path = "../../examples/file_server/respond.rs"]
+mod respond;
+#[path = "../../examples/file_server/settings.rs"]
+mod settings;
+#[path = "../../examples/file_server/sys.rs"]
+mod sys;
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -51,5 +71,7 @@ mod connections;
 mod errors;
 mod safety;
 mod semantics;
+mod shutdown;
+mod special_files;
 mod timeouts;
 mod transfers;

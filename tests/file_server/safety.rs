@@ -144,12 +144,12 @@ fn directories_redirect_index_or_list_with_escaped_names() {
         "{page}"
     );
     assert!(
-        page.contains("href=\"%3Cscript%3E%26%22x%27.txt\""),
+        page.contains("href=\"./%3Cscript%3E%26%22x%27.txt\""),
         "{page}"
     );
     assert!(!page.contains("<script>"), "an unescaped name: {page}");
     assert!(page.contains("plain.txt"));
-    assert!(page.contains("href=\"sub%20dir/\""), "{page}");
+    assert!(page.contains("href=\"./sub%20dir/\""), "{page}");
     // The link works.
     let response = client.get("/listed/%3Cscript%3E%26%22x%27.txt");
     assert_eq!(
@@ -177,4 +177,149 @@ fn a_directory_redirect_never_points_to_another_host() {
             );
         }
     }
+}
+
+/// Issue 9, point 5: a file is not a directory, so a path that names it
+/// with a trailing slash (however the slash comes about) names nothing:
+/// 404, as nginx answers, never the file.
+#[test]
+fn a_file_is_not_served_under_a_trailing_slash() {
+    let site = Site::new("trailing-slash");
+    site.write("a.txt", b"hi\n");
+    site.write("sub/b.txt", b"b\n");
+    let running = Spec::new(&site.root).start();
+    let mut client = running.client();
+    for target in [
+        "/a.txt/",
+        "/a.txt//",
+        "/a.txt/.",
+        "/a.txt/%2e",
+        "/a.txt/x/..",
+        "/sub/b.txt/",
+        "/sub/../a.txt/",
+    ] {
+        let response = client.get(target);
+        assert_eq!(response.status, 404, "GET {target}: {response:?}");
+        assert_eq!(response.body, b"not found\n", "GET {target}");
+        let response = client.head_with(target, &[]);
+        assert_eq!(response.status, 404, "HEAD {target}: {response:?}");
+    }
+    // Without the slash, the files; directories still list.
+    assert_eq!(client.get("/a.txt").body, b"hi\n");
+    assert_eq!(client.get("/sub/b.txt").body, b"b\n");
+    assert_eq!(client.get("/sub/").status, 200);
+    assert_eq!(client.get("/sub/.").status, 200);
+}
+
+/// The links and names of a listing page: `(href, text)` of every anchor.
+fn anchors(page: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut rest = page;
+    while let Some(at) = rest.find("<a href=\"") {
+        rest = &rest[at + 9..];
+        let end = rest.find('"').expect("the end of an href");
+        let href = rest[..end].to_string();
+        rest = &rest[end..];
+        let text_start = rest.find('>').expect("the end of an <a> tag") + 1;
+        let text_end = rest.find("</a>").expect("</a>");
+        found.push((href, rest[text_start..text_end].to_string()));
+        rest = &rest[text_end..];
+    }
+    found
+}
+
+/// Issue 9, point 2: a listing must not turn a file's name into a link
+/// elsewhere (`javascript:…`, `http:…`) or into markup. Every link is
+/// relative (`./name`, percent-encoded) and leads to the file it names;
+/// every name shown is escaped.
+#[test]
+fn listing_links_are_relative_and_names_escaped_whatever_the_name() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let site = Site::new("hostile-names");
+    let dir = site.mkdir("listed");
+    let names: Vec<&[u8]> = vec![
+        b"javascript:alert(document.domain)",
+        b"http:evil.example",
+        b"//evil.example",
+        b"<img src=x onerror=alert(1)>",
+        b"quote\"d",
+        b"it's",
+        b"a&amp;b",
+        b"100%",
+        b"%2e%2e",
+        b"h#sh",
+        b"wh?t",
+        b"sp ace",
+        b"new\nline",
+        b"tab\tand\rreturn",
+        b"bad\xff\xfeutf8",
+        b"caf\xc3\xa9",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        if name.contains(&b'/') {
+            continue; // not a file name; a link to it cannot be made
+        }
+        std::fs::write(dir.join(OsStr::from_bytes(name)), format!("file {i}"))
+            .unwrap_or_else(|e| panic!("create {:?}: {e}", String::from_utf8_lossy(name)));
+    }
+    std::fs::create_dir(dir.join("d:ir")).expect("a directory with a colon");
+    let running = Spec::new(&site.root).start();
+    let mut client = running.client();
+    let response = client.get("/listed/");
+    assert_eq!(response.status, 200);
+    let page = response.text();
+    for raw in ["<img", "onerror=alert(1)>", "quote\"d", "it's", "a&amp;b<"] {
+        assert!(!page.contains(raw), "{raw:?} unescaped in {page}");
+    }
+    let anchors = anchors(&page);
+    // `../`, the directory and every file.
+    assert_eq!(anchors.len(), names.len() - 1 + 2, "{page}");
+    for (href, text) in &anchors {
+        assert!(
+            href == "../" || href.starts_with("./"),
+            "a link that is not plainly relative: {href:?} ({text:?})"
+        );
+        assert!(
+            href.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"\"'<>\\`#?".contains(&b)),
+            "an unencoded character in {href:?}"
+        );
+        assert!(
+            !text.contains(['<', '>', '"', '\'', '\n', '\r', '\t']),
+            "a name shown unescaped: {text:?}"
+        );
+        if href == "../" {
+            continue;
+        }
+        // Every link leads to what it names.
+        let target = format!("/listed/{}", &href[2..]);
+        let got = client.get(&target);
+        if href.ends_with('/') {
+            assert_eq!(got.status, 200, "{target}: {text:?}");
+            continue;
+        }
+        let i = names
+            .iter()
+            .position(|n| {
+                String::from_utf8_lossy(n).replace(['\n', '\r', '\t'], "\u{fffd}")
+                    == html_unescape(text)
+            })
+            .unwrap_or_else(|| panic!("a name not in the directory: {text:?}"));
+        assert_eq!(
+            (got.status, got.text()),
+            (200, format!("file {i}")),
+            "{target} ({text:?})"
+        );
+    }
+}
+
+/// Undoes the escapes a listing uses.
+fn html_unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
 }

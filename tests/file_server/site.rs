@@ -3,15 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use wharf::codec::HttpServerCodec;
-use wharf::{Pipeline, ReactorMode, Server, TransferStrategy, Trigger};
+use wharf::{ReactorMode, Server, TransferStrategy, Trigger};
 
 use crate::client::Client;
 use crate::common::Config;
-use crate::handler::{FileServer, Settings};
+use crate::settings::{Settings, bootstrap};
 
 /// A directory `dir` holding the served `root` (canonical) and whatever
 /// tests put next to it; removed when dropped.
@@ -64,7 +62,10 @@ pub struct Spec {
     directio: u64,
     header_timeout: Duration,
     keepalive_timeout: Duration,
+    close_timeout: Duration,
     max_connections: usize,
+    open_pool: bool,
+    send_buffer: Option<usize>,
     name: &'static str,
 }
 
@@ -83,7 +84,10 @@ impl Spec {
             directio: 0,
             header_timeout: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            open_pool: false,
+            send_buffer: None,
             name: "fs-test",
         }
     }
@@ -115,8 +119,27 @@ impl Spec {
         self
     }
 
+    /// How long a response may make no progress before it is reset.
+    pub fn close_timeout(mut self, timeout: Duration) -> Spec {
+        self.close_timeout = timeout;
+        self
+    }
+
     pub fn max_connections(mut self, max: usize) -> Spec {
         self.max_connections = max;
+        self
+    }
+
+    /// Whether requests are answered on an open pool (as for a root on a
+    /// network file system) rather than on the handler's thread.
+    pub fn open_pool(mut self, on: bool) -> Spec {
+        self.open_pool = on;
+        self
+    }
+
+    /// The server sockets' `SO_SNDBUF`.
+    pub fn send_buffer(mut self, bytes: usize) -> Spec {
+        self.send_buffer = Some(bytes);
         self
     }
 
@@ -128,27 +151,34 @@ impl Spec {
 
     /// Binds to a free loopback port and serves.
     pub fn start(self) -> Running {
+        let root = crate::paths::Root::open(&self.root).expect("open the root");
         let settings = Arc::new(Settings {
-            root: crate::paths::Root::open(&self.root).expect("open the root"),
             transfer: self.transfer,
             directio: self.directio,
             header_timeout: self.header_timeout,
             keepalive_timeout: self.keepalive_timeout,
+            close_timeout: self.close_timeout,
             max_connections: self.max_connections,
-            log: false,
-            open: AtomicUsize::new(0),
+            open_pool: self
+                .open_pool
+                .then(|| crate::opener::OpenPool::start(2).expect("start an open pool")),
+            ..Settings::new(root)
         });
-        let shared = Arc::clone(&settings);
-        let server = self
-            .config
-            .server()
-            .thread_name(self.name)
-            .child_handler(move || {
-                Pipeline::new(HttpServerCodec::new(), FileServer::new(Arc::clone(&shared)))
-            })
+        let mut base = self.config.server().thread_name(self.name);
+        if let Some(bytes) = self.send_buffer {
+            base = base.option(wharf::SocketOption::SendBuffer(bytes));
+        }
+        let server = bootstrap(base, &settings)
             .bind("127.0.0.1:0")
             .expect("bind the file server");
-        Running { server, settings }
+        let reclaimer =
+            crate::reclaim::Reclaimer::start(server.event_loops(), Arc::clone(&settings))
+                .expect("start the reclaimer");
+        Running {
+            server,
+            settings,
+            _reclaimer: reclaimer,
+        }
     }
 }
 
@@ -157,6 +187,8 @@ impl Spec {
 pub struct Running {
     pub server: Server,
     pub settings: Arc<Settings>,
+    /// Gives memory back after crowds, as in the example's `main`.
+    pub _reclaimer: crate::reclaim::Reclaimer,
 }
 
 impl Running {
@@ -167,7 +199,7 @@ impl Running {
 
     /// Connections the handler counts as open.
     pub fn open(&self) -> usize {
-        self.settings.open.load(Ordering::Acquire)
+        self.settings.connections.open()
     }
 
     /// Waits until the handler counts `n` open connections.

@@ -190,3 +190,115 @@ fn a_download_longer_than_the_keepalive_timeout_keeps_the_connection() {
     });
     assert_eq!(response.status, 206);
 }
+
+/// Descriptors this process holds open on `path`.
+fn descriptors_on(path: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|fds| {
+            fds.filter_map(|fd| fd.ok())
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter(|target| target == path)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Issue 9, point 4: a client that asks for a large file on a kept-alive
+/// connection and stops reading must not hold the connection and the open
+/// file for ever. No write progress for the close timeout resets the
+/// response, kept alive or not (with `Connection: close` the transport's
+/// close timeout always did). In every mode × trigger.
+#[test]
+fn a_kept_alive_response_whose_reader_stops_is_reset() {
+    const CLOSE: Duration = Duration::from_millis(500);
+    let site = Site::new("stalled-reader");
+    let big = data(22, 16 << 20);
+    let configs = crate::common::Config::all()
+        .into_iter()
+        .filter(|c| c.pooled)
+        .collect();
+    crate::common::for_each_parallel(configs, |config| {
+        let what = config.to_string();
+        // A file of its own, to count the descriptors open on it.
+        let name = format!("big-{}.bin", what.replace('/', "-"));
+        let path = site.write(&name, &big);
+        let running = Spec::new(&site.root)
+            .config(config)
+            .timeouts(HEADER_TIMEOUT, Duration::from_millis(200))
+            .close_timeout(CLOSE)
+            .start();
+        let mut client = narrow_client(running.server.local_addr());
+        client.send(&request("GET", &format!("/{name}"), &[]));
+        let head = client.response_head().expect("the head");
+        assert_eq!(head.status, 200, "{what}");
+        assert!(!head.connection_has("close"), "{what}: kept alive");
+        let mut first = vec![0u8; 64 << 10];
+        let n = client.read_some(&mut first).expect("the first bytes");
+        // Then the client stops reading.
+        let stalled = Instant::now();
+        crate::common::wait_until(
+            CLOSE * 2 + Duration::from_secs(3),
+            &format!("{what}: the server to give up the stalled response"),
+            || running.open() == 0,
+        );
+        let took = stalled.elapsed();
+        assert!(
+            took >= CLOSE - Duration::from_millis(100),
+            "{what}: reset after {took:?}, the close timeout is {CLOSE:?}"
+        );
+        assert_eq!(descriptors_on(&path), 0, "{what}: the file is still open");
+        // What was in flight arrives, then the reset: a cut response never
+        // looks complete.
+        let (rest, end) = client.read_until_closed();
+        assert!(n + rest.len() < big.len(), "{what}: the whole file came");
+        let end = end.expect_err("an orderly end after a cut response");
+        assert!(is_reset(&end), "{what}: {end}");
+    });
+}
+
+/// The other side of the rule above: a slow reader that takes something
+/// within every close timeout is not cut off, however long it takes.
+/// Progress is the server writing more to its socket, which takes room in
+/// the socket's send buffer: the buffer is kept small here, so that a
+/// reader at this pace frees room within every close timeout.
+#[test]
+fn a_slow_kept_alive_reader_that_makes_progress_is_not_reset() {
+    const CLOSE: Duration = Duration::from_secs(1);
+    let site = Site::new("slow-reader");
+    let big = data(23, 16 << 20);
+    site.write("big.bin", &big);
+    let running = Spec::new(&site.root)
+        .timeouts(HEADER_TIMEOUT, Duration::from_millis(200))
+        .close_timeout(CLOSE)
+        .send_buffer(64 << 10)
+        .start();
+    let mut client = narrow_client(running.server.local_addr());
+    client.send(&request("GET", "/big.bin", &[]));
+    assert_eq!(client.response_head().expect("the head").status, 200);
+    // 64 KiB (half the receive buffer, so that the window opens) every
+    // 100 ms for twice the close timeout, then the rest at once.
+    let mut got = Vec::with_capacity(big.len());
+    let mut buf = vec![0u8; 64 << 10];
+    let paced_until = Instant::now() + 2 * CLOSE;
+    while got.len() < big.len() {
+        let want = if Instant::now() < paced_until {
+            std::thread::sleep(Duration::from_millis(100));
+            64 << 10
+        } else {
+            buf.len()
+        };
+        let want = want.min(big.len() - got.len());
+        match client.read_some(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("after {} bytes: {e}", got.len()),
+        }
+    }
+    assert!(got == big, "the slow download: {} bytes", got.len());
+    assert_eq!(
+        client
+            .call("GET", "/big.bin", &[("Range", "bytes=0-9")])
+            .status,
+        206
+    );
+}

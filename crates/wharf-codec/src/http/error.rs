@@ -21,7 +21,7 @@ use http::StatusCode;
 /// | 414 URI Too Long | a request line over [`HttpLimits::max_request_line`](crate::HttpLimits::max_request_line) |
 /// | 431 Request Header Fields Too Large | a header block (or trailer section) over [`HttpLimits::max_header_size`](crate::HttpLimits::max_header_size) bytes or [`HttpLimits::max_headers`](crate::HttpLimits::max_headers) fields |
 /// | 501 Not Implemented | a method other than the nine of RFC 9110 and RFC 5789, or a transfer coding other than `chunked` |
-/// | 505 HTTP Version Not Supported | an HTTP version other than 1.0 and 1.1 |
+/// | 505 HTTP Version Not Supported | an HTTP major version other than 1 (HTTP/1.2 to 1.9 are handled as HTTP/1.1, RFC 9110 §2.5) |
 ///
 /// The reason is a fixed text: it never repeats the peer's bytes, so an
 /// error page cannot be used to reflect them back.

@@ -128,9 +128,12 @@ pub(crate) fn parse_request_line(line: &[u8]) -> Result<RequestLine, HttpError> 
         // request line is "partial": the fields are filled in.
         Ok(_) => {}
         Err(httparse::Error::Version) if names_a_version(line) => {
+            if let Some(as_1_1) = later_minor_of_http_1(line) {
+                return parse_request_line(&as_1_1);
+            }
             return Err(HttpError::new(
                 StatusCode::HTTP_VERSION_NOT_SUPPORTED,
-                "only HTTP/1.0 and HTTP/1.1 are supported",
+                "only HTTP/1 is supported",
             ));
         }
         Err(_) => return Err(HttpError::bad_request("malformed request line")),
@@ -153,8 +156,26 @@ pub(crate) fn parse_request_line(line: &[u8]) -> Result<RequestLine, HttpError> 
     })
 }
 
+/// RFC 9110 §2.5: a request with a higher minor version of a major
+/// version the server supports is handled as the highest minor version it
+/// supports. For a request line ending in `HTTP/1.2` to `HTTP/1.9`, the
+/// same line with `HTTP/1.1` (issue 9, point 6: they were 505); `None`
+/// for any other.
+fn later_minor_of_http_1(line: &[u8]) -> Option<Vec<u8>> {
+    let text = line.strip_suffix(b"\n").unwrap_or(line);
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    let at = text.len().checked_sub(b" HTTP/1.x".len())?;
+    let (prefix, minor) = text[at..].split_at(b" HTTP/1.".len());
+    if prefix != b" HTTP/1." || !matches!(minor, [b'2'..=b'9']) {
+        return None;
+    }
+    let mut as_1_1 = line.to_vec();
+    as_1_1[text.len() - 1] = b'1';
+    Some(as_1_1)
+}
+
 /// Whether the request line is three parts of which the last is shaped
-/// like an HTTP version (`HTTP/2`, `HTTP/1.2`), so that refusing it is 505
+/// like an HTTP version (`HTTP/2`, `HTTP/3.0`), so that refusing it is 505
 /// rather than 400.
 fn names_a_version(line: &[u8]) -> bool {
     let line = line.strip_suffix(b"\n").unwrap_or(line);

@@ -1,8 +1,8 @@
 //! Every way a request is refused, and the status it is refused with.
 
-use http::StatusCode;
+use http::{Method, StatusCode, Version};
 
-use super::{get, refused, request};
+use super::{decode, get, one, refused, request};
 use crate::{HttpError, HttpResponse};
 
 const BAD: StatusCode = StatusCode::BAD_REQUEST;
@@ -50,10 +50,10 @@ fn unknown_methods_are_501() {
 fn other_http_versions_are_505() {
     for line in [
         "GET / HTTP/2.0",
-        "GET / HTTP/1.2",
         "GET / HTTP/0.9",
         "GET / HTTP/3",
         "GET / HTTP/10.0",
+        "GET / HTTP/2.1",
     ] {
         assert_eq!(
             refused(&request(line, "Host: a\r\n", b"")),
@@ -61,6 +61,44 @@ fn other_http_versions_are_505() {
             "{line}"
         );
     }
+}
+
+/// RFC 9110 §2.5: a request with a higher minor version of a major
+/// version the server supports is handled as the highest minor version it
+/// supports. So HTTP/1.2 to 1.9 are HTTP/1.1 requests, not 505 (issue 9,
+/// point 6), with all that implies: persistent by default, and a `Host`
+/// field required.
+#[test]
+fn higher_minor_versions_of_http_1_are_http_1_1() {
+    for minor in 2..=9 {
+        let line = format!("GET /x?y HTTP/1.{minor}");
+        let r = one(&request(&line, "Host: a\r\n", b""));
+        assert_eq!(r.version, Version::HTTP_11, "{line}");
+        assert_eq!(
+            (r.method, r.uri.to_string()),
+            (Method::GET, "/x?y".to_string())
+        );
+        assert!(r.keep_alive, "{line}");
+        let r = one(&request(&line, "Host: a\r\nConnection: close\r\n", b""));
+        assert!(!r.keep_alive, "{line} with Connection: close");
+        assert_eq!(
+            refused(&request(&line, "", b"")),
+            BAD,
+            "{line} without Host"
+        );
+    }
+    // With a body, and pipelined behind another request.
+    let mut data = request(
+        "POST / HTTP/1.2",
+        "Host: a\r\nContent-Length: 3\r\n",
+        b"abc",
+    );
+    data.extend_from_slice(&request("GET /2 HTTP/1.9", "Host: a\r\n", b""));
+    let decoded = decode(&data);
+    assert_eq!(decoded.len(), 2, "{decoded:?}");
+    let first = decoded[0].as_ref().expect("the POST");
+    assert_eq!(&first.body[..], b"abc");
+    assert_eq!(decoded[1].as_ref().expect("the GET").uri.path(), "/2");
 }
 
 #[test]

@@ -1,0 +1,168 @@
+//! The answer to one well-formed request: a file (whole, a range, or 304),
+//! a directory's `index.html`, a listing, a redirect, or the refusal that
+//! says why not.
+
+use std::fs::{File, Metadata};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use http::header::{
+    ACCEPT_RANGES, ALLOW, CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MODIFIED, LOCATION, RANGE,
+    RETRY_AFTER,
+};
+use http::{HeaderValue, Method, StatusCode};
+use wharf::FileRegion;
+use wharf::codec::{HttpRequest, HttpResponse};
+
+use crate::conditional::{Validators, not_modified, range_applies};
+use crate::listing;
+use crate::paths::{Refused, names_a_directory, segments, url_path};
+use crate::range::{Ranged, parse};
+use crate::settings::Settings;
+
+/// The response to one well-formed request.
+pub fn respond(settings: &Settings, request: &HttpRequest) -> HttpResponse {
+    if request.method != Method::GET && request.method != Method::HEAD {
+        return HttpResponse::text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n")
+            .header(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    }
+    locate(settings, request).unwrap_or_else(refusal)
+}
+
+/// The answer to a path that was refused.
+fn refusal(refused: Refused) -> HttpResponse {
+    match refused {
+        Refused::BadRequest => HttpResponse::text(StatusCode::BAD_REQUEST, "bad path\n"),
+        Refused::Forbidden => HttpResponse::text(StatusCode::FORBIDDEN, "forbidden\n"),
+        Refused::NotFound => HttpResponse::text(StatusCode::NOT_FOUND, "not found\n"),
+        Refused::Busy => HttpResponse::text(StatusCode::SERVICE_UNAVAILABLE, "busy, try again\n")
+            .header(RETRY_AFTER, HeaderValue::from_static("1")),
+        Refused::Failed => HttpResponse::text(StatusCode::INTERNAL_SERVER_ERROR, "cannot open\n"),
+    }
+}
+
+/// Opens what the request names: a file, a directory's `index.html`, or a
+/// directory listing.
+fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Refused> {
+    let mut names = segments(request.path())?;
+    let slashed = names_a_directory(request.path());
+    let (file, meta) = settings.root.open_file(&names)?;
+    if !meta.is_dir() {
+        if slashed {
+            // `/a.txt/` names a directory, and there is none (issue 9,
+            // point 5; nginx answers 404 too). Guarded by
+            // tests/file_server/safety.rs
+            // `a_file_is_not_served_under_a_trailing_slash`.
+            return Err(Refused::NotFound);
+        }
+        let name = names.last().map_or(Path::new(""), Path::new);
+        return Ok(serve_file(settings, request, file, &meta, name));
+    }
+    if !slashed {
+        // Built from the normalized segments: never `//host`, which a
+        // browser would follow to another site.
+        let location =
+            HeaderValue::from_str(&url_path(&names, true)).map_err(|_| Refused::BadRequest)?;
+        return Ok(
+            HttpResponse::text(StatusCode::MOVED_PERMANENTLY, "moved\n").header(LOCATION, location)
+        );
+    }
+    names.push("index.html".into());
+    if let Ok((index, meta)) = settings.root.open_file(&names)
+        && meta.is_file()
+    {
+        return Ok(serve_file(
+            settings,
+            request,
+            index,
+            &meta,
+            Path::new("index.html"),
+        ));
+    }
+    names.pop();
+    // The directory already opened, through its descriptor: no second walk
+    // of the path.
+    let dir = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let shown = if names.is_empty() {
+        "/".to_string()
+    } else {
+        let shown: Vec<String> = names
+            .iter()
+            .map(|name| name.to_string_lossy().into_owned())
+            .collect();
+        format!("/{}/", shown.join("/"))
+    };
+    let page = listing::render(Path::new(&dir), &shown).map_err(|e| Refused::of(&e))?;
+    let response = HttpResponse::new(StatusCode::OK).header(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Ok(if request.method == Method::HEAD {
+        response.head_only(page.len() as u64)
+    } else {
+        response.body(page.as_str())
+    })
+}
+
+/// A regular file (`name` gives its MIME type), whole or a range, or 304.
+fn serve_file(
+    settings: &Settings,
+    request: &HttpRequest,
+    file: File,
+    meta: &Metadata,
+    name: &Path,
+) -> HttpResponse {
+    if !meta.is_file() {
+        return HttpResponse::text(StatusCode::FORBIDDEN, "not a regular file\n");
+    }
+    let len = meta.len();
+    let validators = Validators::of(meta);
+    let mut response = HttpResponse::new(StatusCode::OK);
+    for (header, value) in [
+        (ETAG, validators.etag.as_str()),
+        (LAST_MODIFIED, validators.last_modified.as_str()),
+        (ACCEPT_RANGES, "bytes"),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response = response.header(header, value);
+        }
+    }
+    if not_modified(&request.headers, &validators) {
+        response.status = StatusCode::NOT_MODIFIED;
+        return response;
+    }
+    let mime = mime_guess::from_path(name).first_or_octet_stream();
+    if let Ok(value) = HeaderValue::from_str(mime.as_ref()) {
+        response = response.header(CONTENT_TYPE, value);
+    }
+    let ranged = match request.header_str(RANGE) {
+        Some(range) if range_applies(&request.headers, &validators) => parse(range, len),
+        _ => Ranged::Full,
+    };
+    let (first, count) = match ranged {
+        Ranged::Full => (0, len),
+        Ranged::Part { first, last } => {
+            response.status = StatusCode::PARTIAL_CONTENT;
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes {first}-{last}/{len}")) {
+                response = response.header(CONTENT_RANGE, value);
+            }
+            (first, last - first + 1)
+        }
+        Ranged::Unsatisfiable => {
+            let mut refusal =
+                HttpResponse::text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n");
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                refusal = refusal.header(CONTENT_RANGE, value);
+            }
+            return refusal;
+        }
+    };
+    if request.method == Method::HEAD {
+        return response.head_only(count);
+    }
+    let direct = settings.directio > 0 && count >= settings.directio;
+    let region = FileRegion::new(file, first, count)
+        .with_strategy(settings.transfer)
+        .direct_io(direct);
+    response.body(region)
+}

@@ -1,0 +1,215 @@
+//! Start-up and shutdown: the flags, the server they describe, and the
+//! signals that stop it.
+//!
+//! The first Ctrl-C or `SIGTERM` starts a graceful shutdown: the listeners
+//! close, idle connections close, responses in progress may finish until
+//! `--shutdown-timeout`, and what is left then is cut. A second signal
+//! exits at once (128 + its number, as a shell reports a process a signal
+//! killed), and the kernel closes every socket. A shutdown that had to cut
+//! responses exits 1 and says how many (issue 9, point 7). Guarded by
+//! tests/file_server_process/signals.rs.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use wharf::transport::sys::signal::{block_termination_signals, wait_for_termination};
+use wharf::{ReactorMode, ServerBootstrap, TransferStrategy};
+
+use crate::budget::Budget;
+use crate::opener::{OpenPool, opens_may_block};
+use crate::paths::Root;
+use crate::reactor_args::ReactorArgs;
+use crate::reclaim::Reclaimer;
+use crate::settings::{Settings, bootstrap};
+
+/// wharf static file server (HTTP/1.1: GET, HEAD, Range, conditional
+/// requests, directory listings).
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct Args {
+    /// Directory to serve.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    #[command(flatten)]
+    reactor: ReactorArgs,
+    /// How file bytes reach the socket: auto, sendfile, splice, mmap or copy.
+    #[arg(long, default_value = "auto")]
+    transfer: TransferStrategy,
+    /// Send files of at least this many bytes with O_DIRECT reads on a
+    /// blocking-I/O pool, bypassing the page cache (0: off).
+    #[arg(long, default_value_t = 0)]
+    directio: u64,
+    /// Print one access-log line per response.
+    #[arg(long)]
+    log: bool,
+    /// Seconds a client may take to send a request head.
+    #[arg(long, default_value_t = 10.0)]
+    header_timeout: f64,
+    /// Seconds an idle kept-alive connection stays open.
+    #[arg(long, default_value_t = 60.0)]
+    keepalive_timeout: f64,
+    /// Seconds a response may go without the client taking any of it
+    /// before the connection is reset (kept alive or not).
+    #[arg(long, default_value_t = 10.0)]
+    close_timeout: f64,
+    /// Connections served at once; more are answered 503 and closed. Capped
+    /// to what the descriptor limit allows (start-up says so).
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds a graceful shutdown (Ctrl-C or SIGTERM) waits for responses
+    /// in progress before it cuts them.
+    #[arg(long, default_value_t = 10.0)]
+    shutdown_timeout: f64,
+    /// Where files are opened: on a pool of threads of their own (on), on
+    /// the event loops (off), or on the pool when the root is on a network
+    /// or FUSE file system or has one mounted beneath it (auto).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
+    open_pool: String,
+}
+
+/// Runs the server the flags describe until Ctrl-C or `SIGTERM`.
+pub fn main(args: Args) -> ExitCode {
+    match run(args) {
+        Ok(Stopped { cut: 0, .. }) => ExitCode::SUCCESS,
+        Ok(Stopped { cut, timeout }) => {
+            eprintln!(
+                "file_server: the shutdown timeout ({timeout:?}) cut {cut} {} still in progress",
+                if cut == 1 { "response" } else { "responses" }
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("file_server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn seconds(value: f64, what: &str) -> std::io::Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("--{what} must be a number of seconds"),
+        )
+    })
+}
+
+/// The open pool `--open-pool` asks for, and a line that says where files
+/// are opened and why.
+fn open_pool(flag: &str, root: &Path) -> std::io::Result<(Option<OpenPool>, String)> {
+    let why = match flag {
+        "on" => Some("--open-pool on".to_string()),
+        "off" => None,
+        _ => opens_may_block(root),
+    };
+    let Some(why) = why else {
+        return Ok((None, "files are opened on the event loops".to_string()));
+    };
+    let threads = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
+    let pool = OpenPool::start(threads)?;
+    let line = format!("files are opened on a pool of {threads} threads ({why})");
+    Ok((Some(pool), line))
+}
+
+/// How a graceful shutdown ended.
+struct Stopped {
+    /// Connections its deadline cut.
+    cut: usize,
+    /// How long it waited.
+    timeout: Duration,
+}
+
+/// What a shell reports for a process killed by `signal`: 128 + its number.
+fn killed_by(signal: &str) -> i32 {
+    128 + if signal == "SIGINT" {
+        libc::SIGINT
+    } else {
+        libc::SIGTERM
+    }
+}
+
+/// Waits for a second signal on a thread of its own, and exits at once
+/// when it comes.
+fn exit_on_second_signal(settings: Arc<Settings>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("file-server-signal".to_string())
+        .spawn(move || {
+            if let Ok(signal) = wait_for_termination() {
+                let open = settings.connections.open();
+                eprintln!(
+                    "file_server: {signal} again: exiting now, {open} open {} cut",
+                    if open == 1 {
+                        "connection"
+                    } else {
+                        "connections"
+                    }
+                );
+                std::process::exit(killed_by(signal));
+            }
+        })?;
+    Ok(())
+}
+
+fn run(args: Args) -> std::io::Result<Stopped> {
+    block_termination_signals()?;
+    let root = Root::open(&args.root).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("--root {}: {e}", args.root.display()))
+    })?;
+    let root_path = root.path().to_path_buf();
+    let mode = args.reactor.mode()?;
+    let trigger = args.reactor.trigger;
+    let transfer = args.transfer;
+    let (open_pool, opens) = open_pool(&args.open_pool, &root_path)?;
+    let shutdown_timeout = seconds(args.shutdown_timeout, "shutdown-timeout")?;
+    // The main loop of the multi-reactor mode, besides its I/O loops.
+    let loops = mode.io_loops() + usize::from(matches!(mode, ReactorMode::MultiReactor { .. }));
+    let budget = Budget::for_process(args.max_connections.max(1), loops)?;
+    let settings = Arc::new(Settings {
+        transfer,
+        directio: args.directio,
+        header_timeout: seconds(args.header_timeout, "header-timeout")?,
+        keepalive_timeout: seconds(args.keepalive_timeout, "keepalive-timeout")?,
+        close_timeout: seconds(args.close_timeout, "close-timeout")?,
+        max_connections: budget.connections,
+        log: args.log,
+        open_pool,
+        ..Settings::new(root)
+    });
+    let base = ServerBootstrap::new().mode(mode).trigger(trigger);
+    let mut server = bootstrap(base, &settings).bind(args.addr)?;
+    let reclaimer = Reclaimer::start(server.event_loops(), Arc::clone(&settings))?;
+    println!(
+        "serving {} at http://{}/ (mode={}, trigger={}, transfer={}, directio={})",
+        root_path.display(),
+        server.local_addr(),
+        mode.name(),
+        args.reactor.trigger_name(),
+        transfer.name(),
+        if args.directio == 0 {
+            "off".to_string()
+        } else {
+            format!("{} bytes", args.directio)
+        },
+    );
+    println!("{opens}");
+    println!("{budget}");
+    let signal = wait_for_termination()?;
+    let deadline = Instant::now() + shutdown_timeout;
+    println!(
+        "{signal}: shutting down gracefully (at most {shutdown_timeout:?}; {signal} again exits now)"
+    );
+    exit_on_second_signal(Arc::clone(&settings))?;
+    drop(reclaimer);
+    settings.connections.begin_shutdown(deadline);
+    server.shutdown_gracefully(Duration::from_millis(500), shutdown_timeout)?;
+    Ok(Stopped {
+        cut: settings.connections.cut(),
+        timeout: shutdown_timeout,
+    })
+}

@@ -1,0 +1,78 @@
+//! What every connection of the server shares, and the bootstrap that
+//! wires the server: the example's `main` and the tests use the same.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wharf::codec::HttpServerCodec;
+use wharf::{IdleConfig, Pipeline, ServerBootstrap, TransferStrategy};
+
+use crate::handler::FileServer;
+use crate::opener::OpenPool;
+use crate::paths::Root;
+use crate::registry::Connections;
+
+/// What every connection of the server shares.
+#[derive(Debug)]
+pub struct Settings {
+    /// The directory served.
+    pub root: Root,
+    /// How files reach the socket.
+    pub transfer: TransferStrategy,
+    /// Files at least this long are read with direct I/O (0: never).
+    pub directio: u64,
+    /// How long a request head may take to arrive.
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may sit idle.
+    pub keepalive_timeout: Duration,
+    /// How long a response may make no write progress before the
+    /// connection is reset (the transport's close timeout, for closing
+    /// connections and kept-alive ones alike).
+    pub close_timeout: Duration,
+    /// Connections served at once; more are answered 503.
+    pub max_connections: usize,
+    /// Whether to print an access-log line per response.
+    pub log: bool,
+    /// The connections open now.
+    pub connections: Connections,
+    /// Where opens that may block run: `None` on the handler's own thread
+    /// (local file systems), else on this pool (see [`crate::opener`]).
+    pub open_pool: Option<OpenPool>,
+}
+
+impl Settings {
+    /// The defaults for serving `root`: `Auto` transfers, no direct I/O,
+    /// 10 s for a request head, 60 s of keep-alive, 10 000 connections,
+    /// no access log.
+    pub fn new(root: Root) -> Settings {
+        Settings {
+            root,
+            transfer: TransferStrategy::Auto,
+            directio: 0,
+            header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            close_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            log: false,
+            connections: Connections::default(),
+            open_pool: None,
+        }
+    }
+}
+
+/// `base` (mode, trigger, allocator, thread names) serving the file server
+/// described by `settings`: the HTTP codec and a [`FileServer`] per
+/// connection. The example's `main` and the tests wire it the same way.
+pub fn bootstrap(base: ServerBootstrap, settings: &Arc<Settings>) -> ServerBootstrap {
+    let shared = Arc::clone(settings);
+    // WriterIdle: nothing written to the socket for the close timeout.
+    let stall = IdleConfig {
+        writer: Some(settings.close_timeout),
+        ..IdleConfig::default()
+    };
+    base.close_timeout(settings.close_timeout)
+        .idle(stall)
+        .child_handler(move || {
+            Pipeline::new(HttpServerCodec::new(), FileServer::new(Arc::clone(&shared)))
+        })
+}

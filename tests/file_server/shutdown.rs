@@ -1,0 +1,84 @@
+//! Graceful shutdown as the example runs it (issue 9, point 7): the
+//! handlers are told, so idle kept-alive connections close at once instead
+//! of holding the shutdown until its deadline with their keep-alive
+//! timers, and responses the deadline cuts are counted. In every mode ×
+//! trigger. (The signals and exit codes are in tests/file_server_process.)
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::client::{Client, Closed, request};
+use crate::common::{self, Config};
+use crate::site::{Site, Spec, data};
+
+/// A download of `/big.bin` whose reader stopped after the head.
+fn stalled_download(addr: SocketAddr) -> Client {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(64 << 10).expect("SO_RCVBUF");
+    socket.connect(&addr.into()).expect("connect");
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    let mut client = Client::from_stream(stream);
+    client.send(&request("GET", "/big.bin", &[]));
+    assert_eq!(client.response_head().expect("the head").status, 200);
+    client
+}
+
+#[test]
+fn a_shutdown_closes_idle_connections_at_once_and_counts_what_it_cuts() {
+    let site = Site::new("shutdown");
+    site.write("a.txt", b"hello\n");
+    site.write("big.bin", &data(40, 32 << 20));
+    let configs = Config::all().into_iter().filter(|c| c.pooled).collect();
+    common::for_each_parallel(configs, |config| {
+        let what = config.to_string();
+        let running = Spec::new(&site.root).config(config).start();
+        let mut idle = running.client();
+        assert_eq!(idle.get("/a.txt").body, b"hello\n", "{what}");
+        let _stalled = stalled_download(running.server.local_addr());
+        running.wait_open(2);
+
+        let timeout = Duration::from_secs(1);
+        let started = Instant::now();
+        running
+            .settings
+            .connections
+            .begin_shutdown(started + timeout);
+        // The idle connection closes at once, in order.
+        idle.read_timeout(Duration::from_secs(5));
+        assert_eq!(idle.expect_closed(), Closed::Eof, "{what}");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{what}: the idle connection closed after {:?}",
+            started.elapsed()
+        );
+        // New connections are told to come back later.
+        if let Ok(stream) = TcpStream::connect(running.server.local_addr()) {
+            let mut late = Client::from_stream(stream);
+            late.read_timeout(Duration::from_secs(5));
+            let response = late.response(false).expect("an answer");
+            assert_eq!(response.status, 503, "{what}");
+            assert!(response.connection_has("close"), "{what}");
+        }
+        let crate::site::Running {
+            mut server,
+            settings,
+            ..
+        } = running;
+        server
+            .shutdown_gracefully(Duration::from_millis(200), timeout)
+            .expect("shut down");
+        assert_eq!(
+            settings.connections.cut(),
+            1,
+            "{what}: the stalled download"
+        );
+        assert!(
+            started.elapsed() < timeout + Duration::from_secs(1),
+            "{what}"
+        );
+    });
+}
