@@ -20,7 +20,7 @@ pub use wharf_transport as transport;
 pub use wharf_transport::{
     Balance, Bootstrap, ChannelConfig, ChannelError, ChannelHandle, ChannelId, ChunkedFile, Codec,
     CodecError, CodecExt, Context, Encoded, EventLoopGroup, EventLoopHandle, FileRegion, Handler,
-    IdleConfig, IdleState, LoopStats, OutboundMessage, Pipeline, RawBytes, RawMessages,
+    IdleConfig, IdleState, Lingering, LoopStats, OutboundMessage, Pipeline, RawBytes, RawMessages,
     ReactorMode, RecvSize, Server, ServerBootstrap, ShutdownHandle, SocketOption, TimerId,
     TransferStats, TransferStrategy, Transform, Trigger, UserEvent, WaterMark,
 };

@@ -10,9 +10,12 @@
 //! being sent: a long download is not idle).
 //!
 //! A response in progress whose reader stops (no write progress for the
-//! close timeout, kept alive or not) is closed, and reset by the transport
-//! (`stalled`). Every 503 closes its connection. When the server shuts
-//! down, the handler is told and closes (`shut_down`).
+//! close timeout, kept alive or not) is reset by the transport (its write
+//! timeout, set by the bootstrap). Every 503 closes its connection. When
+//! the server shuts down, the transport tells the handler, which closes
+//! (`shut_down`); a connection closed after its last response lingers
+//! (the transport's lingering close), so the response is not lost to a
+//! reset over requests the client pipelined behind it.
 //!
 //! Backpressure: while the connection's output is above its high water
 //! mark (a client pipelining requests without reading the answers), the
@@ -21,15 +24,13 @@
 //! on the open pool (network file systems): one request at a time.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, Method, StatusCode};
 use wharf::codec::{HttpError, HttpRequest, HttpResponse};
-use wharf::{ChannelError, Context, Handler, IdleState, TimerId, UserEvent};
+use wharf::{ChannelError, Context, Handler, TimerId, UserEvent};
 
 use crate::access_log;
-use crate::registry::ShuttingDown;
 use crate::respond::respond;
 use crate::settings::Settings;
 
@@ -39,12 +40,6 @@ struct Prepared {
     response: HttpResponse,
 }
 
-/// How long a connection closed after a response is drained, at most,
-/// for its client to close first (see [`FileServer::linger`]): nginx's
-/// `lingering_timeout` is 5 s, but a descriptor held while the server may
-/// be short of them should not be held long.
-const LINGER: Duration = Duration::from_secs(2);
-
 /// Which timer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Waiting {
@@ -52,8 +47,6 @@ enum Waiting {
     Head,
     /// Between requests.
     Idle,
-    /// Half-closed after a last response, draining the input.
-    Linger,
 }
 
 /// One connection.
@@ -112,35 +105,10 @@ impl FileServer {
         }
     }
 
-    /// Nothing was written to the socket for the close timeout. With
-    /// output still queued, the reader has stopped: close, which the
-    /// transport turns into a reset once the close timeout passes again
-    /// without progress (the queued data is dropped, so the client cannot
-    /// take the cut response for a whole one). Without this, a kept-alive
-    /// connection whose reader stops held its socket and open file for
-    /// ever, its keep-alive timer re-armed while output was queued (issue
-    /// 9, point 4). Guarded by tests/file_server/timeouts.rs
-    /// `a_kept_alive_response_whose_reader_stops_is_reset`.
-    fn stalled(&mut self, ctx: &mut Context<'_, HttpResponse>) {
-        if self.closing || ctx.pending_outbound_bytes() == 0 {
-            return;
-        }
-        if self.settings.log {
-            eprintln!(
-                "{:?}: no write progress for {:?}, closing",
-                ctx.peer_addr(),
-                self.settings.close_timeout
-            );
-        }
-        self.closing = true;
-        self.disarm(ctx);
-        ctx.close();
-    }
-
     /// The server is shutting down: close now, or after the response being
-    /// prepared (what was written is still sent: closing flushes). Pending
-    /// timers go, since the transport's shutdown waits for them. Guarded by
-    /// tests/file_server_process/signals.rs `a_clean_shutdown_exits_zero`.
+    /// prepared (what was written is still sent: closing flushes). Guarded
+    /// by tests/file_server_process/signals.rs `a_clean_shutdown_exits_zero`
+    /// and tests/file_server/shutdown.rs.
     fn shut_down(&mut self, ctx: &mut Context<'_, HttpResponse>) {
         self.shutting_down = true;
         if self.closing || self.awaiting {
@@ -179,7 +147,7 @@ impl FileServer {
             self.arm(ctx, Waiting::Idle);
             self.update_reading(ctx);
         } else {
-            self.linger(ctx);
+            self.close_after(ctx);
         }
     }
 
@@ -190,7 +158,6 @@ impl FileServer {
         let delay = match waiting {
             Waiting::Head => self.settings.header_timeout,
             Waiting::Idle => self.settings.keepalive_timeout,
-            Waiting::Linger => LINGER,
         };
         let id = ctx.schedule(delay, self.generation);
         self.timer = Some((id, self.generation));
@@ -217,27 +184,21 @@ impl FileServer {
     /// Sends a last response and closes once it is out.
     fn finish(&mut self, ctx: &mut Context<'_, HttpResponse>, response: HttpResponse) {
         self.send(ctx, None, response);
-        self.linger(ctx);
+        self.close_after(ctx);
     }
 
-    /// Closes after the responses written, without a reset: half-closes
-    /// (the client reads them, then the end of the stream) and reads on,
-    /// dropping what comes, until the client closes or [`LINGER`] passes.
-    /// Closing at once while requests the client pipelined are unread in
-    /// the socket makes the kernel reset the connection and drop the
-    /// responses not yet sent (RFC 9112 §9.6, nginx's `lingering_close`):
-    /// a 503 that closes must reach the client (issue 9, point 3). Guarded
-    /// by tests/file_server/connections.rs
+    /// Closes once the responses written are sent. The transport lingers
+    /// while the client is still sending (requests it pipelined behind a
+    /// `Connection: close`): closing at once with them unread would make the
+    /// kernel reset the connection and drop the responses not yet sent
+    /// (RFC 9112 §9.6; a 503 that closes must reach the client, issue 9,
+    /// point 3). Guarded by tests/file_server/connections.rs
     /// `a_response_before_a_close_survives_unread_pipelined_requests`.
-    fn linger(&mut self, ctx: &mut Context<'_, HttpResponse>) {
+    fn close_after(&mut self, ctx: &mut Context<'_, HttpResponse>) {
         self.closing = true;
+        self.disarm(ctx);
         ctx.flush();
-        ctx.shutdown_output();
-        if !self.reading {
-            self.reading = true;
-            ctx.set_auto_read(true);
-        }
-        self.arm(ctx, Waiting::Linger);
+        ctx.close();
     }
 }
 
@@ -246,7 +207,7 @@ impl Handler for FileServer {
     type Out = HttpResponse;
 
     fn on_active(&mut self, ctx: &mut Context<'_, HttpResponse>) {
-        let Some(open) = self.settings.connections.opened(ctx.handle()) else {
+        let Some(open) = self.settings.connections.opened() else {
             let response = HttpResponse::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
                 .header(RETRY_AFTER, HeaderValue::from_static("1"))
                 .close();
@@ -326,19 +287,13 @@ impl Handler for FileServer {
         let generation = match event {
             UserEvent::Timer(generation) => generation,
             UserEvent::Custom(event) => {
-                if event.is::<ShuttingDown>() {
-                    self.shut_down(ctx);
-                } else if let Ok(prepared) = event.downcast::<Prepared>()
+                if let Ok(prepared) = event.downcast::<Prepared>()
                     && !self.closing
                 {
                     self.awaiting = false;
                     self.answer(ctx, prepared.request, prepared.response);
                     ctx.flush();
                 }
-                return;
-            }
-            UserEvent::Idle(IdleState::WriterIdle) => {
-                self.stalled(ctx);
                 return;
             }
             UserEvent::Shutdown => {
@@ -351,10 +306,6 @@ impl Handler for FileServer {
             return;
         }
         self.timer = None;
-        if self.waiting == Waiting::Linger {
-            ctx.close();
-            return;
-        }
         if self.waiting == Waiting::Idle && ctx.pending_outbound_bytes() > 0 {
             // Still sending the last response: not idle (a reader that
             // stopped is `stalled`, not idle).
@@ -385,9 +336,9 @@ impl Handler for FileServer {
         ctx.close();
     }
 
-    fn on_inactive(&mut self, ctx: &mut Context<'_, HttpResponse>) {
+    fn on_inactive(&mut self, _ctx: &mut Context<'_, HttpResponse>) {
         if std::mem::take(&mut self.registered) {
-            self.settings.connections.closed(ctx.id());
+            self.settings.connections.closed();
         }
     }
 }

@@ -26,12 +26,10 @@ mod paths;
 mod range;
 #[path = "../common/reactor_args.rs"]
 mod reactor_args;
-mod reclaim;
 mod registry;
 mod respond;
 mod serve;
 mod settings;
-mod sys;
 
 use std::process::ExitCode;
 

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use wharf::transport::sys::signal::{block_termination_signals, wait_for_termination};
@@ -22,7 +22,6 @@ use crate::budget::Budget;
 use crate::opener::{OpenPool, opens_may_block};
 use crate::paths::Root;
 use crate::reactor_args::ReactorArgs;
-use crate::reclaim::Reclaimer;
 use crate::settings::{Settings, bootstrap};
 
 /// wharf static file server (HTTP/1.1: GET, HEAD, Range, conditional
@@ -120,7 +119,7 @@ fn open_pool(flag: &str, root: &Path) -> std::io::Result<(Option<OpenPool>, Stri
 /// How a graceful shutdown ended.
 struct Stopped {
     /// Connections its deadline cut.
-    cut: usize,
+    cut: u64,
     /// How long it waited.
     timeout: Duration,
 }
@@ -183,7 +182,6 @@ fn run(args: Args) -> std::io::Result<Stopped> {
     });
     let base = ServerBootstrap::new().mode(mode).trigger(trigger);
     let mut server = bootstrap(base, &settings).bind(args.addr)?;
-    let reclaimer = Reclaimer::start(server.event_loops(), Arc::clone(&settings))?;
     println!(
         "serving {} at http://{}/ (mode={}, trigger={}, transfer={}, directio={})",
         root_path.display(),
@@ -200,16 +198,14 @@ fn run(args: Args) -> std::io::Result<Stopped> {
     println!("{opens}");
     println!("{budget}");
     let signal = wait_for_termination()?;
-    let deadline = Instant::now() + shutdown_timeout;
     println!(
         "{signal}: shutting down gracefully (at most {shutdown_timeout:?}; {signal} again exits now)"
     );
     exit_on_second_signal(Arc::clone(&settings))?;
-    drop(reclaimer);
-    settings.connections.begin_shutdown(deadline);
+    settings.connections.begin_shutdown();
     server.shutdown_gracefully(Duration::from_millis(500), shutdown_timeout)?;
     Ok(Stopped {
-        cut: settings.connections.cut(),
+        cut: server.stats().shutdown_aborts,
         timeout: shutdown_timeout,
     })
 }

@@ -5,12 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wharf::codec::HttpServerCodec;
-use wharf::{IdleConfig, Pipeline, ServerBootstrap, TransferStrategy};
+use wharf::{Lingering, Pipeline, ServerBootstrap, TransferStrategy};
 
 use crate::handler::FileServer;
 use crate::opener::OpenPool;
 use crate::paths::Root;
 use crate::registry::Connections;
+
+/// How long a connection closed while its client still sends lingers.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// What every connection of the server shares.
 #[derive(Debug)]
@@ -65,13 +68,17 @@ impl Settings {
 /// connection. The example's `main` and the tests wire it the same way.
 pub fn bootstrap(base: ServerBootstrap, settings: &Arc<Settings>) -> ServerBootstrap {
     let shared = Arc::clone(settings);
-    // WriterIdle: nothing written to the socket for the close timeout.
-    let stall = IdleConfig {
-        writer: Some(settings.close_timeout),
-        ..IdleConfig::default()
+    // A response whose reader takes nothing for the close timeout is reset,
+    // kept alive or not (issue 9, point 4). A connection closed while its
+    // client still sends lingers 2 s at most: a descriptor held while the
+    // server may be short of them should not be held long.
+    let lingering = Lingering {
+        timeout: LINGER,
+        ..Lingering::default()
     };
     base.close_timeout(settings.close_timeout)
-        .idle(stall)
+        .write_timeout(Some(settings.close_timeout))
+        .lingering_close(Some(lingering))
         .child_handler(move || {
             Pipeline::new(HttpServerCodec::new(), FileServer::new(Arc::clone(&shared)))
         })

@@ -50,16 +50,12 @@ mod opener;
 mod paths;
 #[path = "../../examples/file_server/range.rs"]
 mod range;
-#[path = "../../examples/file_server/reclaim.rs"]
-mod reclaim;
 #[path = "../../examples/file_server/registry.rs"]
 mod registry;
 #[path = "../../examples/file_server/respond.rs"]
 mod respond;
 #[path = "../../examples/file_server/settings.rs"]
 mod settings;
-#[path = "../../examples/file_server/sys.rs"]
-mod sys;
 
 #[path = "../common/mod.rs"]
 mod common;

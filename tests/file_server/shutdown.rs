@@ -1,8 +1,9 @@
-//! Graceful shutdown as the example runs it (issue 9, point 7): the
-//! handlers are told, so idle kept-alive connections close at once instead
-//! of holding the shutdown until its deadline with their keep-alive
-//! timers, and responses the deadline cuts are counted. In every mode ×
-//! trigger. (The signals and exit codes are in tests/file_server_process.)
+//! Graceful shutdown as the example runs it (issue 9, point 7; issue 8,
+//! point 7): the transport tells the handlers, so idle kept-alive
+//! connections close at once instead of holding the shutdown until its
+//! deadline, and the responses the deadline cuts are counted. In every
+//! mode × trigger. (The signals and exit codes are in
+//! tests/file_server_process.)
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -42,11 +43,16 @@ fn a_shutdown_closes_idle_connections_at_once_and_counts_what_it_cuts() {
         running.wait_open(2);
 
         let timeout = Duration::from_secs(1);
+        let crate::site::Running {
+            mut server,
+            settings,
+        } = running;
         let started = Instant::now();
-        running
-            .settings
-            .connections
-            .begin_shutdown(started + timeout);
+        settings.connections.begin_shutdown();
+        let shutdown = std::thread::spawn(move || {
+            let result = server.shutdown_gracefully(Duration::from_millis(200), timeout);
+            (result, server.stats().shutdown_aborts)
+        });
         // The idle connection closes at once, in order.
         idle.read_timeout(Duration::from_secs(5));
         assert_eq!(idle.expect_closed(), Closed::Eof, "{what}");
@@ -55,27 +61,9 @@ fn a_shutdown_closes_idle_connections_at_once_and_counts_what_it_cuts() {
             "{what}: the idle connection closed after {:?}",
             started.elapsed()
         );
-        // New connections are told to come back later.
-        if let Ok(stream) = TcpStream::connect(running.server.local_addr()) {
-            let mut late = Client::from_stream(stream);
-            late.read_timeout(Duration::from_secs(5));
-            let response = late.response(false).expect("an answer");
-            assert_eq!(response.status, 503, "{what}");
-            assert!(response.connection_has("close"), "{what}");
-        }
-        let crate::site::Running {
-            mut server,
-            settings,
-            ..
-        } = running;
-        server
-            .shutdown_gracefully(Duration::from_millis(200), timeout)
-            .expect("shut down");
-        assert_eq!(
-            settings.connections.cut(),
-            1,
-            "{what}: the stalled download"
-        );
+        let (result, cut) = shutdown.join().expect("the shutdown thread");
+        result.expect("shut down");
+        assert_eq!(cut, 1, "{what}: the stalled download");
         assert!(
             started.elapsed() < timeout + Duration::from_secs(1),
             "{what}"

@@ -171,14 +171,7 @@ impl Spec {
         let server = bootstrap(base, &settings)
             .bind("127.0.0.1:0")
             .expect("bind the file server");
-        let reclaimer =
-            crate::reclaim::Reclaimer::start(server.event_loops(), Arc::clone(&settings))
-                .expect("start the reclaimer");
-        Running {
-            server,
-            settings,
-            _reclaimer: reclaimer,
-        }
+        Running { server, settings }
     }
 }
 
@@ -187,8 +180,6 @@ impl Spec {
 pub struct Running {
     pub server: Server,
     pub settings: Arc<Settings>,
-    /// Gives memory back after crowds, as in the example's `main`.
-    pub _reclaimer: crate::reclaim::Reclaimer,
 }
 
 impl Running {

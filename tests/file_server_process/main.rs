@@ -47,9 +47,6 @@ mod range;
 #[path = "../../examples/common/reactor_args.rs"]
 #[allow(dead_code, unused_imports)]
 mod reactor_args;
-#[path = "../../examples/file_server/reclaim.rs"]
-#[allow(dead_code, unused_imports)]
-mod reclaim;
 #[path = "../../examples/file_server/registry.rs"]
 #[allow(dead_code, unused_imports)]
 mod registry;
@@ -62,9 +59,6 @@ mod serve;
 #[path = "../../examples/file_server/settings.rs"]
 #[allow(dead_code, unused_imports)]
 mod settings;
-#[path = "../../examples/file_server/sys.rs"]
-#[allow(dead_code, unused_imports)]
-mod sys;
 
 #[path = "../file_server/client.rs"]
 #[allow(dead_code)]

@@ -18,6 +18,7 @@ pub(crate) struct LoopCounters {
     pub tasks: AtomicU64,
     pub timers: AtomicU64,
     pub wakeups: AtomicU64,
+    pub shutdown_aborts: AtomicU64,
 }
 
 /// Adds `n` to a counter only the loop thread writes.
@@ -40,6 +41,7 @@ impl LoopCounters {
             tasks: self.tasks.load(Relaxed),
             timers: self.timers.load(Relaxed),
             wakeups: self.wakeups.load(Relaxed),
+            shutdown_aborts: self.shutdown_aborts.load(Relaxed),
         }
     }
 }
@@ -69,6 +71,9 @@ pub struct LoopStats {
     pub timers: u64,
     /// Times another thread woke the loop.
     pub wakeups: u64,
+    /// Connections a graceful shutdown's deadline closed at once, what
+    /// they had queued dropped (a response cut off).
+    pub shutdown_aborts: u64,
 }
 
 impl LoopStats {
@@ -87,6 +92,7 @@ impl LoopStats {
                 tasks: a.tasks + b.tasks,
                 timers: a.timers + b.timers,
                 wakeups: a.wakeups + b.wakeups,
+                shutdown_aborts: a.shutdown_aborts + b.shutdown_aborts,
             })
     }
 
@@ -104,6 +110,7 @@ impl LoopStats {
             tasks: self.tasks - earlier.tasks,
             timers: self.timers - earlier.timers,
             wakeups: self.wakeups - earlier.wakeups,
+            shutdown_aborts: self.shutdown_aborts - earlier.shutdown_aborts,
         }
     }
 }

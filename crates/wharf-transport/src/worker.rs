@@ -11,7 +11,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Sender, unbounded};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+use wharf_buf::Allocator;
 
 use crate::channel::shared::ChannelShared;
 use crate::reactor::handle::EventLoopHandle;
@@ -31,21 +34,20 @@ impl fmt::Debug for WorkerPool {
 }
 
 impl WorkerPool {
-    /// Starts `workers` threads named `{name}-{i}`.
-    pub(crate) fn start(workers: usize, name: &str) -> std::io::Result<Arc<WorkerPool>> {
+    /// Starts `workers` threads named `{name}-{i}`; the handlers on them
+    /// allocate from `allocator`, whose thread caches they trim when idle.
+    pub(crate) fn start(
+        workers: usize,
+        name: &str,
+        allocator: Allocator,
+    ) -> std::io::Result<Arc<WorkerPool>> {
         let mut senders = Vec::with_capacity(workers);
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
             let (tx, rx) = unbounded::<WorkerTask>();
             let thread = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
-                .spawn(move || {
-                    for task in rx {
-                        if catch_unwind(AssertUnwindSafe(task)).is_err() {
-                            log::error!("a worker task panicked");
-                        }
-                    }
-                })?;
+                .spawn(move || work(&rx, allocator))?;
             senders.push(tx);
             threads.push(thread);
         }
@@ -83,6 +85,32 @@ impl WorkerPool {
         }
     }
 }
+
+/// A worker thread: runs tasks in order until the pool shuts down; after a
+/// second without any it gives back its thread cache (as idle loops do),
+/// once per idle spell.
+fn work(tasks: &Receiver<WorkerTask>, allocator: Allocator) {
+    let mut trimmed = true;
+    loop {
+        match tasks.recv_timeout(IDLE_AFTER) {
+            Ok(task) => {
+                trimmed = false;
+                if catch_unwind(AssertUnwindSafe(task)).is_err() {
+                    log::error!("a worker task panicked");
+                }
+            }
+            Err(RecvTimeoutError::Timeout) if !trimmed => {
+                trimmed = true;
+                allocator.trim_thread_cache();
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// How long a worker has nothing to do before it trims its cache.
+const IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// The worker one connection is pinned to.
 #[derive(Clone)]

@@ -164,6 +164,14 @@ macro_rules! channel_settings {
             self
         }
 
+        /// How long an open channel may have output waiting that the
+        /// socket takes none of before it is failed and reset (default:
+        /// no limit; see [`ChannelConfig::write_timeout`](crate::ChannelConfig::write_timeout)).
+        pub fn write_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+            self.config.write_timeout = timeout;
+            self
+        }
+
         /// Whether an unwritable channel stops reading until it drains
         /// below the low water mark (default yes; see
         /// [`ChannelConfig::backpressure`](crate::ChannelConfig::backpressure)).

@@ -175,7 +175,11 @@ impl ServerBootstrap {
         let (listeners, local_addr) = modes::bind_listeners(self.mode, addr, &self.options)?;
         let workers = match self.mode.workers() {
             0 => None,
-            n => Some(WorkerPool::start(n, &format!("{}-worker", self.name))?),
+            n => Some(WorkerPool::start(
+                n,
+                &format!("{}-worker", self.name),
+                self.config.allocator,
+            )?),
         };
         let live = Arc::new(AtomicUsize::new(0));
         let init = Arc::new(ChannelInit {

@@ -40,12 +40,12 @@ impl Connection {
             if phase.flushes_everything() {
                 self.core.out.mark_flushed();
                 self.guarded(env, |_, core, env| core.flush(env));
-                if self.core.phase.is_closing()
-                    && self.core.out.has_flushed()
-                    && self.core.stall_timer.is_none()
-                {
-                    self.arm_stall_timer(env);
-                }
+            }
+            if self.core.out.has_flushed()
+                && self.core.stall_timer.is_none()
+                && let Some(limit) = self.core.stall_limit()
+            {
+                self.arm_stall_timer(env, limit);
             }
             if let Some(error) = self.core.errors.pop_front() {
                 self.guarded(env, |pipeline, core, env| pipeline.error(core, env, error));
@@ -126,32 +126,39 @@ impl Connection {
         }
     }
 
-    /// Arms the close timeout of a closing channel: it runs from the last
-    /// write, so a slow reader that keeps reading is not cut off.
-    fn arm_stall_timer(&mut self, env: &mut ChannelEnv) {
+    /// Arms the stall timer of a channel with output waiting: it runs from
+    /// the last write, so a slow reader that keeps reading is not cut off.
+    fn arm_stall_timer(&mut self, env: &mut ChannelEnv, limit: std::time::Duration) {
         let core = &mut self.core;
-        let at = saturating_add(core.last_write.max(env.now), core.config.close_timeout);
+        let at = saturating_add(core.last_write.max(env.now), limit);
         core.stall_timer = Some(env.schedule(at, core.shared.token, ChannelTimer::Stall));
     }
 
-    /// The close timer fired: a closing channel whose socket still takes
-    /// data (a slow reader of a large last response) gets another period
-    /// counted from its last write; one that took nothing is failed.
+    /// The stall timer fired: a channel whose socket still takes data (a
+    /// slow reader of a large response) gets another period counted from
+    /// its last write; one that took nothing for the close timeout (when
+    /// closing) or the write timeout (when open) is failed, and reset.
     pub(crate) fn stall_timed_out(&mut self, env: &mut ChannelEnv) {
         let core = &mut self.core;
         core.stall_timer = None;
-        if !core.phase.is_closing() {
+        let Some(limit) = core.stall_limit() else {
+            return;
+        };
+        if !core.out.has_flushed() {
+            // Everything went; the next wait arms a new timer.
             return;
         }
-        let next = saturating_add(core.last_write, core.config.close_timeout);
+        let next = saturating_add(core.last_write, limit);
         if next > env.now {
             core.stall_timer = Some(env.schedule(next, core.shared.token, ChannelTimer::Stall));
             return;
         }
-        core.fail_io(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "close timed out with data still queued",
-        ));
+        let what = if core.phase.is_closing() {
+            "close timed out with data still queued"
+        } else {
+            "write timed out: the peer took nothing of what was sent"
+        };
+        core.fail_io(io::Error::new(io::ErrorKind::TimedOut, what));
     }
 
     /// The lingering close's time is up.

@@ -169,6 +169,14 @@ pub struct ChannelConfig {
     /// what it still has queued before it is closed anyway (a slow reader
     /// that keeps reading is not cut off).
     pub close_timeout: Duration,
+    /// How long an open channel may go with output waiting and the socket
+    /// taking none of it before the channel is failed and reset (Netty's
+    /// `WriteTimeoutHandler`, counted from the last progress): a peer that
+    /// stops reading in the middle of a response then cannot hold the
+    /// connection, and what it was sent, for ever. `None` (the default)
+    /// waits as long as the peer does; a closing channel is bounded by the
+    /// close timeout either way.
+    pub write_timeout: Option<Duration>,
     /// How file regions are sent unless they choose themselves.
     pub transfer: TransferStrategy,
     /// Whether (and for how long) a channel that closes while its peer is
@@ -191,6 +199,7 @@ impl Default for ChannelConfig {
             allow_half_closure: false,
             idle: IdleConfig::default(),
             close_timeout: Duration::from_secs(10),
+            write_timeout: None,
             transfer: TransferStrategy::Auto,
             lingering: Some(Lingering::default()),
         }

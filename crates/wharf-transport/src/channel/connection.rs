@@ -194,6 +194,18 @@ impl ConnCore {
         }
     }
 
+    /// How long output may wait without progress: the close timeout while
+    /// closing, the write timeout (if any) while open.
+    pub(crate) fn stall_limit(&self) -> Option<Duration> {
+        if self.phase.is_closing() {
+            Some(self.config.close_timeout)
+        } else if matches!(self.phase, Phase::Open { .. }) {
+            self.config.write_timeout
+        } else {
+            None
+        }
+    }
+
     /// The level-triggered interest this connection needs now.
     pub(crate) fn wanted_interest(&self) -> LtInterest {
         let discarding = self.phase.discards_input();

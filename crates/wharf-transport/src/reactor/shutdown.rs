@@ -110,6 +110,9 @@ impl EventLoop {
             Step::Wait => {}
             Step::AbortAll => {
                 for token in self.slots.tokens() {
+                    if let Some(Slot::Conn(_)) = self.slots.get(token) {
+                        crate::stats::add(&self.env.counters.shutdown_aborts, 1);
+                    }
                     self.abort_channel(token, "event loop shut down");
                 }
                 return true;

@@ -176,6 +176,13 @@ impl<T> TimerQueue<T> {
         self.running = None;
     }
 
+    /// Gives back the memory of tables a crowd of timers left behind.
+    pub(crate) fn shrink(&mut self) {
+        self.compact_if_needed();
+        self.heap.shrink_to_fit();
+        self.live.shrink_to_fit();
+    }
+
     /// Rebuilds the heap from the live timers once cancelled entries
     /// outnumber them, and gives back table memory after a crowd left.
     fn compact_if_needed(&mut self) {

@@ -6,6 +6,7 @@
 pub(crate) mod epoll;
 pub(crate) mod file;
 pub mod fs;
+pub(crate) mod heap;
 pub mod limits;
 pub(crate) mod net;
 pub mod signal;
