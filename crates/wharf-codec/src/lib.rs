@@ -18,6 +18,10 @@
 //! * [`HttpServerCodec`]: HTTP/1.1 requests in (whole, with their bodies,
 //!   or as an [`HttpError`] to answer), [`HttpResponse`]s out, with file
 //!   bodies sent without copying.
+//! * [`sink`]: the encoding helpers every codec here uses, public for
+//!   yours: a message behind a header or before a delimiter, or made of
+//!   many pieces, copying the small parts together and sending the large
+//!   ones as they are.
 //!
 //! # Hostile input
 //!
@@ -49,7 +53,7 @@
 mod http;
 mod length_field;
 mod line;
-mod sink;
+pub mod sink;
 mod utf8;
 
 #[cfg(test)]
