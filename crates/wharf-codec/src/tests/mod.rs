@@ -14,6 +14,7 @@ mod hostile;
 mod http;
 mod length_field;
 mod line;
+mod resp;
 mod sink;
 mod utf8;
 
