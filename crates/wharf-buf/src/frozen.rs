@@ -1,4 +1,5 @@
-//! `FrozenBuf`: immutable bytes of a buffer, shared by reference count.
+//! `FrozenBuf`: immutable bytes of a buffer, shared by reference count, or
+//! `'static` bytes that need no count at all.
 
 use std::fmt;
 use std::io::IoSlice;
@@ -11,9 +12,11 @@ use bytes::{Buf, Bytes};
 use crate::memory::Owner;
 
 /// Read-only bytes that many owners can share, made by
-/// [`ByteBuf::freeze`](crate::ByteBuf::freeze).
+/// [`ByteBuf::freeze`](crate::ByteBuf::freeze), or borrowed from a
+/// `'static` constant by [`from_static`](Self::from_static).
 ///
-/// `Clone` and [`slice`](Self::slice) add a reference instead of copying.
+/// `Clone` and [`slice`](Self::slice) add a reference instead of copying
+/// (static bytes have no reference count: cloning them copies two words).
 /// [`Bytes::from`] wraps it without a copy, so pooled memory can flow into
 /// code that speaks `bytes`. The memory returns to its allocator when the
 /// last clone (or `Bytes`) drops, on whatever thread.
@@ -35,7 +38,8 @@ use crate::memory::Owner;
 pub struct FrozenBuf {
     ptr: NonNull<u8>,
     len: usize,
-    /// A counted claim on shared memory; `None` when empty.
+    /// A counted claim on shared memory; `None` when empty or when the
+    /// bytes are `'static`.
     owner: Option<Owner>,
 }
 
@@ -53,6 +57,38 @@ impl FrozenBuf {
             len: 0,
             owner: None,
         }
+    }
+
+    /// `bytes` as they are, without copying, allocating or counting: a
+    /// constant such as `b"+OK\r\n"` costs no pooled memory and no
+    /// reference-count traffic however often it is cloned and sent.
+    ///
+    /// ```
+    /// use wharf_buf::FrozenBuf;
+    ///
+    /// const CRLF: &[u8] = b"\r\n";
+    /// let crlf = FrozenBuf::from_static(CRLF);
+    /// assert_eq!(&crlf[..], CRLF);
+    /// assert_eq!(crlf.as_ptr(), CRLF.as_ptr()); // the constant itself
+    /// ```
+    pub const fn from_static(bytes: &'static [u8]) -> FrozenBuf {
+        // A slice's pointer is never null (for an empty slice it is
+        // dangling but aligned, which is all `Deref` needs).
+        let ptr = match NonNull::new(bytes.as_ptr().cast_mut()) {
+            Some(ptr) => ptr,
+            None => NonNull::dangling(),
+        };
+        FrozenBuf {
+            ptr,
+            len: bytes.len(),
+            owner: None,
+        }
+    }
+
+    /// Whether the bytes are `'static` (or there are none): no memory is
+    /// counted or given back for them.
+    pub fn is_static(&self) -> bool {
+        self.owner.is_none()
     }
 
     /// # Safety
@@ -139,8 +175,10 @@ impl Deref for FrozenBuf {
     #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: `owner` keeps `ptr..ptr + len` alive and initialized,
-        // and nobody writes it (see `from_parts`); for `len == 0` the
-        // pointer is non-null and aligned, which is all that needs.
+        // and nobody writes it (see `from_parts`); without an owner the
+        // bytes are a `'static` slice (see `from_static`), or there are
+        // none: for `len == 0` the pointer is non-null and aligned, which
+        // is all that needs.
         unsafe { slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
@@ -168,6 +206,13 @@ impl PartialEq<[u8]> for FrozenBuf {
 impl fmt::Debug for FrozenBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FrozenBuf").field("len", &self.len).finish()
+    }
+}
+
+impl From<&'static [u8]> for FrozenBuf {
+    /// [`FrozenBuf::from_static`].
+    fn from(bytes: &'static [u8]) -> FrozenBuf {
+        FrozenBuf::from_static(bytes)
     }
 }
 

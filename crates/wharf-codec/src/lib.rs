@@ -18,6 +18,14 @@
 //! * [`HttpServerCodec`]: HTTP/1.1 requests in (whole, with their bodies,
 //!   or as an [`HttpError`] to answer), [`HttpResponse`]s out, with file
 //!   bodies sent without copying.
+//! * [`resp`]: the Redis protocol (RESP2), server side: requests as
+//!   arrays of bulk strings or inline commands in, replies out, with
+//!   Redis's limits and error texts, and large values received into one
+//!   buffer of their size.
+//! * [`sink`]: the encoding helpers every codec here uses, public for
+//!   yours: a message behind a header or before a delimiter, or made of
+//!   many pieces, copying the small parts together and sending the large
+//!   ones as they are.
 //!
 //! # Hostile input
 //!
@@ -49,7 +57,8 @@
 mod http;
 mod length_field;
 mod line;
-mod sink;
+pub mod resp;
+pub mod sink;
 mod utf8;
 
 #[cfg(test)]

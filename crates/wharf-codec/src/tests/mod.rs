@@ -14,6 +14,8 @@ mod hostile;
 mod http;
 mod length_field;
 mod line;
+mod resp;
+mod sink;
 mod utf8;
 
 /// Collects encoded buffers, as `Encoded` does (empty ones skipped).
