@@ -49,6 +49,7 @@ mod arena;
 mod byte_buf;
 mod chunk;
 mod frozen;
+mod huge;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod memory;

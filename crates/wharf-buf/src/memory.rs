@@ -20,7 +20,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
 use crate::allocator::Allocator;
-use crate::pool::{HugeBlock, PoolShared, PooledAllocator};
+use crate::huge::HugeBlock;
+use crate::pool::{PoolShared, PooledAllocator};
 use crate::size_class::class_of;
 use crate::thread_cache::ThreadSlot;
 use crate::unpooled::{HeapKind, UnpooledAllocator};
@@ -111,6 +112,17 @@ impl Owner {
             Allocator::Pooled(pool) => Owner::tagged(pool.shared(), EMPTY_POOL),
             Allocator::Unpooled(heap) => Owner::tagged(heap.kind(1), EMPTY_HEAP),
         }
+    }
+
+    /// The huge block this owner holds uniquely, to grow it in place.
+    pub(crate) fn huge_block_mut(&mut self) -> Option<&mut HugeBlock> {
+        if self.tag() != HUGE {
+            return None;
+        }
+        // SAFETY: a huge owner is the unique holder of the box it was made
+        // from (`Owner::huge`), alive until it is released; `&mut self`
+        // makes this access exclusive.
+        Some(unsafe { &mut *self.untagged::<HugeBlock>() })
     }
 
     /// Decodes the word.

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 
 use crate::arena::{Arena, ArenaStats};
+use crate::huge::{HugeBlock, HugeCache};
 use crate::memory::Owner;
 use crate::metrics::{AllocatorMetrics, ClassMetrics, bump_shared};
 use crate::size_class::{PAGE, aligned_class, class_of, class_size, is_small};
 use crate::sync::{Mutex, MutexGuard};
-use crate::sys::Mapping;
 use crate::thread_cache::{ThreadSlot, alloc_from_arena, with_cache};
 
 /// Settings of a [`PooledAllocator`].
@@ -67,9 +67,11 @@ pub(crate) struct PoolShared {
     pub bin_limits: Box<[usize]>,
     arena: Mutex<Arena>,
     pub stats: ArenaStats,
-    huge_allocations: AtomicU64,
-    huge_live: AtomicU64,
-    huge_bytes: AtomicU64,
+    pub huge_allocations: AtomicU64,
+    pub huge_live: AtomicU64,
+    pub huge_bytes: AtomicU64,
+    /// Freed huge mappings kept for reuse.
+    pub huge_cache: HugeCache,
     slots: Mutex<Slots>,
     /// The slot of allocations made without a thread cache (by exiting
     /// threads): never owned, written by several threads.
@@ -139,24 +141,6 @@ impl PoolShared {
     pub(crate) fn orphan_slot(&'static self) -> &'static ThreadSlot {
         self.orphan
             .get_or_init(|| self.new_slot(&mut self.lock_slots()))
-    }
-}
-
-/// A mapping of its own for a request above the chunk size.
-#[derive(Debug)]
-pub(crate) struct HugeBlock {
-    mapping: Mapping,
-    pub pool: &'static PoolShared,
-}
-
-impl Drop for HugeBlock {
-    fn drop(&mut self) {
-        // The mapping itself is unmapped right after, when its field drops.
-        let pool = self.pool;
-        let len = self.mapping.len() as u64;
-        pool.huge_live.fetch_sub(1, Relaxed);
-        pool.huge_bytes.fetch_sub(len, Relaxed);
-        pool.stats.bytes_mapped.fetch_sub(len, Relaxed);
     }
 }
 
@@ -240,6 +224,7 @@ impl PooledAllocator {
             huge_allocations: AtomicU64::new(0),
             huge_live: AtomicU64::new(0),
             huge_bytes: AtomicU64::new(0),
+            huge_cache: HugeCache::default(),
             slots: Mutex::new(Slots::default()),
             orphan: OnceLock::new(),
             live_caches: AtomicUsize::new(0),
@@ -296,21 +281,23 @@ impl PooledAllocator {
     fn alloc_huge(&self, size: usize) -> io::Result<(NonNull<u8>, usize, Owner)> {
         let pool = self.shared;
         let len = size.next_multiple_of(PAGE);
-        let mut mapping = Mapping::anonymous(len)?;
-        let ptr = mapping.base();
-        bump_shared(&pool.huge_allocations, 1);
-        bump_shared(&pool.huge_live, 1);
-        bump_shared(&pool.huge_bytes, len as u64);
-        bump_shared(&pool.stats.bytes_mapped, len as u64);
-        Ok((ptr, len, Owner::huge(Box::new(HugeBlock { mapping, pool }))))
+        let mut mapping = pool.huge_cache.take(len, pool)?;
+        let (ptr, len) = (mapping.base(), mapping.len());
+        Ok((
+            ptr,
+            len,
+            Owner::huge(Box::new(HugeBlock::new(mapping, pool))),
+        ))
     }
 
     /// Gives back the calling thread's cached blocks and pending returns to
     /// the shared arena, and unmaps every empty chunk beyond
-    /// [`PoolConfig::retained_chunks`] without waiting for the decay. Event
-    /// loops call this when idle.
+    /// [`PoolConfig::retained_chunks`] and every freed huge mapping kept
+    /// for reuse, without waiting for the decay. Event loops call this when
+    /// idle.
     pub fn trim_thread_cache(&self) {
         with_cache(self.shared, |cache| cache.flush());
+        self.shared.huge_cache.trim(self.shared, Duration::ZERO);
     }
 
     /// Changes how many empty chunks stay mapped; unmaps any beyond it now.

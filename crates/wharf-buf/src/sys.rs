@@ -24,6 +24,23 @@ impl Mapping {
         Ok(Mapping { map })
     }
 
+    /// Grows (or shrinks) the mapping to `len` bytes, moving it if it must,
+    /// without copying a byte: the kernel moves the page tables
+    /// (`mremap(MREMAP_MAYMOVE)`). The bytes keep their offsets; pointers
+    /// into the old range are no longer valid.
+    ///
+    /// # Safety
+    ///
+    /// No reference or pointer into the mapping may be used after the call
+    /// (the caller holds the only view of it and takes the new base).
+    pub(crate) unsafe fn remap(&mut self, len: usize) -> io::Result<()> {
+        // SAFETY: forwarded contract: nothing points into the old range.
+        unsafe {
+            self.map
+                .remap(len, memmap2::RemapOptions::new().may_move(true))
+        }
+    }
+
     /// The first byte of the mapping; page aligned.
     pub(crate) fn base(&mut self) -> NonNull<u8> {
         // A successful mapping is never at address 0.

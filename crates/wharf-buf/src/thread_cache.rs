@@ -299,6 +299,10 @@ impl ThreadCache {
             bin.low_water = bin.blocks.len();
         }
         arena.release_empty_chunks(&pool.stats);
+        drop(arena);
+        // Freed huge mappings past their decay go too, even on a thread
+        // that never allocates a huge buffer again (or never idles).
+        pool.huge_cache.trim(pool, pool.config.empty_chunk_decay);
     }
 }
 

@@ -150,6 +150,8 @@ fn huge_buffers_get_and_return_their_own_mapping() {
     // Warm up so that chunk mappings do not change under the measurement.
     drop(alloc.buffer(100));
     for len in [chunk + 1, chunk + 4096, 3 * chunk + 7] {
+        // No freed mapping kept from the last round: this one is new.
+        alloc.trim_thread_cache();
         let before = alloc.metrics();
         let mut buf = alloc.buffer(len);
         assert!(buf.capacity() >= len);
@@ -169,12 +171,84 @@ fn huge_buffers_get_and_return_their_own_mapping() {
         let data = pattern(len, 3);
         buf.put_slice(&data);
         assert_eq!(&buf[..], &data[..]);
+        let cap = buf.capacity() as u64;
         drop(buf);
         let after = alloc.metrics();
         assert_eq!(after.huge_live, 0);
-        assert_eq!(after.bytes_mapped, before.bytes_mapped);
         assert_eq!(after.bytes_in_use, before.bytes_in_use);
+        // Kept for reuse for the pool's decay, then unmapped by a trim.
+        assert_eq!(after.bytes_mapped, before.bytes_mapped + cap);
+        alloc.trim_thread_cache();
+        assert_eq!(alloc.metrics().bytes_mapped, before.bytes_mapped);
     }
+}
+
+/// A huge buffer that grows is remapped, not copied: no new allocation,
+/// the bytes where they were, the pool's counts following.
+#[test]
+fn a_huge_buffer_grows_without_a_new_allocation() {
+    let alloc = Allocator::from(pool_with_chunk(MIB));
+    drop(alloc.buffer(100));
+    let mut buf = alloc.buffer(2 * MIB);
+    let data = pattern(2 * MIB, 9);
+    buf.put_slice(&data);
+    let before = alloc.metrics();
+    buf.reserve(30 * MIB);
+    let after = alloc.metrics();
+    assert!(buf.capacity() >= 32 * MIB);
+    assert_eq!(after.allocations, before.allocations, "grown in place");
+    assert_eq!(after.huge_live, 1);
+    assert_eq!(
+        after.bytes_in_use - before.bytes_in_use,
+        (buf.capacity() - 2 * MIB) as u64
+    );
+    assert_eq!(&buf[..], &data[..], "the bytes moved with the pages");
+    buf.put_slice(&data);
+    assert_eq!(&buf[2 * MIB..], &data[..]);
+    drop(buf);
+    alloc.trim_thread_cache();
+    assert_eq!(alloc.metrics().huge_live, 0);
+}
+
+/// A freed huge mapping serves the next allocation of a similar size as
+/// it is (no fresh pages to fault in), is not used for one much smaller
+/// (not to waste it), and a pool that keeps nothing unmaps it at once.
+#[test]
+fn a_freed_huge_mapping_is_reused_by_the_next_of_a_similar_size() {
+    let alloc = Allocator::from(pool_with_chunk(MIB));
+    drop(alloc.buffer(100));
+    let first = alloc.buffer(8 * MIB);
+    let address = first.as_ptr();
+    drop(first);
+    let mapped = alloc.metrics().bytes_mapped;
+    let second = alloc.buffer(6 * MIB);
+    assert_eq!(second.as_ptr(), address, "the freed mapping was reused");
+    assert_eq!(second.capacity(), 8 * MIB);
+    assert_eq!(
+        alloc.metrics().bytes_mapped,
+        mapped,
+        "nothing new was mapped"
+    );
+    drop(second);
+    let small = alloc.buffer(2 * MIB);
+    assert_ne!(
+        small.as_ptr(),
+        address,
+        "a quarter of the mapping would waste it"
+    );
+    drop(small);
+    alloc.trim_thread_cache();
+
+    let keeps_nothing = PooledAllocator::new(PoolConfig {
+        chunk_size: MIB,
+        empty_chunk_decay: std::time::Duration::ZERO,
+        ..PoolConfig::default()
+    });
+    let alloc = Allocator::from(keeps_nothing);
+    drop(alloc.buffer(100));
+    let before = alloc.metrics().bytes_mapped;
+    drop(alloc.buffer(8 * MIB));
+    assert_eq!(alloc.metrics().bytes_mapped, before, "unmapped at once");
 }
 
 /// `AllocatorMetrics::allocations` is documented as "buffer memory

@@ -249,6 +249,22 @@ impl ByteBuf {
         let target = needed
             .max(self.capacity().saturating_mul(2))
             .clamp(64, MAX_CAPACITY);
+        if self.read == 0
+            && let Some(block) = self.owner.huge_block_mut()
+        {
+            // A mapping of its own, held by this view alone, filled from
+            // its start: the kernel moves its pages to a larger range;
+            // nothing is copied. (With bytes consumed at the front, moving
+            // to a new block compacts them away instead.)
+            // SAFETY: a huge owner is unique (shared views have a shared
+            // owner), so this view is the only one, and it takes the new
+            // base below before touching the bytes again.
+            if let Ok(Some((base, cap))) = unsafe { block.grow(target) } {
+                self.ptr = base;
+                self.cap = idx(cap.min(MAX_CAPACITY));
+                return Ok(());
+            }
+        }
         let (ptr, cap, owner) = self.owner.allocator().raw(target, 1)?;
         // SAFETY: the source is this view's readable bytes, in bounds; the
         // destination is a fresh allocation of `cap >= needed > len` bytes,
