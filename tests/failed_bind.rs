@@ -51,6 +51,13 @@ fn a_thousand_failed_binds_leave_no_thread_or_descriptor_behind() {
             .expect("bind a free port");
         drop(server);
     }
+    // A joined thread can still be listed for a moment while the kernel
+    // reaps it: count once the warm-up servers' threads are all gone.
+    common::wait_until(
+        Duration::from_secs(5),
+        "the warm-up servers' threads to be gone",
+        || common::threads_named("wharf-test") == 0,
+    );
     let (threads_before, fds_before) = (threads(), descriptors());
 
     // What each configuration's binds left behind, counted right after
