@@ -113,7 +113,13 @@ impl ServerBootstrap {
     }
 
     /// Connections beyond `max` are closed as soon as they are accepted
-    /// (default: no limit).
+    /// (default: no limit; running out of descriptors then pauses
+    /// accepting, see [`accept_backoff`](Self::accept_backoff)). The limit
+    /// is capped to what the process's descriptor limit leaves after a
+    /// reserve for the loops and for files, and `bind` logs when it caps
+    /// ([`Server::max_connections`] tells the limit in force): a server
+    /// that accepted until no descriptor was left could not open a file to
+    /// answer anyone.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = Some(max);
         self
@@ -173,6 +179,9 @@ impl ServerBootstrap {
             ));
         }
         let (listeners, local_addr) = modes::bind_listeners(self.mode, addr, &self.options)?;
+        let loops = self.mode.io_loops()
+            + usize::from(matches!(self.mode, ReactorMode::MultiReactor { .. }));
+        let max_connections = fit_to_descriptors(self.max_connections, loops);
         let workers = match self.mode.workers() {
             0 => None,
             n => Some(WorkerPool::start(
@@ -188,7 +197,7 @@ impl ServerBootstrap {
             options: self.options,
             workers: workers.clone(),
             live: Arc::clone(&live),
-            max_connections: self.max_connections,
+            max_connections,
             accept_backoff: self.accept_backoff,
         });
         let wired = modes::wire(
@@ -212,6 +221,7 @@ impl ServerBootstrap {
             }
         };
         Ok(Server {
+            max_connections,
             local_addr,
             mode: self.mode,
             trigger: self.trigger,
@@ -229,6 +239,32 @@ impl ServerBootstrap {
 struct Control {
     request: Mutex<Option<(Duration, Duration)>>,
     requested: Condvar,
+}
+
+/// Descriptors kept for what is not a connection: each loop's epoll and
+/// waker (and the level-triggered duplicate), the splice pipes, files the
+/// handlers open, logs.
+const RESERVED_DESCRIPTORS: usize = 64;
+
+/// `asked` capped to what the soft descriptor limit leaves after the
+/// reserve and the descriptors open now; logged when it caps.
+fn fit_to_descriptors(asked: Option<usize>, loops: usize) -> Option<usize> {
+    let max = asked?;
+    let Ok((soft, _)) = crate::sys::limits::fd_limits() else {
+        return asked;
+    };
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    let open = crate::sys::limits::open_descriptors().unwrap_or(0);
+    let reserve = RESERVED_DESCRIPTORS + 4 * loops;
+    let room = soft.saturating_sub(open + reserve).max(1);
+    if max <= room {
+        return Some(max);
+    }
+    log::info!(
+        "max_connections: {room} (asked for {max}): the descriptor limit of {soft} leaves \
+         that many after {open} open and {reserve} kept for the loops and for files"
+    );
+    Some(room)
 }
 
 /// Asks a running server to shut down, from any thread (a signal handler
@@ -267,6 +303,7 @@ impl ShutdownHandle {
 /// methods can be called from any one thread that owns it.
 pub struct Server {
     local_addr: SocketAddr,
+    max_connections: Option<usize>,
     mode: ReactorMode,
     trigger: Trigger,
     /// Loops with listeners: shut down first.
@@ -293,6 +330,12 @@ impl Server {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The connection limit in force: the one asked for, capped to what
+    /// the descriptor limit allows (`None`: none was asked for).
+    pub fn max_connections(&self) -> Option<usize> {
+        self.max_connections
     }
 
     /// The reactor mode.

@@ -81,6 +81,11 @@ pub fn threads_usage(prefix: &str) -> (Duration, u64) {
     (Duration::from_millis(ticks * 10), switches)
 }
 
+/// Descriptors this process has open now (`/proc/self/fd`).
+pub fn open_descriptors() -> io::Result<usize> {
+    Ok(fs::read_dir("/proc/self/fd")?.count())
+}
+
 /// Resident memory of this process in bytes (`/proc/self/statm`), for
 /// servers and benches that report what they hold.
 pub fn resident_bytes() -> io::Result<u64> {
