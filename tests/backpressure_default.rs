@@ -111,11 +111,13 @@ impl Handler for BigValues {
         if self.seen.overflow.load(Ordering::SeqCst) {
             return;
         }
+        // Counted before it is sent: the client may read a reply before
+        // this call returns.
+        self.seen.replies.fetch_add(1, Ordering::SeqCst);
         let mut value = ctx.allocator().buffer(self.reply);
         value.extend_from_slice(&REPLY_BYTES[..self.reply]);
         ctx.write(value);
         ctx.flush();
-        self.seen.replies.fetch_add(1, Ordering::SeqCst);
         let pending = ctx.pending_outbound_bytes();
         self.seen.max_pending.fetch_max(pending, Ordering::SeqCst);
         if pending > self.cap {

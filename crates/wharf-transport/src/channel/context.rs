@@ -36,8 +36,9 @@ pub(crate) enum RemoteOp<O> {
     Flush,
     Close,
     ShutdownOutput,
-    /// Reading on or off, as the handler (on its worker) asked.
-    SetAutoRead(bool),
+    /// The handler (on its worker) switched reading on or off; the switch
+    /// is already set, the loop follows (resumes reading, re-registers).
+    ReadingSwitched,
     /// Reading on or off, as a [`ChannelHandle`](crate::ChannelHandle)
     /// asked: the worker, which holds decoded messages while reading is
     /// off, must hear of it too.
@@ -271,7 +272,7 @@ impl<'a, O: Send + 'static> Context<'a, O> {
                 // At once, so that the loop's next read already sees it;
                 // the operation makes the loop resume reading if it is on.
                 ops.shared.set_auto_read(auto_read);
-                ops.ops.push(RemoteOp::SetAutoRead(auto_read));
+                ops.ops.push(RemoteOp::ReadingSwitched);
             }
         }
     }

@@ -163,8 +163,12 @@ pub(crate) fn apply_remote_op<O>(
 ) -> Option<UserEvent> {
     match op {
         RemoteOp::Write(msg, estimate) => {
-            core.shared.release_pending(estimate);
+            // The real bytes are counted before the estimate is given back:
+            // in between, the count would dip and flip the channel writable
+            // for a moment, long enough for a worker to take that for room
+            // and write another large reply.
             encoder.encode_into(msg, core);
+            core.shared.release_pending(estimate);
         }
         RemoteOp::Flush => {
             core.out.mark_flushed();
@@ -172,9 +176,12 @@ pub(crate) fn apply_remote_op<O>(
         }
         RemoteOp::Close => core.request_close(),
         RemoteOp::ShutdownOutput => core.request_shutdown_output(env),
-        RemoteOp::SetAutoRead(on) | RemoteOp::SetAutoReadFromHandle(on) => {
-            core.set_auto_read(on, env)
-        }
+        // The handler on its worker switched reading itself, at once (the
+        // switch is shared): the loop only follows. Storing `on` here would
+        // undo a later switch the worker made meanwhile, and the messages
+        // it then held back would wait for good.
+        RemoteOp::ReadingSwitched => core.resume_reading(env),
+        RemoteOp::SetAutoReadFromHandle(on) => core.set_auto_read(on, env),
         RemoteOp::Schedule(id, delay, token) => core.insert_user_timer(env, id, delay, token),
         RemoteOp::CancelTimer(id) => core.cancel_user_timer(env, id),
         RemoteOp::UserEvent(event) => return Some(UserEvent::Custom(event)),
