@@ -4,8 +4,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mio::net::{TcpListener, TcpStream};
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use mio::net::TcpListener;
+use socket2::{Domain, Protocol, SockRef, Type};
+
+use crate::channel::socket::Socket;
 
 /// A socket option for a bootstrap. Listener options (backlog, address and
 /// port reuse) apply to the listening socket; the others to every
@@ -75,10 +77,13 @@ impl SocketOptions {
         }
     }
 
-    /// Applies the per-connection options to a connected socket.
-    pub(crate) fn apply_to_stream(&self, stream: &TcpStream) -> io::Result<()> {
+    /// Applies the per-connection options to a connected socket (the TCP
+    /// ones only to TCP).
+    pub(crate) fn apply_to_stream(&self, stream: &Socket) -> io::Result<()> {
         let socket = SockRef::from(stream);
-        socket.set_tcp_nodelay(self.nodelay)?;
+        if stream.is_tcp() {
+            socket.set_tcp_nodelay(self.nodelay)?;
+        }
         if let Some(n) = self.recv_buffer {
             socket.set_recv_buffer_size(n)?;
         }
@@ -100,7 +105,8 @@ impl SocketOptions {
         addr: SocketAddr,
         reuse_port: bool,
     ) -> io::Result<TcpListener> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        let socket =
+            socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(self.reuse_addr)?;
         if reuse_port || self.reuse_port {
             socket.set_reuse_port(true)?;

@@ -11,7 +11,6 @@
 //! coming (see [`Lingering`](crate::Lingering)).
 
 use std::io;
-use std::net::Shutdown;
 
 use crate::channel::connection::Connection;
 use crate::channel::env::{ChannelEnv, ChannelTimer};
@@ -113,7 +112,7 @@ impl Connection {
             if let Some(id) = core.stall_timer.take() {
                 env.cancel(id);
             }
-            if let Err(e) = core.socket.shutdown(Shutdown::Write)
+            if let Err(e) = core.socket.shutdown_write()
                 && e.kind() != io::ErrorKind::NotConnected
             {
                 core.fail_io(e);

@@ -16,8 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
-
 use crate::TimerId;
 use crate::channel::codec::CodecError;
 use crate::channel::config::ChannelConfig;
@@ -29,6 +27,7 @@ use crate::channel::outbound::OutboundBuffer;
 use crate::channel::pipeline::ChannelPipeline;
 use crate::channel::recv::AdaptiveRecvSizer;
 use crate::channel::shared::ChannelShared;
+use crate::channel::socket::Socket;
 use crate::sys::epoll::LtInterest;
 use crate::time::saturating_add;
 
@@ -64,7 +63,7 @@ pub(crate) struct IoFlags {
 /// The state of a connection that a handler's context works on.
 #[derive(Debug)]
 pub(crate) struct ConnCore {
-    pub socket: TcpStream,
+    pub socket: Socket,
     pub shared: Arc<ChannelShared>,
     pub config: Arc<ChannelConfig>,
     pub out: OutboundBuffer,
@@ -86,7 +85,7 @@ pub(crate) struct ConnCore {
 
 impl ConnCore {
     pub(crate) fn new(
-        socket: TcpStream,
+        socket: Socket,
         shared: Arc<ChannelShared>,
         config: Arc<ChannelConfig>,
         now: Instant,

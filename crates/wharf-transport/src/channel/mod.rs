@@ -22,4 +22,5 @@ pub(crate) mod pooled;
 pub(crate) mod reader;
 pub(crate) mod recv;
 pub(crate) mod shared;
+pub(crate) mod socket;
 pub(crate) mod writer;

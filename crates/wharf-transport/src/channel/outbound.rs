@@ -12,9 +12,9 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 
-use mio::net::TcpStream;
 use wharf_buf::{ByteBuf, FrozenBuf};
 
+use crate::channel::socket::Socket;
 use crate::file_region::{FileRegion, Step, TransferCx};
 use crate::sys::net::send_vectored;
 
@@ -160,7 +160,7 @@ impl OutboundBuffer {
     /// always at least one), or one step of a file region.
     pub(crate) fn write_to(
         &mut self,
-        stream: &TcpStream,
+        stream: &Socket,
         cx: &mut TransferCx<'_>,
     ) -> io::Result<Written> {
         if self.flushed == 0 {
@@ -179,7 +179,7 @@ impl OutboundBuffer {
         self.write_buffers(stream, cx.max_bytes)
     }
 
-    fn write_buffers(&mut self, stream: &TcpStream, max_bytes: usize) -> io::Result<Written> {
+    fn write_buffers(&mut self, stream: &Socket, max_bytes: usize) -> io::Result<Written> {
         let mut stack = [IoSlice::new(&[]); STACK_IOVECS];
         let mut heap = Vec::new();
         let mut count = 0;
@@ -304,7 +304,7 @@ mod tests {
     use super::*;
 
     /// A non-blocking sender with a small send buffer, and its peer.
-    fn pair() -> (TcpStream, StdStream) {
+    fn pair() -> (Socket, StdStream) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let sender = StdStream::connect(listener.local_addr().expect("addr")).expect("connect");
         let (peer, _) = listener.accept().expect("accept");
@@ -315,7 +315,7 @@ mod tests {
             .set_recv_buffer_size(16 << 10)
             .expect("SO_RCVBUF");
         sender.set_nonblocking(true).expect("non-blocking");
-        (TcpStream::from_std(sender), peer)
+        (Socket::Tcp(mio::net::TcpStream::from_std(sender)), peer)
     }
 
     fn buf(data: &[u8]) -> OutboundMessage {
@@ -331,7 +331,7 @@ mod tests {
     }
 
     /// Writes until the socket would block; returns the bytes written.
-    fn write_until_blocked(q: &mut OutboundBuffer, out: &TcpStream, max: usize) -> usize {
+    fn write_until_blocked(q: &mut OutboundBuffer, out: &Socket, max: usize) -> usize {
         let mut total = 0;
         loop {
             match q.write_buffers(out, max).expect("write") {

@@ -14,7 +14,7 @@
 //! and read the answer, instead of both sides waiting on full buffers
 //! until a reset cuts the answer off.
 
-use std::io::{self, Read};
+use std::io;
 
 use crate::channel::connection::Connection;
 use crate::channel::env::ChannelEnv;

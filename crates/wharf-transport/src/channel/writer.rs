@@ -3,7 +3,6 @@
 //! shutting the write side down once a half-close's queue is sent.
 
 use std::io;
-use std::net::Shutdown;
 
 use crate::channel::connection::ConnCore;
 use crate::channel::env::ChannelEnv;
@@ -85,7 +84,7 @@ impl ConnCore {
     /// Shuts down the write side (everything queued was sent).
     fn shut_output(&mut self) {
         self.phase = self.phase.output_shut();
-        if let Err(e) = self.socket.shutdown(Shutdown::Write)
+        if let Err(e) = self.socket.shutdown_write()
             && e.kind() != io::ErrorKind::NotConnected
         {
             self.fail_io(e);

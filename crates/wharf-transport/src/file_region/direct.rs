@@ -8,19 +8,15 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
-use mio::net::TcpStream;
 use wharf_buf::{Allocator, ByteBuf};
 
 use super::{CHUNK, ChannelAddr, FileRegion, READ_AHEAD, Step, TransferCx, TransferStrategy};
+use crate::channel::socket::Socket;
 use crate::sys::file::reopen_direct;
 
 impl FileRegion {
     /// Direct I/O: take the next chunk the pool has read, or ask for more.
-    pub(super) fn direct_step(
-        &mut self,
-        socket: &TcpStream,
-        cx: &TransferCx<'_>,
-    ) -> io::Result<Step> {
+    pub(super) fn direct_step(&mut self, socket: &Socket, cx: &TransferCx<'_>) -> io::Result<Step> {
         let state = self
             .direct
             .get_or_insert_with(|| {

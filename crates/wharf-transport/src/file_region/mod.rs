@@ -38,11 +38,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use mio::net::TcpStream;
 use wharf_buf::{Allocator, ByteBuf};
 
 use crate::channel::env::ChannelMsg;
 use crate::channel::shared::ChannelShared;
+use crate::channel::socket::Socket;
 use crate::sys::file::{MapWindow, Pipe};
 use direct::DirectState;
 
@@ -343,7 +343,7 @@ impl FileRegion {
     /// Sends one chunk to `socket`.
     pub(crate) fn transfer(
         &mut self,
-        socket: &TcpStream,
+        socket: &Socket,
         cx: &mut TransferCx<'_>,
     ) -> io::Result<Step> {
         if self.remaining() == 0 {

@@ -1,19 +1,19 @@
 //! The transfer strategies of a [`FileRegion`], one step each: sendfile,
 //! splice through a pipe, a mapped window written out, and read + write.
 
-use std::io::{self, Write};
+use std::io::{self, IoSlice};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 
-use mio::net::TcpStream;
-
 use super::{CHUNK, FileRegion, Step, TransferCx, TransferStrategy, WINDOW};
+use crate::channel::socket::Socket;
 use crate::sys::file::{MapWindow, Pipe, file_len, page_size, sendfile};
+use crate::sys::net::send_vectored;
 
 impl FileRegion {
     pub(super) fn sendfile_step(
         &mut self,
-        socket: &TcpStream,
+        socket: &Socket,
         cx: &TransferCx<'_>,
     ) -> io::Result<Step> {
         let mut offset = i64::try_from(self.cursor())
@@ -37,7 +37,7 @@ impl FileRegion {
 
     pub(super) fn splice_step(
         &mut self,
-        socket: &TcpStream,
+        socket: &Socket,
         cx: &mut TransferCx<'_>,
     ) -> io::Result<Step> {
         let strategy = TransferStrategy::Splice;
@@ -100,11 +100,7 @@ impl FileRegion {
         }
     }
 
-    pub(super) fn mmap_step(
-        &mut self,
-        socket: &TcpStream,
-        cx: &TransferCx<'_>,
-    ) -> io::Result<Step> {
+    pub(super) fn mmap_step(&mut self, socket: &Socket, cx: &TransferCx<'_>) -> io::Result<Step> {
         let strategy = TransferStrategy::MmapWrite;
         let pos = self.cursor();
         let mut syscalls = 1;
@@ -136,7 +132,7 @@ impl FileRegion {
 
     pub(super) fn read_write_step(
         &mut self,
-        socket: &TcpStream,
+        socket: &Socket,
         cx: &TransferCx<'_>,
     ) -> io::Result<Step> {
         let want = self.want(cx).min(CHUNK);
@@ -157,14 +153,13 @@ impl FileRegion {
     /// Writes bytes already read from the file.
     pub(super) fn send_pending(
         &mut self,
-        socket: &TcpStream,
+        socket: &Socket,
         cx: &TransferCx<'_>,
     ) -> io::Result<Step> {
         let Some(buf) = &mut self.pending else {
             return Ok(Step::Sent(0));
         };
-        let mut socket = socket;
-        match socket.write(buf) {
+        match send_vectored(socket, &[IoSlice::new(buf)], false) {
             Ok(n) => {
                 buf.skip(n);
                 if buf.is_empty() {

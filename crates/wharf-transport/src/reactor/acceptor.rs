@@ -163,7 +163,7 @@ impl Acceptor {
                 sub.shared.connections.fetch_add(1, Ordering::AcqRel);
                 let init = Arc::clone(&self.init);
                 let posted = sub.run_on_loop(move |el| {
-                    el.register_counted(stream, Some(peer), &init);
+                    el.register_counted(stream.into(), Some(peer), &init);
                 });
                 if !posted {
                     sub.shared.connections.fetch_sub(1, Ordering::AcqRel);
@@ -252,7 +252,7 @@ impl EventLoop {
             Accepted::Paused(backoff) => self.pause_accepting(token, backoff),
         }
         for (stream, peer) in local {
-            self.register_connection(stream, Some(peer), &init);
+            self.register_connection(stream.into(), Some(peer), &init);
         }
     }
 

@@ -140,7 +140,7 @@ impl EventLoop {
         self.timers.cancel(c.timer);
         let _ = self.poller.deregister(&mut c.stream);
         c.init.live.fetch_add(1, Ordering::AcqRel);
-        let outcome = match self.register_connection(c.stream, None, &c.init) {
+        let outcome = match self.register_connection(c.stream.into(), None, &c.init) {
             Some(token) => match self.slots.get(token) {
                 Some(Slot::Conn(conn)) => Ok(Arc::clone(&conn.core.shared)),
                 _ => Err(io::Error::new(

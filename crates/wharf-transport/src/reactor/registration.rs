@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 
 use crate::channel::connection::{ConnCore, Connection};
 use crate::channel::init::ChannelInit;
 use crate::channel::shared::ChannelShared;
+use crate::channel::socket::Socket;
 use crate::reactor::acceptor::{Acceptor, AcceptorTarget};
 use crate::reactor::event_loop::{EventLoop, Slot};
 use crate::sys::epoll::LtInterest;
@@ -24,7 +25,7 @@ impl EventLoop {
     /// the loop.
     pub(crate) fn register_connection(
         &mut self,
-        stream: TcpStream,
+        stream: Socket,
         peer: Option<SocketAddr>,
         init: &Arc<ChannelInit>,
     ) -> Option<Token> {
@@ -37,7 +38,7 @@ impl EventLoop {
     /// balancing sees hand-offs still in flight).
     pub(crate) fn register_counted(
         &mut self,
-        mut stream: TcpStream,
+        mut stream: Socket,
         peer: Option<SocketAddr>,
         init: &Arc<ChannelInit>,
     ) -> Option<Token> {
@@ -59,8 +60,8 @@ impl EventLoop {
         let shared = Arc::new(ChannelShared::new(
             token,
             self.env.event_loop.clone(),
-            stream.local_addr().ok(),
-            peer.or_else(|| stream.peer_addr().ok()),
+            stream.local_addr(),
+            peer.or_else(|| stream.peer_addr()),
             init.config.water_mark,
             init.config.auto_read,
         ));
