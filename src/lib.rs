@@ -7,6 +7,7 @@
 //! * [`transport`]: event loops, channels, pipelines, reactor modes and
 //!   triggers, file regions; its main types are also at the crate root;
 //! * [`codec`]: line, length-field, UTF-8 and HTTP/1.1 codecs;
+//! * [`tls`]: TLS as a layer under any pipeline (rustls);
 //! * [`logging`]: a stderr logger for programs that have not picked one.
 //!
 //! `use wharf::prelude::*;` brings the names most programs need.
@@ -16,6 +17,7 @@ pub mod logging;
 pub use wharf_buf as buf;
 pub use wharf_codec as codec;
 pub use wharf_transport as transport;
+pub use wharf_transport::tls;
 
 pub use wharf_transport::{
     Balance, Bootstrap, ChannelConfig, ChannelError, ChannelHandle, ChannelId, ChunkedFile, Codec,

@@ -6,6 +6,7 @@
 
 pub mod concurrent;
 pub mod driver;
+pub mod tls;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -43,6 +43,7 @@ mod stats;
 mod sync;
 pub mod sys;
 mod time;
+pub mod tls;
 mod token;
 mod worker;
 

@@ -19,6 +19,8 @@ use crate::channel::shared::ChannelShared;
 use crate::reactor::handle::EventLoopHandle;
 use crate::reactor::loop_thread::{LoopThread, on_an_event_loop, shut_down_loops};
 use crate::stats::LoopStats;
+use crate::tls::TlsClient;
+use crate::tls::session::TlsSetup;
 
 struct GroupInner {
     loops: Mutex<Vec<LoopThread>>,
@@ -189,6 +191,7 @@ pub struct Bootstrap {
     options: SocketOptions,
     config: ChannelConfig,
     connect_timeout: Duration,
+    tls: Option<TlsClient>,
 }
 
 /// Where a bootstrap's connects run.
@@ -229,12 +232,21 @@ impl Bootstrap {
             options: SocketOptions::default(),
             config: ChannelConfig::default(),
             connect_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 
     /// How long a connect may take (default 10 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Speaks TLS on every connection (default: plain TCP): the connect
+    /// counts as done, and the handler becomes active, once the handshake
+    /// is; a handshake that fails fails the connect with its reason.
+    pub fn tls(mut self, tls: TlsClient) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -279,6 +291,7 @@ impl Bootstrap {
             live,
             max_connections: None,
             accept_backoff: Duration::from_secs(1),
+            tls: self.tls.clone().map(TlsSetup::Client),
         });
         let timeout = self.connect_timeout;
         // If the loop has stopped, the closure is dropped unrun: the

@@ -18,6 +18,8 @@ use crate::channel::pipeline::{Pipeline, PipelineFactory, factory};
 use crate::reactor::handle::EventLoopHandle;
 use crate::reactor::loop_thread::{LoopThread, shut_down_loops};
 use crate::stats::LoopStats;
+use crate::tls::TlsServer;
+use crate::tls::session::TlsSetup;
 use crate::worker::WorkerPool;
 
 /// Configures and starts a server.
@@ -58,6 +60,7 @@ pub struct ServerBootstrap {
     max_connections: Option<usize>,
     accept_backoff: Duration,
     name: String,
+    tls: Option<TlsServer>,
 }
 
 impl fmt::Debug for ServerBootstrap {
@@ -90,6 +93,7 @@ impl ServerBootstrap {
             max_connections: None,
             accept_backoff: Duration::from_secs(1),
             name: "wharf".to_string(),
+            tls: None,
         }
     }
 
@@ -129,6 +133,14 @@ impl ServerBootstrap {
     /// (default 1 s, as Netty).
     pub fn accept_backoff(mut self, backoff: Duration) -> Self {
         self.accept_backoff = backoff;
+        self
+    }
+
+    /// Serves TLS on every connection (default: plain TCP): the handshake
+    /// runs before the handler's `on_active`, and the same pipeline runs
+    /// over the decrypted stream (see [`tls`](crate::tls)).
+    pub fn tls(mut self, tls: TlsServer) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -199,6 +211,7 @@ impl ServerBootstrap {
             live: Arc::clone(&live),
             max_connections,
             accept_backoff: self.accept_backoff,
+            tls: self.tls.map(TlsSetup::Server),
         });
         let wired = modes::wire(
             self.mode,

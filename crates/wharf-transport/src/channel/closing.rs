@@ -40,7 +40,7 @@ impl Connection {
                 self.core.out.mark_flushed();
                 self.guarded(env, |_, core, env| core.flush(env));
             }
-            if self.core.out.has_flushed()
+            if self.core.output_waiting()
                 && self.core.stall_timer.is_none()
                 && let Some(limit) = self.core.stall_limit()
             {
@@ -72,11 +72,18 @@ impl Connection {
         if self.is_poisoned() || self.core.phase.is_aborting() || self.core.phase.is_closed() {
             return Settled::Close;
         }
-        if self.core.phase.is_closing() && !self.core.out.has_flushed() {
+        if self.core.phase.is_closing() && !self.core.output_waiting() {
             // A graceful close also waits for the handler's tasks still on
             // its worker: their replies come back as operations, and the
             // last task to finish wakes the loop.
             if self.core.shared.worker.busy() {
+                return self.interest();
+            }
+            // Over TLS, close_notify goes out last.
+            if self.core.close_notify_pending(env) {
+                if self.core.phase.is_aborting() {
+                    return Settled::Close;
+                }
                 return self.interest();
             }
             self.close_flushed(env);
@@ -143,7 +150,7 @@ impl Connection {
         let Some(limit) = core.stall_limit() else {
             return;
         };
-        if !core.out.has_flushed() {
+        if !core.output_waiting() {
             // Everything went; the next wait arms a new timer.
             return;
         }

@@ -7,7 +7,8 @@
 //! connection's life (a close, an error) is recorded in its [`Phase`] and
 //! carried out in [`Connection::settle`] when the callback returns, so
 //! nothing re-enters the handler. Reading is in `reader.rs`, writing in
-//! `writer.rs`, the close sequence in `closing.rs`.
+//! `writer.rs`, the close sequence in `closing.rs`, timers in
+//! `timers.rs`, the TLS layer in `tls_io.rs`.
 
 use std::collections::VecDeque;
 use std::io;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::TimerId;
 use crate::channel::codec::CodecError;
 use crate::channel::config::ChannelConfig;
-use crate::channel::env::{ChannelEnv, ChannelMsg, ChannelTimer, Readiness};
+use crate::channel::env::{ChannelEnv, ChannelMsg, Readiness};
 use crate::channel::handler::{ChannelError, UserEvent};
 use crate::channel::idle::IdleTracker;
 use crate::channel::lifecycle::Phase;
@@ -29,7 +30,7 @@ use crate::channel::recv::AdaptiveRecvSizer;
 use crate::channel::shared::ChannelShared;
 use crate::channel::socket::Socket;
 use crate::sys::epoll::LtInterest;
-use crate::time::saturating_add;
+use crate::tls::session::TlsSession;
 
 /// Scheduling state of a connection's I/O: what it waits for, what it owes.
 /// (Its life is the [`Phase`].)
@@ -81,6 +82,30 @@ pub(crate) struct ConnCore {
     pub stall_timer: Option<TimerId>,
     /// The deadline of a lingering close.
     pub linger_timer: Option<TimerId>,
+    /// The TLS layer, on a TLS channel.
+    pub tls: Option<Box<TlsSession>>,
+    /// The deadline of a TLS handshake.
+    pub handshake_timer: Option<TimerId>,
+    /// Told once the connection is active, or that it failed first (a
+    /// client connect waiting for its TLS handshake).
+    pub on_active: Option<ActiveHook>,
+}
+
+/// What hears that a connection became active (its handler's `on_active`
+/// has run), or failed before.
+pub(crate) struct ActiveHook(pub Box<dyn FnOnce(io::Result<Arc<ChannelShared>>) + Send>);
+
+impl ActiveHook {
+    /// Tells the outcome.
+    pub(crate) fn call(self, outcome: io::Result<Arc<ChannelShared>>) {
+        (self.0)(outcome)
+    }
+}
+
+impl std::fmt::Debug for ActiveHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ActiveHook")
+    }
 }
 
 impl ConnCore {
@@ -107,6 +132,9 @@ impl ConnCore {
             idle_timer: None,
             stall_timer: None,
             linger_timer: None,
+            tls: None,
+            handshake_timer: None,
+            on_active: None,
         }
     }
 
@@ -218,62 +246,6 @@ impl ConnCore {
             write: self.io.waiting_writable && !self.phase.is_closed(),
         }
     }
-
-    /// Schedules [`UserEvent::Timer`](crate::UserEvent::Timer)`(token)`.
-    pub(crate) fn schedule_user_timer(
-        &mut self,
-        env: &mut ChannelEnv,
-        delay: Duration,
-        token: u64,
-    ) -> TimerId {
-        let id = env.event_loop.next_timer_id();
-        self.insert_user_timer(env, id, delay, token);
-        id
-    }
-
-    /// Inserts a user timer whose id was already handed out.
-    pub(crate) fn insert_user_timer(
-        &mut self,
-        env: &mut ChannelEnv,
-        id: TimerId,
-        delay: Duration,
-        token: u64,
-    ) {
-        if self.phase.is_closed() {
-            return;
-        }
-        let at = saturating_add(env.now, delay);
-        env.schedule_as(id, at, self.shared.token, ChannelTimer::User(token));
-        self.user_timers.push(id);
-    }
-
-    /// Cancels a user timer.
-    pub(crate) fn cancel_user_timer(&mut self, env: &mut ChannelEnv, id: TimerId) {
-        self.user_timers.retain(|&t| t != id);
-        env.cancel(id);
-    }
-
-    /// Starts idle tracking, if configured.
-    fn start_idle(&mut self, env: &mut ChannelEnv) {
-        if self.config.idle.is_enabled()
-            && let Some(at) = self.idle.start(self.config.idle, env.now)
-        {
-            self.idle_timer = Some(env.schedule(at, self.shared.token, ChannelTimer::Idle));
-        }
-    }
-
-    /// Cancels every timer of the connection.
-    pub(crate) fn cancel_timers(&mut self, env: &mut ChannelEnv) {
-        for id in self
-            .user_timers
-            .drain(..)
-            .chain(self.idle_timer.take())
-            .chain(self.stall_timer.take())
-            .chain(self.linger_timer.take())
-        {
-            env.cancel(id);
-        }
-    }
 }
 
 /// A connection in its loop's slab: the core and the pipeline above it.
@@ -337,11 +309,24 @@ impl Connection {
         self.poisoned
     }
 
-    /// The connection is registered: it becomes active.
+    /// The connection is registered: it becomes active, or (over TLS)
+    /// starts its handshake and becomes active when that is done.
     pub(crate) fn start(&mut self, env: &mut ChannelEnv) {
+        if self.core.tls.is_some() {
+            self.start_handshake(env);
+        } else {
+            self.activate(env);
+        }
+    }
+
+    /// The handler hears that the connection is up.
+    pub(crate) fn activate(&mut self, env: &mut ChannelEnv) {
         self.core.shared.set_active(true);
         self.core.start_idle(env);
         self.guarded(env, |pipeline, core, env| pipeline.active(core, env));
+        if let Some(hook) = self.core.on_active.take() {
+            hook.call(Ok(Arc::clone(&self.core.shared)));
+        }
     }
 
     /// An epoll event for the connection.
@@ -383,40 +368,6 @@ impl Connection {
         }
     }
 
-    /// A timer of the connection fired.
-    pub(crate) fn on_timer(&mut self, id: TimerId, timer: ChannelTimer, env: &mut ChannelEnv) {
-        match timer {
-            ChannelTimer::User(token) => {
-                self.core.user_timers.retain(|&t| t != id);
-                self.guarded(env, |pipeline, core, env| {
-                    pipeline.user_event(core, env, UserEvent::Timer(token))
-                });
-            }
-            ChannelTimer::Idle => self.check_idle(env),
-            ChannelTimer::Stall => self.stall_timed_out(env),
-            ChannelTimer::Linger => self.linger_timed_out(env),
-        }
-    }
-
-    /// The idle timer fired: fire the idle events that are due.
-    fn check_idle(&mut self, env: &mut ChannelEnv) {
-        let core = &mut self.core;
-        core.idle_timer = None;
-        let due = core
-            .idle
-            .due(core.config.idle, env.now, core.last_read, core.last_write);
-        if !core.phase.is_closed()
-            && let Some(at) = core.idle.next_check()
-        {
-            core.idle_timer = Some(env.schedule(at, core.shared.token, ChannelTimer::Idle));
-        }
-        for state in due {
-            self.guarded(env, |pipeline, core, env| {
-                pipeline.user_event(core, env, UserEvent::Idle(state))
-            });
-        }
-    }
-
     /// Work from another thread for this connection.
     pub(crate) fn on_message(&mut self, msg: ChannelMsg, env: &mut ChannelEnv) {
         match msg {
@@ -449,6 +400,11 @@ impl Connection {
 
     /// A graceful shutdown of the loop started: the handler hears of it.
     pub(crate) fn on_shutdown(&mut self, env: &mut ChannelEnv) {
+        if self.core.is_handshaking() {
+            // Not active yet: nothing to finish, no handler to ask.
+            self.core.request_close();
+            return;
+        }
         self.guarded(env, |pipeline, core, env| {
             pipeline.user_event(core, env, UserEvent::Shutdown)
         });
@@ -467,15 +423,22 @@ impl Connection {
         let core = &mut self.core;
         core.phase = Phase::Closed;
         core.shared.set_active(false);
-        let dropped = core.out.discard();
+        let (unsent, held) = core.tls.as_mut().map_or((0, 0), |t| t.discard_output());
+        let dropped = core.out.discard() + held;
         core.shared.release_pending(dropped);
-        if dropped > 0 {
+        if dropped + unsent > 0 {
             // Queued data is thrown away (a close timeout, the shutdown
             // deadline): reset the connection so the peer cannot take the
             // cut-off stream for a complete one.
             let _ = socket2::SockRef::from(&core.socket).set_linger(Some(Duration::ZERO));
         }
         core.cancel_timers(env);
+        if let Some(hook) = core.on_active.take() {
+            hook.call(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the connection closed before it became active",
+            )));
+        }
         self.live.fetch_sub(1, Ordering::AcqRel);
         if !self.poisoned {
             let (pipeline, core) = (&mut *self.pipeline, &mut self.core);

@@ -19,6 +19,7 @@ use crate::channel::connection::ConnCore;
 use crate::channel::env::{ChannelEnv, ChannelMsg};
 use crate::channel::handle::ChannelHandle;
 use crate::channel::shared::{ChannelId, ChannelShared};
+use crate::tls::TlsInfo;
 use crate::{EventLoopHandle, TimerId};
 
 /// Encodes a handler's messages into a channel's outbound queue; implemented
@@ -320,6 +321,12 @@ impl<'a, O: Send + 'static> Context<'a, O> {
     /// The peer's address.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.shared().peer_addr
+    }
+
+    /// What the TLS handshake settled (version, cipher suite, ALPN
+    /// protocol, server name, resumption), on a TLS channel.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.shared().tls()
     }
 
     /// The allocator the channel reads and encodes with.

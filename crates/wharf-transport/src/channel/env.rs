@@ -44,6 +44,8 @@ pub(crate) enum ChannelTimer {
     Stall,
     /// A lingering close's deadline.
     Linger,
+    /// A TLS handshake's deadline.
+    Handshake,
 }
 
 /// A timer change a channel asked for during a call; the loop applies it

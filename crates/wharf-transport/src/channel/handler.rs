@@ -6,6 +6,7 @@ use std::io;
 
 use crate::channel::codec::CodecError;
 use crate::channel::context::Context;
+use crate::tls::TlsError;
 
 /// Application code for one connection, at the top of its pipeline.
 ///
@@ -17,7 +18,10 @@ use crate::channel::context::Context;
 /// [`on_user_event`](Self::on_user_event) in between;
 /// [`on_input_shutdown`](Self::on_input_shutdown) if the peer half-closes
 /// and half-closure is allowed; [`on_error`](Self::on_error) on failure; and
-/// [`on_inactive`](Self::on_inactive) once, last.
+/// [`on_inactive`](Self::on_inactive) once, last. Over TLS, `on_active`
+/// comes once the handshake is done; a handshake that fails reaches the
+/// handler as [`on_error`](Self::on_error) with [`ChannelError::Tls`] and
+/// `on_inactive`, without `on_active`.
 ///
 /// The outbound operations are on the [`Context`]: write, flush, close,
 /// shutdown of the output.
@@ -126,6 +130,9 @@ pub enum ChannelError {
     /// The codec could not encode a message the handler wrote; the message
     /// was dropped.
     Encode(CodecError),
+    /// The TLS layer failed: the handshake (which then never made the
+    /// channel active), or a record from the peer. The connection closes.
+    Tls(TlsError),
 }
 
 impl fmt::Display for ChannelError {
@@ -134,6 +141,7 @@ impl fmt::Display for ChannelError {
             ChannelError::Io(e) => write!(f, "i/o error: {e}"),
             ChannelError::Decode(e) => write!(f, "decode error: {e}"),
             ChannelError::Encode(e) => write!(f, "encode error: {e}"),
+            ChannelError::Tls(e) => write!(f, "tls error: {e}"),
         }
     }
 }
@@ -143,6 +151,7 @@ impl std::error::Error for ChannelError {
         match self {
             ChannelError::Io(e) => Some(e),
             ChannelError::Decode(e) | ChannelError::Encode(e) => Some(e),
+            ChannelError::Tls(e) => Some(e),
         }
     }
 }

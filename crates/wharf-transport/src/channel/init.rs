@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::bootstrap::options::SocketOptions;
 use crate::channel::config::ChannelConfig;
 use crate::channel::pipeline::PipelineFactory;
+use crate::tls::session::TlsSetup;
 use crate::worker::WorkerPool;
 
 /// How new channels of one bootstrap are set up.
@@ -23,6 +24,8 @@ pub(crate) struct ChannelInit {
     pub max_connections: Option<usize>,
     /// How long accepting pauses after running out of descriptors.
     pub accept_backoff: Duration,
+    /// TLS for every channel, if set.
+    pub tls: Option<TlsSetup>,
 }
 
 impl std::fmt::Debug for ChannelInit {

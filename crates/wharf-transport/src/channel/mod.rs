@@ -23,4 +23,6 @@ pub(crate) mod reader;
 pub(crate) mod recv;
 pub(crate) mod shared;
 pub(crate) mod socket;
+pub(crate) mod timers;
+pub(crate) mod tls_io;
 pub(crate) mod writer;

@@ -69,6 +69,8 @@ impl Connection {
             add(&env.counters.reads, 1);
             let outcome = if discarding {
                 self.discard_once(env)
+            } else if self.core.tls.is_some() {
+                self.read_tls_once(env, &mut delivered)
             } else if let Some(target) = self.pipeline.direct_target() {
                 // A large message announced by the codec: read as much of
                 // it as the socket has, straight into its buffer.
@@ -119,6 +121,10 @@ impl Connection {
     /// what is left (and, with half-closure, tells the handler); a closing
     /// one has nothing more to wait for.
     fn input_ended(&mut self, env: &mut ChannelEnv) {
+        if self.core.is_handshaking() {
+            self.core.handshake_cut_off();
+            return;
+        }
         if self.core.phase.delivers_input() {
             self.guarded(env, |pipeline, core, env| pipeline.input_closed(core, env));
         }

@@ -9,12 +9,14 @@
 //! model-checked with loom (the `tests` module, `--cfg loom`).
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 use crate::EventLoopHandle;
 use crate::channel::config::WaterMark;
 use crate::channel::env::ChannelMsg;
 use crate::file_region::TransferCounters;
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::tls::TlsInfo;
 use crate::token::Token;
 
 /// Identifies a channel for its whole life (slab slots are reused, ids are
@@ -203,6 +205,8 @@ pub(crate) struct ChannelShared {
     auto_read: AtomicBool,
     /// File bytes sent, by strategy.
     pub transfers: TransferCounters,
+    /// What the TLS handshake settled, once it is done.
+    tls: OnceLock<TlsInfo>,
 }
 
 impl ChannelShared {
@@ -225,6 +229,7 @@ impl ChannelShared {
             active: AtomicBool::new(false),
             auto_read: AtomicBool::new(auto_read),
             transfers: TransferCounters::default(),
+            tls: OnceLock::new(),
         }
     }
 
@@ -280,6 +285,17 @@ impl ChannelShared {
 
     pub(crate) fn set_active(&self, active: bool) {
         self.active.store(active, Ordering::Release);
+    }
+
+    /// What the TLS handshake settled (set once, before the channel is
+    /// active).
+    pub(crate) fn set_tls(&self, info: TlsInfo) {
+        let _ = self.tls.set(info);
+    }
+
+    /// What the TLS handshake settled, on a TLS channel.
+    pub(crate) fn tls(&self) -> Option<&TlsInfo> {
+        self.tls.get()
     }
 }
 

@@ -17,6 +17,17 @@ use crate::sys::file::reopen_direct;
 impl FileRegion {
     /// Direct I/O: take the next chunk the pool has read, or ask for more.
     pub(super) fn direct_step(&mut self, socket: &Socket, cx: &TransferCx<'_>) -> io::Result<Step> {
+        if self.next_direct_chunk(cx)? {
+            self.send_pending(socket, cx)
+        } else {
+            Ok(Step::Pending)
+        }
+    }
+
+    /// Moves the chunk that starts at the next unsent byte into
+    /// `pending`, if the pool has read it (`true`); otherwise asks for it
+    /// and returns `false` (the channel is woken when it arrives).
+    pub(super) fn next_direct_chunk(&mut self, cx: &TransferCx<'_>) -> io::Result<bool> {
         let state = self
             .direct
             .get_or_insert_with(|| {
@@ -40,7 +51,7 @@ impl FileRegion {
             cx.loop_stats.add(TransferStrategy::ReadWrite, 0, 1);
             cx.channel_stats.add(TransferStrategy::ReadWrite, 0, 1);
             self.read_ahead(&state, cx);
-            return self.send_pending(socket, cx);
+            return Ok(true);
         }
         if let Some(error) = guard.error.take() {
             return Err(error);
@@ -48,7 +59,7 @@ impl FileRegion {
         guard.parked = true;
         drop(guard);
         self.read_ahead(&state, cx);
-        Ok(Step::Pending)
+        Ok(false)
     }
 
     /// Keeps up to `READ_AHEAD` chunks being read.

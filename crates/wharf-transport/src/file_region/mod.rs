@@ -29,6 +29,7 @@
 //! system refuses `O_DIRECT`, the pool reads through the page cache instead.
 
 mod direct;
+mod read;
 mod steps;
 
 use std::fmt;

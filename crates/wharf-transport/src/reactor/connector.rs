@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use mio::net::TcpStream;
 
+use crate::channel::connection::ActiveHook;
 use crate::channel::env::Readiness;
 use crate::channel::init::ChannelInit;
 use crate::channel::shared::ChannelShared;
@@ -58,6 +59,11 @@ impl Connector {
             Err(e) => Some(Err(e)),
         }
     }
+}
+
+/// `on_done`, shielded from panics, to be told later.
+fn guarded(on_done: ConnectDone) -> ActiveHook {
+    ActiveHook(Box::new(move |outcome| report(on_done, outcome)))
 }
 
 /// Tells `on_done` the outcome, shielding the loop from a panic in it.
@@ -141,7 +147,13 @@ impl EventLoop {
         let _ = self.poller.deregister(&mut c.stream);
         c.init.live.fetch_add(1, Ordering::AcqRel);
         let outcome = match self.register_connection(c.stream.into(), None, &c.init) {
-            Some(token) => match self.slots.get(token) {
+            Some(token) => match self.slots.get_mut(token) {
+                Some(Slot::Conn(conn)) if !conn.core.shared.is_active() => {
+                    // A TLS handshake is under way: the connect is done
+                    // when it is (or fails with its reason).
+                    conn.core.on_active = Some(guarded(c.on_done));
+                    return;
+                }
                 Some(Slot::Conn(conn)) => Ok(Arc::clone(&conn.core.shared)),
                 _ => Err(io::Error::new(
                     io::ErrorKind::ConnectionAborted,

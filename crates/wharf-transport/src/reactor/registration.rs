@@ -16,6 +16,7 @@ use crate::channel::socket::Socket;
 use crate::reactor::acceptor::{Acceptor, AcceptorTarget};
 use crate::reactor::event_loop::{EventLoop, Slot};
 use crate::sys::epoll::LtInterest;
+use crate::tls::session::TlsSession;
 use crate::token::Token;
 
 impl EventLoop {
@@ -72,6 +73,12 @@ impl EventLoop {
         let pipeline = (init.factory)(&shared, &init.config, worker);
         let mut core = ConnCore::new(stream, shared, Arc::clone(&init.config), self.env.now);
         core.io.registered = interest;
+        if let Some(setup) = &init.tls {
+            match TlsSession::new(setup) {
+                Ok(session) => core.tls = Some(Box::new(session)),
+                Err(e) => core.fail_tls(e),
+            }
+        }
         let conn = Connection::new(core, pipeline, Arc::clone(&init.live));
         let inserted = self.slots.insert(Slot::Conn(conn));
         debug_assert_eq!(inserted, token);

@@ -18,6 +18,10 @@ use crate::channel::socket::Socket;
 use crate::file_region::{FileRegion, Step, TransferCx};
 use crate::sys::net::send_vectored;
 
+mod plaintext;
+
+pub(crate) use plaintext::Taken;
+
 /// Most iovecs one `writev` takes (Linux's `IOV_MAX`, Netty's limit).
 pub const IOV_MAX: usize = 1024;
 
@@ -148,6 +152,11 @@ impl OutboundBuffer {
     /// Marks everything queued so far as ready to send.
     pub(crate) fn mark_flushed(&mut self) {
         self.flushed = self.entries.len();
+    }
+
+    /// What all queued entries weigh (bytes plus entry overhead).
+    pub(crate) fn weight(&self) -> usize {
+        self.weight
     }
 
     /// Whether flushed entries wait to be written.

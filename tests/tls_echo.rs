@@ -1,0 +1,47 @@
+//! Echo over TLS in every reactor mode × trigger × allocator: random
+//! payloads up to 1 MiB in writes of random sizes up to 1 MiB, byte for
+//! byte, against a rustls client that does not go through wharf.
+
+mod common;
+
+use std::time::Duration;
+
+use common::tls::{self, Pki};
+use common::{Config, Rng, pattern};
+use wharf::Pipeline;
+use wharf::transport::handlers::Echo;
+
+#[test]
+fn echo_over_tls_random_payloads_byte_for_byte() {
+    let pki = Pki::new("echo", &["echo.test"]);
+    let client = pki.rustls_client();
+    common::for_each(Config::all(), |config| {
+        let server = config
+            .server()
+            .tls(pki.server("echo.test"))
+            .child_handler(|| Pipeline::bytes(Echo))
+            .bind("127.0.0.1:0")
+            .expect("bind");
+        let mut rng = Rng::new(0x7115);
+        let payloads: Vec<Vec<u8>> = (0..24)
+            .map(|i| {
+                let len = if i % 6 == 0 {
+                    rng.range(1, 1 << 20)
+                } else {
+                    rng.range(1, 64 << 10)
+                };
+                pattern(i, len)
+            })
+            .collect();
+        tls::echo_all(
+            server.local_addr(),
+            client.clone(),
+            "echo.test",
+            payloads,
+            1 << 20,
+            11,
+            Duration::from_secs(60),
+        )
+        .unwrap_or_else(|e| panic!("{config}: {e}"));
+    });
+}
