@@ -253,7 +253,15 @@ fn still_healthy(mut server: Server, prefix: &str, problems: &mut Vec<String>) {
         problems.push(format!("the server stopped serving ({e})"));
     }
     let loops = server.event_loops().len();
-    let alive = common::threads_named(&format!("{prefix}-loop"));
+    // A loop thread names itself once it first runs, which on a busy
+    // machine can be after `bind` returns: wait for it, with a deadline.
+    let name = format!("{prefix}-loop");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut alive = common::threads_named(&name);
+    while alive != loops && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+        alive = common::threads_named(&name);
+    }
     if alive != loops {
         problems.push(format!("{alive} of its {loops} loop threads are alive"));
     }
