@@ -39,21 +39,33 @@ fn invalid(option: &str, why: impl std::fmt::Display) -> io::Error {
 /// (leaf first) in one, the key (PKCS#8, SEC1 or PKCS#1 RSA) in the
 /// other. The error names the file and says what is wrong with it.
 pub fn load_certified_key(cert_chain: &Path, key: &Path) -> io::Result<Arc<CertifiedKey>> {
-    let chain = CertificateDer::pem_file_iter(cert_chain)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+    let chain_pem = std::fs::read(cert_chain)
         .map_err(|e| invalid(&format!("certificate {}", cert_chain.display()), e))?;
-    if chain.is_empty() {
-        return Err(invalid(
-            &format!("certificate {}", cert_chain.display()),
-            "no CERTIFICATE block in the file",
-        ));
-    }
-    let key_der = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| invalid(&format!("private key {}", key.display()), e))?;
-    let certified = CertifiedKey::from_der(chain, key_der, &provider()).map_err(|e| {
+    let key_pem =
+        std::fs::read(key).map_err(|e| invalid(&format!("private key {}", key.display()), e))?;
+    certified_key_from_pem(&chain_pem, &key_pem).map_err(|e| {
         invalid(
-            &format!("private key {}", key.display()),
-            format!("{e} (does it belong to {}?)", cert_chain.display()),
+            &format!("{} and {}", cert_chain.display(), key.display()),
+            e,
+        )
+    })
+}
+
+/// A certificate chain (leaf first) and its private key (PKCS#8, SEC1 or
+/// PKCS#1 RSA) from PEM text in memory; an error says which part is
+/// wrong, and a key that does not belong to the leaf is refused.
+pub fn certified_key_from_pem(cert_chain: &[u8], key: &[u8]) -> io::Result<Arc<CertifiedKey>> {
+    let chain = CertificateDer::pem_slice_iter(cert_chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid("certificate", e))?;
+    if chain.is_empty() {
+        return Err(invalid("certificate", "no CERTIFICATE block in the PEM"));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| invalid("private key", e))?;
+    let certified = CertifiedKey::from_der(chain, key, &provider()).map_err(|e| {
+        invalid(
+            "private key",
+            format!("{e} (does it belong to the certificate?)"),
         )
     })?;
     Ok(Arc::new(certified))

@@ -35,7 +35,7 @@ mod verify;
 
 pub use config::{
     DEFAULT_HANDSHAKE_TIMEOUT, TlsClient, TlsClientBuilder, TlsServer, TlsServerBuilder,
-    load_certified_key,
+    certified_key_from_pem, load_certified_key,
 };
 pub use error::TlsError;
 pub use info::TlsInfo;
