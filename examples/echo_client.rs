@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example echo_server &
 //! cargo run --release --example echo_client -- --conns 50 --size 64 --pipeline 4 --duration 10
+//! cargo run --release --example echo_client -- --tls --ca ca.pem --server-name localhost
 //! ```
 //!
 //! Each connection keeps `--pipeline` messages of `--size` bytes in flight,
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use wharf::buf::ByteBuf;
+use wharf::tls::TlsClient;
 use wharf::{
     Bootstrap, ChannelError, ChannelHandle, Context, EventLoopGroup, Handler, Pipeline, Trigger,
 };
@@ -50,6 +52,36 @@ struct Args {
     /// Edge- or level-triggered epoll for the client.
     #[arg(long, value_enum, default_value_t = TriggerArg::Edge)]
     trigger: TriggerArg,
+    /// Speak TLS (with --ca, or --insecure).
+    #[arg(long)]
+    tls: bool,
+    /// PEM file of the CA that signed the server's certificate.
+    #[arg(long, requires = "tls", value_name = "PATH")]
+    ca: Option<std::path::PathBuf>,
+    /// Accept any server certificate (a self-signed test server).
+    #[arg(long, requires = "tls", conflicts_with = "ca")]
+    insecure: bool,
+    /// The server's name, checked against its certificate and sent as SNI.
+    #[arg(long, requires = "tls", default_value = "localhost")]
+    server_name: String,
+}
+
+/// The TLS settings the flags ask for, if any.
+fn tls_client(args: &Args) -> std::io::Result<Option<TlsClient>> {
+    if !args.tls {
+        return Ok(None);
+    }
+    let builder = match (&args.ca, args.insecure) {
+        (Some(ca), _) => TlsClient::builder().ca_file(ca)?,
+        (None, true) => TlsClient::builder().insecure_accept_any_certificate(true),
+        (None, false) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "--tls needs --ca PATH or --insecure",
+            ));
+        }
+    };
+    builder.build(&args.server_name).map(Some)
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -206,7 +238,10 @@ fn run(args: &Args) -> std::io::Result<u64> {
         TriggerArg::Level => Trigger::Level,
     };
     let group = EventLoopGroup::new(args.threads, trigger)?;
-    let bootstrap = Bootstrap::new(&group).connect_timeout(Duration::from_secs(5));
+    let mut bootstrap = Bootstrap::new(&group).connect_timeout(Duration::from_secs(5));
+    if let Some(tls) = tls_client(args)? {
+        bootstrap = bootstrap.tls(tls);
+    }
     let source = Arc::new(
         (0..2 * PERIOD)
             .map(|i| (i % PERIOD) as u8)
@@ -218,8 +253,13 @@ fn run(args: &Args) -> std::io::Result<u64> {
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(std::io::Error::other)?,
     ));
     println!(
-        "{} connections to {}, {}-byte messages, {} in flight each, for {} s",
-        args.conns, args.addr, args.size, args.pipeline, args.duration
+        "{} {}connections to {}, {}-byte messages, {} in flight each, for {} s",
+        args.conns,
+        if args.tls { "TLS " } else { "" },
+        args.addr,
+        args.size,
+        args.pipeline,
+        args.duration
     );
     let mut channels: Vec<ChannelHandle<ByteBuf>> = Vec::with_capacity(args.conns);
     for conn in 0..args.conns {

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example echo_server -- --mode multi --trigger level
+//! cargo run --release --example echo_server -- --tls-cert cert.pem --tls-key key.pem
 //! ```
 //!
 //! It prints one line saying where it listens and how it is wired, then
@@ -20,7 +21,10 @@ use wharf::{Pipeline, ServerBootstrap};
 
 #[path = "common/reactor_args.rs"]
 mod reactor_args;
+#[path = "common/tls_args.rs"]
+mod tls_args;
 use reactor_args::ReactorArgs;
+use tls_args::TlsArgs;
 
 /// wharf echo server: sends back every byte it receives (raw bytes, no
 /// framing; try `nc 127.0.0.1 7007`).
@@ -32,6 +36,8 @@ struct Args {
     addr: SocketAddr,
     #[command(flatten)]
     reactor: ReactorArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Use heap buffers instead of the pooled direct-buffer allocator.
     #[arg(long)]
     unpooled: bool,
@@ -60,15 +66,21 @@ fn run(args: Args) -> std::io::Result<()> {
     } else {
         Allocator::pooled()
     };
-    let mut server = ServerBootstrap::new()
+    let tls = args.tls.server(&[])?;
+    let mut bootstrap = ServerBootstrap::new()
         .mode(mode)
         .trigger(trigger)
-        .allocator(allocator)
+        .allocator(allocator);
+    if let Some(tls) = &tls {
+        bootstrap = bootstrap.tls(tls.clone());
+    }
+    let mut server = bootstrap
         .child_handler(|| Pipeline::bytes(Echo))
         .bind(args.addr)?;
     println!(
-        "listening on {} (mode={}, trigger={}, reactors={}, workers={})",
+        "listening on {}{} (mode={}, trigger={}, reactors={}, workers={})",
         server.local_addr(),
+        if tls.is_some() { " with TLS" } else { "" },
         mode.name(),
         args.reactor.trigger_name(),
         mode.io_loops(),

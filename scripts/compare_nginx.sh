@@ -3,18 +3,41 @@
 # side by side on loopback, alternating runs, medians and ratios, and each
 # server's CPU time per request.
 #
-#   scripts/compare_nginx.sh [ROUNDS] [SECONDS]        (default 3 rounds of 10 s)
+#   scripts/compare_nginx.sh [--tls] [--handshakes] [ROUNDS] [SECONDS]
+#                                                   (default 3 rounds of 10 s)
 #
 # Needs nginx and wrk (apt-get install -y nginx wrk). Serves two files, 1 KiB
 # and 1 MiB, from a temporary directory. wharf runs as
 # `file_server --mode reuseport --reactors 2` (and `--mode single`), nginx
 # with 2 workers, sendfile, tcp_nopush, keep-alive and no access log.
 # Prints a markdown table.
+#
+# --tls: both serve HTTPS with the same certificate (ECDSA P-256, made here
+# with openssl), nginx with TLS 1.3 and a shared session cache (as
+# shared/tools/nginx-peer.sh), wharf with `--tls-cert/--tls-key`.
+# --handshakes: every request on a new connection (`Connection: close`),
+# 1 KiB only: with --tls, that measures full handshakes per second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+tls=""
+close=""
+while [[ ${1:-} == --* ]]; do
+    case $1 in
+    --tls) tls=1 ;;
+    --handshakes) close=1 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
 rounds=${1:-3}
 secs=${2:-10}
+scheme=http
+[[ -n $tls ]] && scheme=https
+files=(1k.bin 1m.bin)
+[[ -n $close ]] && files=(1k.bin)
+wrk_headers=()
+[[ -n $close ]] && wrk_headers=(-H "Connection: close")
 wharf_port=18080
 nginx_port=18081
 work=$(mktemp -d /tmp/wharf-vs-nginx.XXXXXX)
@@ -35,6 +58,19 @@ head -c 1024 /dev/urandom > "$work/www/1k.bin"
 head -c 1048576 /dev/urandom > "$work/www/1m.bin"
 
 cargo build --release --example file_server >/dev/null 2>&1
+
+wharf_tls=()
+nginx_tls_listen=""
+nginx_tls=""
+if [[ -n $tls ]]; then
+    command -v openssl >/dev/null || { echo "--tls needs openssl" >&2; exit 1; }
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+        -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 2>/dev/null
+    wharf_tls=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+    nginx_tls_listen=" ssl"
+    nginx_tls="ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem; ssl_protocols TLSv1.3; ssl_session_cache shared:SSL:10m;"
+fi
 
 user_line=""
 [[ $(id -u) == 0 ]] && user_line="user $(id -un) $(id -gn);"
@@ -59,7 +95,8 @@ http {
     uwsgi_temp_path $work/nginx/uwsgi;
     scgi_temp_path $work/nginx/scgi;
     server {
-        listen 127.0.0.1:$nginx_port backlog=4096;
+        listen 127.0.0.1:$nginx_port backlog=4096$nginx_tls_listen;
+        $nginx_tls
         root $work/www;
         location / { }
     }
@@ -88,7 +125,8 @@ ticks_of() {
 }
 
 start_wharf() {
-    ./target/release/examples/file_server --root "$work/www" --addr "127.0.0.1:$wharf_port" "$@" >/dev/null &
+    ./target/release/examples/file_server --root "$work/www" --addr "127.0.0.1:$wharf_port" \
+        "${wharf_tls[@]}" "$@" >/dev/null &
     wharf_pid=$!
     wait_port "$wharf_port"
     server_pids=("$wharf_pid")
@@ -119,7 +157,7 @@ stop_servers() {
 run() {
     local name=$1 port=$2 file=$3 out before after reqs rps mbs
     before=$(ticks_of "${server_pids[@]}")
-    out=$(wrk -t2 -c50 -d"${secs}s" --latency "http://127.0.0.1:$port/$file")
+    out=$(wrk -t2 -c50 -d"${secs}s" --latency "${wrk_headers[@]}" "$scheme://127.0.0.1:$port/$file")
     after=$(ticks_of "${server_pids[@]}")
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -134,7 +172,7 @@ run() {
 : > "$work/results"
 for round in $(seq "$rounds"); do
     echo "round $round/$rounds" >&2
-    for file in 1k.bin 1m.bin; do
+    for file in "${files[@]}"; do
         start_wharf --mode reuseport --reactors 2
         run "wharf-reuseport2" "$wharf_port" "$file"
         stop_servers
@@ -148,17 +186,17 @@ for round in $(seq "$rounds"); do
 done
 
 echo
-echo "wrk -t2 -c50 -d${secs}s, $rounds alternating rounds, medians; CPU is the server's user+system time per request"
+echo "wrk -t2 -c50 -d${secs}s ${wrk_headers[*]} over $scheme, $rounds alternating rounds, medians; CPU is the server's user+system time per request"
 echo
 echo "| server | file | req/s | MB/s | ratio to nginx | server CPU µs/req |"
 echo "|---|---|---|---|---|---|"
-python3 - "$work/results" <<'EOF'
+python3 - "$work/results" "${files[@]}" <<'EOF'
 import sys, statistics
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 med = {}
 for name, f, rps, mbs, cpu in rows:
     med.setdefault((name, f), []).append((float(rps), float(mbs), float(cpu)))
-for f in ["1k.bin", "1m.bin"]:
+for f in sys.argv[2:]:
     nginx = statistics.median(r for r, _, _ in med[("nginx-2workers", f)])
     for name in ["wharf-reuseport2", "wharf-single", "nginx-2workers"]:
         runs = med[(name, f)]

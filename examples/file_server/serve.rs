@@ -23,6 +23,7 @@ use crate::opener::{OpenPool, opens_may_block};
 use crate::paths::Root;
 use crate::reactor_args::ReactorArgs;
 use crate::settings::{Settings, bootstrap};
+use crate::tls_args::TlsArgs;
 
 /// wharf static file server (HTTP/1.1: GET, HEAD, Range, conditional
 /// requests, directory listings).
@@ -37,6 +38,8 @@ pub struct Args {
     addr: SocketAddr,
     #[command(flatten)]
     reactor: ReactorArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// How file bytes reach the socket: auto, sendfile, splice, mmap or copy.
     #[arg(long, default_value = "auto")]
     transfer: TransferStrategy,
@@ -178,13 +181,19 @@ fn run(args: Args) -> std::io::Result<Stopped> {
         max_connections: budget.connections,
         log: args.log,
         open_pool,
+        tls: args.tls.server(&["http/1.1"])?,
         ..Settings::new(root)
     });
     let base = ServerBootstrap::new().mode(mode).trigger(trigger);
     let mut server = bootstrap(base, &settings).bind(args.addr)?;
     println!(
-        "serving {} at http://{}/ (mode={}, trigger={}, transfer={}, directio={})",
+        "serving {} at {}://{}/ (mode={}, trigger={}, transfer={}, directio={})",
         root_path.display(),
+        if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         server.local_addr(),
         mode.name(),
         args.reactor.trigger_name(),

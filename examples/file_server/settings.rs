@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wharf::codec::HttpServerCodec;
+use wharf::tls::TlsServer;
 use wharf::{Lingering, Pipeline, ServerBootstrap, TransferStrategy};
 
 use crate::handler::FileServer;
@@ -41,12 +42,14 @@ pub struct Settings {
     /// Where opens that may block run: `None` on the handler's own thread
     /// (local file systems), else on this pool (see [`crate::opener`]).
     pub open_pool: Option<OpenPool>,
+    /// HTTPS instead of HTTP, if set.
+    pub tls: Option<TlsServer>,
 }
 
 impl Settings {
     /// The defaults for serving `root`: `Auto` transfers, no direct I/O,
     /// 10 s for a request head, 60 s of keep-alive, 10 000 connections,
-    /// no access log.
+    /// no access log, plain HTTP.
     pub fn new(root: Root) -> Settings {
         Settings {
             root,
@@ -59,6 +62,7 @@ impl Settings {
             log: false,
             connections: Connections::default(),
             open_pool: None,
+            tls: None,
         }
     }
 }
@@ -75,6 +79,10 @@ pub fn bootstrap(base: ServerBootstrap, settings: &Arc<Settings>) -> ServerBoots
     let lingering = Lingering {
         timeout: LINGER,
         ..Lingering::default()
+    };
+    let base = match &settings.tls {
+        Some(tls) => base.tls(tls.clone()),
+        None => base,
     };
     base.close_timeout(settings.close_timeout)
         .write_timeout(Some(settings.close_timeout))
