@@ -268,7 +268,7 @@ impl EventLog {
 
 /// Reads until the stream ends: the bytes read, and `Ok` for an orderly
 /// end of stream or the error that ended it (a reset, a timeout).
-pub fn read_until_closed(stream: &mut TcpStream) -> (Vec<u8>, io::Result<()>) {
+pub fn read_until_closed(stream: &mut impl Read) -> (Vec<u8>, io::Result<()>) {
     let mut data = Vec::new();
     let mut buf = vec![0u8; 64 << 10];
     loop {

@@ -71,10 +71,59 @@ pub enum Closed {
     Reset,
 }
 
+/// The bytes of a connection: plain TCP, or TLS (rustls) over it.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<crate::common::tls::TlsStream>),
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Conn::Plain(_) => "Plain",
+            Conn::Tls(_) => "Tls",
+        })
+    }
+}
+
+impl Conn {
+    fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &mut s.sock,
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// One connection to the server under test.
 #[derive(Debug)]
 pub struct Client {
-    stream: TcpStream,
+    stream: Conn,
     /// Bytes read past the last response: the start of the next.
     pending: Vec<u8>,
 }
@@ -95,34 +144,50 @@ impl Client {
         Client::from_stream(crate::common::connect(addr))
     }
 
-    /// Wraps a connected stream.
-    pub fn from_stream(stream: TcpStream) -> Client {
+    /// Connects over TLS (20 s timeouts), trusting what `config` trusts,
+    /// for the server name `localhost`.
+    pub fn connect_tls(
+        addr: SocketAddr,
+        config: std::sync::Arc<wharf::tls::rustls::ClientConfig>,
+    ) -> Client {
+        let stream = crate::common::tls::connect(addr, config, "localhost")
+            .unwrap_or_else(|e| panic!("TLS connect to {addr}: {e}"));
         Client {
-            stream,
+            stream: Conn::Tls(Box::new(stream)),
             pending: Vec::new(),
         }
     }
 
-    /// The socket, for timeouts and raw reads.
+    /// Wraps a connected stream.
+    pub fn from_stream(stream: TcpStream) -> Client {
+        Client {
+            stream: Conn::Plain(stream),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The socket (under TLS, if any), for timeouts and raw reads.
     pub fn stream(&mut self) -> &mut TcpStream {
-        &mut self.stream
+        self.stream.socket()
     }
 
     /// Sets the read timeout.
     pub fn read_timeout(&mut self, timeout: Duration) {
         self.stream
+            .socket()
             .set_read_timeout(Some(timeout))
             .expect("read timeout");
     }
 
     /// Writes `bytes` whole.
     pub fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send a request");
+        self.try_send(bytes).expect("send a request");
     }
 
     /// Writes `bytes`, where the server may already have closed.
     pub fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
     }
 
     /// Sends a request and reads its response.

@@ -46,6 +46,7 @@ fn a_shutdown_closes_idle_connections_at_once_and_counts_what_it_cuts() {
         let crate::site::Running {
             mut server,
             settings,
+            ..
         } = running;
         let started = Instant::now();
         settings.connections.begin_shutdown();

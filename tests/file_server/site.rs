@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use wharf::tls::TlsServer;
+use wharf::tls::rustls::ClientConfig;
 use wharf::{ReactorMode, Server, TransferStrategy, Trigger};
 
 use crate::client::Client;
@@ -67,6 +69,8 @@ pub struct Spec {
     open_pool: bool,
     send_buffer: Option<usize>,
     name: &'static str,
+    /// HTTPS with this server setting, and clients that trust it.
+    tls: Option<(TlsServer, Arc<ClientConfig>)>,
 }
 
 impl Spec {
@@ -89,7 +93,14 @@ impl Spec {
             open_pool: false,
             send_buffer: None,
             name: "fs-test",
+            tls: None,
         }
+    }
+
+    /// Serves HTTPS with `server`; the test clients trust `client`.
+    pub fn tls(mut self, server: TlsServer, client: Arc<ClientConfig>) -> Spec {
+        self.tls = Some((server, client));
+        self
     }
 
     pub fn config(mut self, config: Config) -> Spec {
@@ -162,6 +173,7 @@ impl Spec {
             open_pool: self
                 .open_pool
                 .then(|| crate::opener::OpenPool::start(2).expect("start an open pool")),
+            tls: self.tls.as_ref().map(|(server, _)| server.clone()),
             ..Settings::new(root)
         });
         let mut base = self.config.server().thread_name(self.name);
@@ -171,7 +183,11 @@ impl Spec {
         let server = bootstrap(base, &settings)
             .bind("127.0.0.1:0")
             .expect("bind the file server");
-        Running { server, settings }
+        Running {
+            server,
+            settings,
+            tls_client: self.tls.map(|(_, client)| client),
+        }
     }
 }
 
@@ -180,12 +196,17 @@ impl Spec {
 pub struct Running {
     pub server: Server,
     pub settings: Arc<Settings>,
+    /// Set when the server speaks HTTPS.
+    pub tls_client: Option<Arc<ClientConfig>>,
 }
 
 impl Running {
-    /// A new connection.
+    /// A new connection (over TLS if the server speaks it).
     pub fn client(&self) -> Client {
-        Client::connect(self.server.local_addr())
+        match &self.tls_client {
+            Some(config) => Client::connect_tls(self.server.local_addr(), Arc::clone(config)),
+            None => Client::connect(self.server.local_addr()),
+        }
     }
 
     /// Connections the handler counts as open.

@@ -14,13 +14,13 @@ use crate::site::{Site, Spec, data};
 
 /// How a server sends its files: a transfer strategy, or direct I/O.
 #[derive(Debug, Clone, Copy)]
-struct Send {
-    label: &'static str,
-    strategy: TransferStrategy,
-    directio: u64,
+pub(crate) struct Send {
+    pub label: &'static str,
+    pub strategy: TransferStrategy,
+    pub directio: u64,
 }
 
-const SENDS: [Send; 6] = [
+pub(crate) const SENDS: [Send; 6] = [
     Send {
         label: "auto",
         strategy: TransferStrategy::Auto,
@@ -55,7 +55,7 @@ const SENDS: [Send; 6] = [
 ];
 
 impl Send {
-    fn spec(self, site: &Site) -> Spec {
+    pub fn spec(self, site: &Site) -> Spec {
         Spec::new(&site.root)
             .transfer(self.strategy)
             .directio(self.directio)
@@ -84,14 +84,14 @@ impl Send {
 }
 
 /// A served file: its name, bytes and expected Content-Type.
-struct Served {
-    name: &'static str,
-    bytes: Vec<u8>,
-    mime: &'static str,
+pub(crate) struct Served {
+    pub name: &'static str,
+    pub bytes: Vec<u8>,
+    pub mime: &'static str,
 }
 
 /// Asserts a complete 200 with `file`'s bytes, length and type.
-fn assert_file(what: &str, response: &Response, file: &Served) {
+pub(crate) fn assert_file(what: &str, response: &Response, file: &Served) {
     assert_eq!(response.status, 200, "{what} {}: {response:?}", file.name);
     assert_eq!(
         response.content_length(),
@@ -117,7 +117,7 @@ fn assert_file(what: &str, response: &Response, file: &Served) {
 }
 
 /// Writes the files of `names_sizes_mimes` (different bytes each).
-fn files(site: &Site, spec: &[(&'static str, usize, &'static str)]) -> Vec<Served> {
+pub(crate) fn files(site: &Site, spec: &[(&'static str, usize, &'static str)]) -> Vec<Served> {
     spec.iter()
         .enumerate()
         .map(|(i, &(name, len, mime))| {

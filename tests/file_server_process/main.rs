@@ -59,6 +59,9 @@ mod serve;
 #[path = "../../examples/file_server/settings.rs"]
 #[allow(dead_code, unused_imports)]
 mod settings;
+#[path = "../../examples/common/tls_args.rs"]
+#[allow(dead_code, unused_imports)]
+mod tls_args;
 
 #[path = "../file_server/client.rs"]
 #[allow(dead_code)]
