@@ -45,6 +45,10 @@ struct Args {
     /// Shards of the store (each one lock).
     #[arg(long, default_value_t = 64)]
     shards: usize,
+    /// Replies of at most this many bytes are gathered into one buffer
+    /// per batch by the transport (0: each reply its own buffer).
+    #[arg(long, default_value_t = 512, value_name = "BYTES")]
+    coalesce_writes: usize,
 }
 
 fn main() -> ExitCode {
@@ -66,7 +70,8 @@ fn run(args: Args) -> std::io::Result<()> {
     let store = Arc::new(Store::new(args.shards));
     let bootstrap = ServerBootstrap::new()
         .mode(mode)
-        .trigger(args.reactor.trigger);
+        .trigger(args.reactor.trigger)
+        .coalesce_writes(args.coalesce_writes);
     let mut server = server::bind(bootstrap, args.addr, store)?;
     println!(
         "listening on {} (mode={}, trigger={}, reactors={}, workers={}, shards={})",

@@ -146,6 +146,15 @@ macro_rules! channel_settings {
             self
         }
 
+        /// Writes of at most `max_bytes` are copied into the outbound
+        /// queue's last buffer instead of becoming entries of their own
+        /// (default 512; 0 turns it off; see
+        /// [`ChannelConfig::coalesce_writes`](crate::ChannelConfig::coalesce_writes)).
+        pub fn coalesce_writes(mut self, max_bytes: usize) -> Self {
+            self.config.coalesce_writes = max_bytes;
+            self
+        }
+
         /// Whether a peer's half-close keeps the channel open (default no).
         pub fn allow_half_closure(mut self, allow: bool) -> Self {
             self.config.allow_half_closure = allow;

@@ -145,6 +145,12 @@ pub struct ChannelConfig {
     /// Bytes one `writev` is offered at most (it always takes at least one
     /// entry whole).
     pub max_bytes_per_write: usize,
+    /// Write coalescing: a write of at most this many bytes (a buffer, not
+    /// a file region) is copied into the last unflushed buffer of the
+    /// outbound queue instead of becoming an entry of its own, so that many
+    /// small replies between two flushes leave as a few iovecs (default
+    /// 512; 0 turns it off). Larger writes are queued without a copy.
+    pub coalesce_writes: usize,
     /// When the channel becomes unwritable and writable again.
     pub water_mark: WaterMark,
     /// Bounds of the adaptive read size.
@@ -192,6 +198,7 @@ impl Default for ChannelConfig {
             max_messages_per_read: 16,
             write_spin_count: 16,
             max_bytes_per_write: 4 << 20,
+            coalesce_writes: 512,
             water_mark: WaterMark::default(),
             recv_size: RecvSize::default(),
             auto_read: true,

@@ -8,16 +8,25 @@
 //! regions with their transfer strategy, in queue order, resuming after
 //! partial writes. The queue counts its bytes, plus a fixed overhead per
 //! entry, against the channel's water marks.
+//!
+//! Small writes are gathered: one of at most the channel's
+//! [`coalesce_writes`](crate::ChannelConfig::coalesce_writes) bytes is
+//! copied into the last unflushed buffer when it has room (or into a new
+//! buffer that takes over a small last entry) instead of becoming an
+//! entry of its own, so that a batch of small replies leaves as a few
+//! iovecs instead of one each. Larger buffers and file regions are queued
+//! as they are, without a copy.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 
-use wharf_buf::{ByteBuf, FrozenBuf};
+use wharf_buf::{Allocator, ByteBuf, FrozenBuf};
 
 use crate::channel::socket::Socket;
 use crate::file_region::{FileRegion, Step, TransferCx};
 use crate::sys::net::send_vectored;
 
+mod gather;
 mod plaintext;
 
 pub(crate) use plaintext::Taken;
@@ -69,7 +78,7 @@ impl OutboundMessage {
     }
 
     /// The bytes left to send, if the entry is in memory.
-    fn bytes(&self) -> Option<&[u8]> {
+    pub(crate) fn bytes(&self) -> Option<&[u8]> {
         match self {
             OutboundMessage::Buf(b) => Some(b),
             OutboundMessage::Frozen(b) => Some(b),
@@ -138,11 +147,31 @@ pub(crate) struct OutboundBuffer {
     flushed: usize,
     /// Total weight of all entries.
     weight: usize,
+    /// Writes up to this many bytes are gathered (0: none).
+    coalesce_max: usize,
+    /// Where a buffer that gathers small writes comes from.
+    allocator: Allocator,
 }
 
 impl OutboundBuffer {
-    /// Queues a message (not yet flushed); returns its weight.
+    /// An empty queue that gathers writes of up to `coalesce_max` bytes,
+    /// in buffers from `allocator`.
+    pub(crate) fn new(coalesce_max: usize, allocator: Allocator) -> OutboundBuffer {
+        OutboundBuffer {
+            coalesce_max,
+            allocator,
+            ..OutboundBuffer::default()
+        }
+    }
+
+    /// Queues a message (not yet flushed); returns the weight it adds (its
+    /// bytes alone when it was gathered into the last entry).
     pub(crate) fn push(&mut self, msg: OutboundMessage) -> usize {
+        let len = msg.len();
+        if len > 0 && len <= self.coalesce_max && self.gather(&msg) {
+            self.weight += len;
+            return len;
+        }
         let weight = msg.weight();
         self.weight += weight;
         self.entries.push_back(msg);
