@@ -112,6 +112,9 @@ pub(crate) struct Handshake {
     pub peer_closed: bool,
     /// The server name the client asked for.
     pub server_name: Option<String>,
+    /// A server has the client's whole ClientHello (or knows the input
+    /// is not one).
+    pub hello_read: bool,
 }
 
 enum Conn {
@@ -150,6 +153,7 @@ impl Handshake {
             early_plaintext: None,
             peer_closed: false,
             server_name: None,
+            hello_read: false,
         }
     }
 
