@@ -360,14 +360,15 @@ impl Pki {
 
 /// What a [`Probe`] saw: its events in order (`active`, `input_shutdown`,
 /// `error:tls:<TlsError as Debug>`, `error:io:<kind>`, `error:other:…`,
-/// `inactive`), the TLS outcome of each channel that became active, and
-/// the TLS errors.
+/// `inactive`), the TLS outcome of each channel that became active, the
+/// TLS errors, and the bytes read (all of them if it does not echo).
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
     pub log: super::EventLog,
     pub infos: Arc<std::sync::Mutex<Vec<wharf::tls::TlsInfo>>>,
     pub errors: Arc<std::sync::Mutex<Vec<wharf::tls::TlsError>>>,
     pub bytes: Arc<std::sync::atomic::AtomicUsize>,
+    pub received: Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl Seen {
@@ -388,6 +389,11 @@ impl Seen {
 
     pub fn bytes(&self) -> usize {
         self.bytes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Takes the bytes a non-echoing probe read so far.
+    pub fn take_received(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.received.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// A handler recording into this, echoing if `echo`.
@@ -432,6 +438,12 @@ impl wharf::Handler for Probe {
             .fetch_add(msg.len(), std::sync::atomic::Ordering::SeqCst);
         if self.echo {
             ctx.write(msg);
+        } else {
+            self.seen
+                .received
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(&msg);
         }
     }
 
