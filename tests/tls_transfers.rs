@@ -21,12 +21,17 @@ use common::{Config, pattern};
 use wharf::buf::ByteBuf;
 use wharf::{
     ChannelError, ChunkedFile, Context, FileRegion, Handler, OutboundMessage, Pipeline,
-    RawMessages, TransferStrategy,
+    RawMessages, SocketOption, TransferStrategy,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
 const HIGH: usize = 64 << 10;
 const LOW: usize = 32 << 10;
+/// The chunked file's server's send buffer: a fixed size (the kernel
+/// does not grow it), so the 4 MiB file cannot all fit in the kernel's
+/// buffers before the client reads, and the channel must turn unwritable.
+/// (64 MiB cannot fit with any buffer sizes.)
+const SOCKET_BUFFER: usize = 256 << 10;
 
 /// What a server's handler reports.
 #[derive(Default)]
@@ -422,6 +427,7 @@ fn a_chunked_file_arrives_transformed_within_the_water_marks() {
             .server()
             .tls(pki.server("chunked.test"))
             .water_mark(LOW, HIGH)
+            .option(SocketOption::SendBuffer(SOCKET_BUFFER))
             .child_handler(move || {
                 Pipeline::bytes(Scrambler {
                     file: ChunkedFile::new(Arc::clone(&f), 0, count).with_chunk_size(CHUNK),
