@@ -1,5 +1,6 @@
-//! TLS for the tests: certificates made on the spot (rcgen; no key is
-//! shipped), the server and client settings built from them, and a
+//! TLS for the tests: certificates made on the spot (rcgen, through the
+//! benches' `certs`; the one key shipped is a throwaway RSA key, see
+//! [`KeyKind`]), the server and client settings built from them, and a
 //! blocking rustls client that does not go through wharf's own code.
 
 use std::io::{self, Read, Write};
@@ -8,17 +9,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rcgen::KeyPair;
 use wharf::tls::rustls::pki_types::{CertificateDer, ServerName};
 use wharf::tls::rustls::{self, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use wharf::tls::{TlsClient, TlsServer};
 
-/// A CA and leaf certificates it signed, as PEM files in a directory of
-/// their own.
+#[path = "../../benches/support/certs.rs"]
+mod certs;
+use certs::{Leaf, TestCerts};
+
+/// A CA and leaf certificates it signed (made by the benches' `certs`,
+/// shared), as PEM files in a directory of their own.
 pub struct Pki {
     pub dir: PathBuf,
     pub ca_der: CertificateDer<'static>,
-    issuer: Issuer<'static, KeyPair>,
+    certs: TestCerts,
 }
 
 impl Pki {
@@ -27,30 +32,13 @@ impl Pki {
     pub fn new(tag: &str, names: &[&str]) -> Pki {
         let dir = std::env::temp_dir().join(format!("wharf-tls-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "wharf test CA");
-        let ca = ca_params.self_signed(&ca_key).expect("CA cert");
-        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write CA");
-        let issuer = Issuer::new(ca_params, ca_key);
-        let pki = Pki {
+        let certs = TestCerts::new(names, |_, _| {});
+        certs.write_to(&dir, names).expect("write the certificates");
+        Pki {
             dir,
-            ca_der: ca.der().clone(),
-            issuer,
-        };
-        for (i, name) in names.iter().enumerate() {
-            let mut sans = vec![*name];
-            if i == 0 {
-                sans.push("localhost");
-                sans.push("127.0.0.1");
-            }
-            pki.leaf(name, &sans, KeyKind::EcdsaP256, |_| {});
+            ca_der: certs.ca_der.clone(),
+            certs,
         }
-        pki
     }
 
     /// A leaf signed by the CA, for `sans`, with a `kind` key, written as
@@ -61,29 +49,19 @@ impl Pki {
         file: &str,
         sans: &[&str],
         kind: KeyKind,
-        edit: impl FnOnce(&mut CertificateParams),
+        edit: impl FnOnce(&mut rcgen::CertificateParams),
     ) {
-        let key = kind.generate();
-        let mut params =
-            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .expect("leaf params");
-        edit(&mut params);
-        let cert = params.signed_by(&key, &self.issuer).expect("leaf cert");
-        self.write(file, &cert.pem(), &key);
+        self.write(file, &self.certs.leaf(sans, kind.generate(), edit));
     }
 
     /// A self-signed certificate (no CA vouches for it) for `sans`.
     pub fn self_signed(&self, file: &str, sans: &[&str]) {
-        let key = KeyKind::EcdsaP256.generate();
-        let params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .expect("self-signed params");
-        let cert = params.self_signed(&key).expect("self-signed cert");
-        self.write(file, &cert.pem(), &key);
+        self.write(file, &certs::self_signed(sans));
     }
 
-    fn write(&self, file: &str, cert_pem: &str, key: &KeyPair) {
-        std::fs::write(self.cert(file), cert_pem).expect("write cert");
-        std::fs::write(self.key(file), key.serialize_pem()).expect("write key");
+    fn write(&self, file: &str, leaf: &Leaf) {
+        std::fs::write(self.cert(file), &leaf.cert_pem).expect("write cert");
+        std::fs::write(self.key(file), &leaf.key_pem).expect("write key");
     }
 
     /// The DER of `file`'s certificate (the leaf).
