@@ -19,6 +19,8 @@ pub struct TestCerts {
     pub ca_der: CertificateDer<'static>,
     /// One per name given, in order.
     pub leaves: Vec<Leaf>,
+    /// The CA's parameters and key, for further leaves.
+    issuer: Issuer<'static, KeyPair>,
 }
 
 impl TestCerts {
@@ -34,28 +36,41 @@ impl TestCerts {
             .push(DnType::CommonName, "wharf test CA");
         let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
         let issuer = Issuer::new(ca_params, ca_key);
-        let leaves = names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let mut sans = vec![name.to_string()];
-                if i == 0 {
-                    sans.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
-                }
-                let key = KeyPair::generate().expect("leaf key");
-                let mut params = CertificateParams::new(sans).expect("leaf params");
-                tweak(name, &mut params);
-                let cert = params.signed_by(&key, &issuer).expect("leaf certificate");
-                Leaf {
-                    cert_pem: cert.pem(),
-                    key_pem: key.serialize_pem(),
-                }
-            })
-            .collect();
-        TestCerts {
+        let mut certs = TestCerts {
             ca_pem: ca.pem(),
             ca_der: ca.der().clone(),
-            leaves,
+            leaves: Vec::new(),
+            issuer,
+        };
+        for (i, name) in names.iter().enumerate() {
+            let mut sans = vec![*name];
+            if i == 0 {
+                sans.extend(["localhost", "127.0.0.1"]);
+            }
+            let key = KeyPair::generate().expect("leaf key");
+            let leaf = certs.leaf(&sans, key, |params| tweak(name, params));
+            certs.leaves.push(leaf);
+        }
+        certs
+    }
+
+    /// Another leaf signed by the CA, for `sans`, with `key`; `tweak` may
+    /// change its parameters first.
+    pub fn leaf(
+        &self,
+        sans: &[&str],
+        key: KeyPair,
+        tweak: impl FnOnce(&mut CertificateParams),
+    ) -> Leaf {
+        let sans = sans.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut params = CertificateParams::new(sans).expect("leaf params");
+        tweak(&mut params);
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("leaf certificate");
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
         }
     }
 
@@ -69,5 +84,17 @@ impl TestCerts {
             std::fs::write(dir.join(format!("{name}.key")), &leaf.key_pem)?;
         }
         Ok(())
+    }
+}
+
+/// A self-signed leaf for `sans` (no CA vouches for it).
+pub fn self_signed(sans: &[&str]) -> Leaf {
+    let key = KeyPair::generate().expect("key");
+    let sans = sans.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let params = CertificateParams::new(sans).expect("self-signed params");
+    let cert = params.self_signed(&key).expect("self-signed certificate");
+    Leaf {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
     }
 }

@@ -112,6 +112,9 @@ pub(crate) struct Handshake {
     pub peer_closed: bool,
     /// The server name the client asked for.
     pub server_name: Option<String>,
+    /// A server has the client's whole ClientHello (or knows the input
+    /// is not one).
+    pub hello_read: bool,
 }
 
 enum Conn {
@@ -150,6 +153,7 @@ impl Handshake {
             early_plaintext: None,
             peer_closed: false,
             server_name: None,
+            hello_read: false,
         }
     }
 
@@ -287,7 +291,16 @@ fn drive<S: Side>(
     for _ in 0..MAX_STEPS {
         let status = conn.process(&mut incoming[..]);
         let discard = status.discard;
-        let progress = match status.state.map_err(TlsError::Handshake)? {
+        let state = match status.state {
+            Ok(state) => state,
+            Err(e) => {
+                // What rustls consumed goes before it is called again
+                // (for its alert, below).
+                incoming.skip(discard);
+                return Err(TlsError::Handshake(e));
+            }
+        };
+        let progress = match state {
             ConnectionState::EncodeTlsData(mut data) => {
                 sink.encode(|buf| data.encode(buf));
                 None
@@ -325,15 +338,25 @@ fn drive<S: Side>(
     Err(TlsError::protocol("the handshake made no progress"))
 }
 
-/// After a failure: encodes the alert rustls queued.
+/// After a failure: encodes the alert rustls queued. rustls is called
+/// only while it has something queued, which it hands out before looking
+/// at the input again: the input that failed must not be processed twice
+/// (a record it could not deframe fails again and queues a second fatal
+/// alert, which rustls asserts against; a debug build's loop thread
+/// panicked on random bytes: `tests/tls_bad_input.rs`).
 fn flush_alert<S: Side>(conn: &mut S, incoming: &mut ByteBuf, sink: &mut Sink<'_>) -> Option<()> {
     for _ in 0..8 {
+        if !conn.wants_write() {
+            return Some(());
+        }
         let status = conn.process(&mut incoming[..]);
+        let discard = status.discard;
         match status.state.ok()? {
             ConnectionState::EncodeTlsData(mut data) => sink.encode(|buf| data.encode(buf)),
             ConnectionState::TransmitTlsData(data) => data.done(),
             _ => return Some(()),
         }
+        incoming.skip(discard);
     }
     Some(())
 }

@@ -28,7 +28,7 @@ use crate::tls::error::TlsError;
 use crate::tls::handshake::{Handshake, Progress};
 use crate::tls::info::TlsInfo;
 use crate::tls::records::{self, MAX_RECORD};
-use crate::tls::sni::client_hello_server_name;
+use crate::tls::sni::{Hello, client_hello};
 use crate::tls::traffic::Traffic;
 
 /// Most ciphertext one batch of sealed records takes: four full records.
@@ -184,11 +184,20 @@ impl TlsSession {
     pub(crate) fn receive(&mut self, allocator: Allocator) -> Result<Received, TlsError> {
         let mut received = Received::default();
         if let Stage::Handshaking(handshake) = &mut self.stage {
-            if handshake.is_server() && handshake.server_name.is_none() {
+            if handshake.is_server() && !handshake.hello_read {
                 if self.input.first().is_some_and(u8::is_ascii_alphabetic) {
                     return Err(self.fail(TlsError::PlainText));
                 }
-                handshake.server_name = client_hello_server_name(&self.input);
+                // rustls sees the ClientHello once it is whole (see
+                // `sni.rs`); its handshake timeout bounds the wait.
+                match client_hello(&self.input) {
+                    Hello::Partial if self.input.len() <= MAX_HANDSHAKE_INPUT => {
+                        return Ok(received);
+                    }
+                    Hello::Whole(name) => handshake.server_name = name,
+                    Hello::Partial | Hello::Other => {}
+                }
+                handshake.hello_read = true;
             }
             let progress = handshake.advance(&mut self.input, &mut self.handshake_out, allocator);
             self.queue_handshake_output();

@@ -96,9 +96,7 @@ impl Traffic {
                 }
                 ContentType::Handshake => {
                     let body = &input[content];
-                    if let Some(reply) = self.handshake_received(body, allocator)? {
-                        opened.reply = Some(reply);
-                    }
+                    self.handshake_received(body, &mut opened.reply, allocator)?;
                 }
                 ContentType::ChangeCipherSpec => {
                     return Err(TlsError::protocol("change_cipher_spec after the handshake"));
@@ -135,17 +133,18 @@ impl Traffic {
         }
     }
 
-    /// A post-handshake message (or part of one).
+    /// A post-handshake message (or part of one); the answer to a key
+    /// update request goes into `reply`.
     fn handshake_received(
         &mut self,
         body: &[u8],
+        reply: &mut Option<ByteBuf>,
         allocator: Allocator,
-    ) -> Result<Option<ByteBuf>, TlsError> {
+    ) -> Result<(), TlsError> {
         self.fragment.extend_from_slice(body);
         if self.fragment.len() > MAX_HANDSHAKE_MESSAGE {
             return Err(TlsError::protocol("a post-handshake message too large"));
         }
-        let mut reply = None;
         while self.fragment.len() >= 4 {
             let f = &self.fragment;
             let len = u32::from_be_bytes([0, f[1], f[2], f[3]]) as usize;
@@ -153,22 +152,28 @@ impl Traffic {
                 break;
             }
             let message: Vec<u8> = self.fragment.drain(..4 + len).collect();
-            if let Some(r) = self.message(message[0], &message[4..], allocator)? {
-                reply = Some(r);
-            }
+            self.message(message[0], &message[4..], reply, allocator)?;
         }
         if self.fragment.is_empty() {
             self.fragment = Vec::new();
         }
-        Ok(reply)
+        Ok(())
     }
 
+    /// One whole post-handshake message. A key update request is answered
+    /// once per read, however many the read held: RFC 8446 §4.6.3 lets a
+    /// receiver that has not sent since answer several with one update,
+    /// and the sending key must move exactly once per `key_update` sent
+    /// (it once moved for each request while only the last answer was
+    /// kept: `two_key_update_requests_in_one_read_are_answered` in
+    /// `tests/tls_protocol.rs`).
     fn message(
         &mut self,
         kind: u8,
         body: &[u8],
+        reply: &mut Option<ByteBuf>,
         allocator: Allocator,
-    ) -> Result<Option<ByteBuf>, TlsError> {
+    ) -> Result<(), TlsError> {
         let tls13 = self.format() == Format::Tls13;
         match (kind, &mut self.kernel) {
             // key_update: the peer's later records use its next key.
@@ -184,19 +189,17 @@ impl Traffic {
                 }
                 .map_err(TlsError::Handshake)?;
                 self.rx = RecordCipher::new(Format::Tls13, secrets, seq)?;
-                if request {
-                    return self.key_update(allocator).map(Some);
+                if request && reply.is_none() {
+                    *reply = Some(self.key_update(allocator)?);
                 }
-                Ok(None)
+                Ok(())
             }
             // new_session_ticket, for the client's resumption cache.
-            (4, Kernel::Client(k)) if tls13 => {
-                k.handle_new_session_ticket(body)
-                    .map_err(TlsError::Handshake)?;
-                Ok(None)
-            }
+            (4, Kernel::Client(k)) if tls13 => k
+                .handle_new_session_ticket(body)
+                .map_err(TlsError::Handshake),
             // hello_request (TLS 1.2): renegotiation is not offered; ignored.
-            (0, Kernel::Client(_)) if !tls13 => Ok(None),
+            (0, Kernel::Client(_)) if !tls13 => Ok(()),
             _ => Err(TlsError::protocol(
                 "a handshake message after the handshake (renegotiation and post-handshake \
                  authentication are not supported)",
