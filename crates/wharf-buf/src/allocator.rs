@@ -82,7 +82,20 @@ impl Allocator {
     /// [`try_buffer`](Self::try_buffer) to handle that.
     #[inline]
     pub fn buffer(&self, capacity: usize) -> ByteBuf {
-        self.try_buffer(capacity)
+        // The hot path, a pop from this thread's cache, inline; the rest
+        // (and the panic's formatting) out of line, so that the caller
+        // keeps no stack frame for it.
+        if let Allocator::Pooled(pool) = self
+            && let Some(buf) = pool.cached_buffer(capacity)
+        {
+            return buf;
+        }
+        self.buffer_slow(capacity)
+    }
+
+    #[inline(never)]
+    fn buffer_slow(&self, capacity: usize) -> ByteBuf {
+        self.try_aligned(capacity, 1)
             .unwrap_or_else(|e| panic!("allocating a {capacity}-byte buffer: {e}"))
     }
 

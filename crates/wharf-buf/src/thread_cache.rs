@@ -20,9 +20,10 @@ use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 
+use crate::memory::Owner;
 use crate::metrics::{LocalCounters, bump, bump_shared};
 use crate::pool::PoolShared;
-use crate::size_class::is_small;
+use crate::size_class::{class_size, is_small};
 use crate::sync::{AtomicBool, Ordering, SegQueue, fence};
 
 /// A block on its way back to its owner.
@@ -37,10 +38,16 @@ pub(crate) struct Returned {
 // (an anonymous mapping) is not tied to any thread.
 unsafe impl Send for Returned {}
 
+/// The alignment of a [`ThreadSlot`]: a pooled block's owner word keeps
+/// the block's size class in the low bits of the slot's address (see
+/// `memory`), seven bits above the three of the tag.
+pub(crate) const SLOT_ALIGN: usize = 1024;
+
 /// The part of a thread's cache that other threads see: its return queue,
 /// whether a thread owns it, and its counters. Slots live as long as the
 /// pool and are reused by later threads.
 #[derive(Debug)]
+#[repr(align(1024))]
 pub(crate) struct ThreadSlot {
     /// The pool this slot belongs to.
     pub pool: &'static PoolShared,
@@ -53,6 +60,8 @@ pub(crate) struct ThreadSlot {
     pub counters: LocalCounters,
 }
 
+const _: () = assert!(std::mem::align_of::<ThreadSlot>() == SLOT_ALIGN);
+
 impl ThreadSlot {
     pub(crate) fn new(pool: &'static PoolShared) -> ThreadSlot {
         ThreadSlot {
@@ -60,19 +69,6 @@ impl ThreadSlot {
             returns: SegQueue::new(),
             owned: AtomicBool::new(false),
             counters: LocalCounters::new(pool.classes),
-        }
-    }
-
-    /// Frees a block of `class` at `ptr` that was allocated through this
-    /// slot, on whatever thread calls this.
-    ///
-    /// Not inlined: a buffer's drop is then a tag test and this call, small
-    /// enough to inline at every drop site, where the buffer's fields can
-    /// stay in registers instead of being copied for an out-of-line drop.
-    #[inline(never)]
-    pub(crate) fn free(&'static self, class: usize, ptr: NonNull<u8>) {
-        if with_cache(self.pool, |cache| cache.free(class, ptr, self)).is_none() {
-            self.free_without_cache(class, ptr);
         }
     }
 
@@ -115,14 +111,21 @@ impl ThreadSlot {
     }
 }
 
-/// A stack of free blocks of one class.
+/// A stack of free blocks of one class, with what the hot path needs of
+/// the class next to it: its size and its counters. One cache line each.
 #[derive(Debug)]
+#[repr(align(64))]
 struct Bin {
     blocks: Vec<NonNull<u8>>,
     /// Most blocks kept.
-    limit: usize,
+    limit: u32,
     /// The fewest blocks the bin held since the last trim.
-    low_water: usize,
+    low_water: u32,
+    /// The class size: a buffer's capacity.
+    size: u32,
+    /// The slot's counters of this class.
+    allocations: &'static AtomicU64,
+    frees: &'static AtomicU64,
 }
 
 /// One thread's cache for one pool. Lives in thread-local storage.
@@ -132,94 +135,95 @@ pub(crate) struct ThreadCache {
     slot: &'static ThreadSlot,
     /// One bin per cached class; larger classes bypass the cache.
     bins: Box<[Bin]>,
-    /// The slot's per-class counters, reached without going through it.
-    allocations: &'static [AtomicU64],
-    frees: &'static [AtomicU64],
-    allocations_since_trim: u32,
+    /// Allocations left until the next trim.
+    until_trim: u32,
 }
 
 impl ThreadCache {
     fn new(pool: &'static PoolShared) -> ThreadCache {
         let slot = pool.acquire_slot();
         slot.owned.store(true, Ordering::SeqCst);
+        let counters = &slot.counters;
         ThreadCache {
             pool,
             slot,
             bins: pool
                 .bin_limits
                 .iter()
-                .map(|&limit| Bin {
+                .enumerate()
+                .map(|(class, &limit)| Bin {
                     blocks: Vec::new(),
-                    limit,
+                    limit: limit as u32,
                     low_water: 0,
+                    size: class_size(class) as u32,
+                    allocations: &counters.class_allocations[class],
+                    frees: &counters.class_frees[class],
                 })
                 .collect(),
-            allocations: &slot.counters.class_allocations,
-            frees: &slot.counters.class_frees,
-            allocations_since_trim: 0,
+            until_trim: pool.config.trim_interval.max(1),
         }
     }
 
-    /// This cache's slot.
-    pub(crate) fn slot(&self) -> &'static ThreadSlot {
-        self.slot
+    /// A cached block of `class`, if the bin has one and no returns are
+    /// waiting (they go first: the most recently returned block is the one
+    /// most likely still in the CPU cache).
+    #[inline]
+    fn pop(&mut self, class: usize) -> Option<(NonNull<u8>, usize, Owner)> {
+        if !self.slot.returns.is_empty() {
+            return None;
+        }
+        self.pop_unchecked(class)
     }
 
-    /// A block of `class`: from the cache, or from the arena (a batch, for
-    /// a cached class). `None` only if the OS refuses to map a new chunk.
+    /// `pop` without looking at the return queue.
     #[inline]
-    pub(crate) fn alloc(&mut self, class: usize) -> Option<NonNull<u8>> {
-        bump(&self.allocations[class], 1);
-        // Blocks other threads sent back go first: the most recently
-        // returned block is the one most likely still in the CPU cache.
+    fn pop_unchecked(&mut self, class: usize) -> Option<(NonNull<u8>, usize, Owner)> {
+        let bin = self.bins.get_mut(class)?;
+        let ptr = bin.blocks.pop()?;
+        bin.low_water = bin.low_water.min(bin.blocks.len() as u32);
+        bump(bin.allocations, 1);
+        let size = bin.size as usize;
+        self.tick();
+        Some((ptr, size, Owner::pooled(self.slot, class)))
+    }
+
+    /// A block of `class` when `pop` has none: drains the returns, then
+    /// takes from the arena (a batch, for a cached class). `None` only if
+    /// the OS refuses to map a new chunk.
+    pub(crate) fn alloc_slow(&mut self, class: usize) -> Option<(NonNull<u8>, usize, Owner)> {
         if !self.slot.returns.is_empty() {
             self.drain_returns();
-        }
-        let Some(bin) = self.bins.get_mut(class) else {
-            bump(&self.slot.counters.cache_misses, 1);
-            return alloc_from_arena(self.pool, class);
-        };
-        if let Some(ptr) = bin.blocks.pop() {
-            if bin.blocks.len() < bin.low_water {
-                bin.low_water = bin.blocks.len();
+            if let Some(hit) = self.pop_unchecked(class) {
+                return Some(hit);
             }
-            self.after_alloc();
-            return Some(ptr);
         }
-        bump(&self.slot.counters.cache_misses, 1);
-        let ptr = self.refill(class);
-        self.after_alloc();
-        ptr
+        let ptr = if class < self.bins.len() {
+            self.refill(class)?
+        } else {
+            alloc_from_arena(self.pool, class)?
+        };
+        let counters = &self.slot.counters;
+        bump(&counters.class_allocations[class], 1);
+        bump(&counters.cache_misses, 1);
+        self.tick();
+        Some((ptr, class_size(class), Owner::pooled(self.slot, class)))
     }
 
-    /// Housekeeping after an allocation: trim now and then.
+    /// Counts an allocation towards the next trim.
     #[inline]
-    fn after_alloc(&mut self) {
-        self.allocations_since_trim += 1;
-        if self.allocations_since_trim >= self.pool.config.trim_interval {
+    fn tick(&mut self) {
+        self.until_trim -= 1;
+        if self.until_trim == 0 {
             self.trim();
         }
     }
 
-    /// Takes back a block of `class` that `owner` allocated: into this
-    /// cache if this thread owns it, else back to the owner or the arena.
-    #[inline]
-    pub(crate) fn free(&mut self, class: usize, ptr: NonNull<u8>, owner: &'static ThreadSlot) {
-        bump(&self.frees[class], 1);
-        if std::ptr::eq(owner, self.slot)
-            && let Some(bin) = self.bins.get_mut(class)
-            && bin.blocks.len() < bin.limit
-        {
-            bin.blocks.push(ptr);
-        } else {
-            self.free_slow(class, ptr, owner);
-        }
-    }
-
-    /// The rest of `free`: a full bin, an uncached class, or a block that
-    /// another thread owns.
-    #[inline(never)]
-    fn free_slow(&mut self, class: usize, ptr: NonNull<u8>, owner: &'static ThreadSlot) {
+    /// Takes back a block of `class` that `owner` allocated, when the fast
+    /// path of [`free_pooled`] could not: a full bin, an uncached class, a
+    /// block that another thread owns, or this thread's cache of another
+    /// pool in the fast slot.
+    fn free(&mut self, class: usize, ptr: NonNull<u8>, owner: &'static ThreadSlot) {
+        bump(&self.slot.counters.class_frees[class], 1);
         if class >= self.bins.len() {
             self.pool.lock_arena().free(class, ptr, &self.pool.stats);
         } else if std::ptr::eq(owner, self.slot) {
@@ -235,17 +239,17 @@ impl ThreadCache {
     #[inline]
     fn cache(&mut self, class: usize, ptr: NonNull<u8>) {
         let bin = &mut self.bins[class];
-        if bin.blocks.len() < bin.limit {
+        if bin.blocks.len() < bin.limit as usize {
             bin.blocks.push(ptr);
             return;
         }
         let mut arena = self.pool.lock_arena();
         arena.free(class, ptr, &self.pool.stats);
-        let keep = bin.limit / 2;
+        let keep = bin.limit as usize / 2;
         for ptr in bin.blocks.drain(keep..) {
             arena.free(class, ptr, &self.pool.stats);
         }
-        bin.low_water = bin.low_water.min(bin.blocks.len());
+        bin.low_water = bin.low_water.min(bin.blocks.len() as u32);
     }
 
     /// Gives every cached block and every pending return back to the arena.
@@ -270,12 +274,12 @@ impl ThreadCache {
         if !is_small(class) {
             return alloc_from_arena(pool, class);
         }
-        let batch = (bin.limit / 2).max(1);
+        let batch = (bin.limit as usize / 2).max(1);
         pool.lock_arena()
             .alloc_small(class, batch, &mut bin.blocks, &pool.stats)
             .ok()?;
         let ptr = bin.blocks.pop();
-        bin.low_water = bin.low_water.min(bin.blocks.len());
+        bin.low_water = bin.low_water.min(bin.blocks.len() as u32);
         ptr
     }
 
@@ -286,23 +290,74 @@ impl ThreadCache {
     }
 
     /// Gives back, per class, the blocks unused since the last trim.
+    #[cold]
     fn trim(&mut self) {
-        self.allocations_since_trim = 0;
+        self.until_trim = self.pool.config.trim_interval.max(1);
         let pool = self.pool;
         let mut arena = pool.lock_arena();
         for (class, bin) in self.bins.iter_mut().enumerate() {
-            let idle = bin.low_water.min(bin.blocks.len());
+            let idle = (bin.low_water as usize).min(bin.blocks.len());
             let keep = bin.blocks.len() - idle;
             for ptr in bin.blocks.drain(keep..) {
                 arena.free(class, ptr, &pool.stats);
             }
-            bin.low_water = bin.blocks.len();
+            bin.low_water = bin.blocks.len() as u32;
         }
         arena.release_empty_chunks(&pool.stats);
         drop(arena);
         // Freed huge mappings past their decay go too, even on a thread
         // that never allocates a huge buffer again (or never idles).
         pool.huge_cache.trim(pool, pool.config.empty_chunk_decay);
+    }
+}
+
+/// A block of `class` from this thread's cache for `pool`: the hot path
+/// of an allocation, a thread-local load and a pop. `None` sends the
+/// caller to the slow path ([`with_cache`] and [`ThreadCache::alloc_slow`]):
+/// another pool's cache in the fast slot, no cache yet, an empty bin,
+/// pending returns, or an uncached class.
+#[inline]
+pub(crate) fn alloc_cached(
+    pool: &'static PoolShared,
+    class: usize,
+) -> Option<(NonNull<u8>, usize, Owner)> {
+    let fast = FAST.get();
+    if !std::ptr::eq(fast.pool, pool) {
+        return None;
+    }
+    // SAFETY: as in `with_cache`: `FAST` names a live cache of this thread
+    // whenever its pool is not null, and nothing else borrows it now.
+    let cache = unsafe { &mut *fast.cache };
+    cache.pop(class)
+}
+
+/// Frees a block of `class` at `ptr` that was allocated through `owner`,
+/// on whatever thread calls this. The hot path: the block is this
+/// thread's own and its bin has room.
+#[inline]
+pub(crate) fn free_pooled(owner: &'static ThreadSlot, class: usize, ptr: NonNull<u8>) {
+    let fast = FAST.get();
+    if std::ptr::eq(fast.slot, owner) {
+        // SAFETY: as in `with_cache`: a non-null slot in `FAST` comes with
+        // a live cache of this thread, and nothing else borrows it now.
+        let cache = unsafe { &mut *fast.cache };
+        if let Some(bin) = cache.bins.get_mut(class)
+            && bin.blocks.len() < bin.limit as usize
+        {
+            bin.blocks.push(ptr);
+            bump(bin.frees, 1);
+            return;
+        }
+    }
+    free_slow(owner, class, ptr);
+}
+
+/// The rest of [`free_pooled`]. Out of line, so a buffer's drop stays
+/// small enough to inline.
+#[inline(never)]
+fn free_slow(owner: &'static ThreadSlot, class: usize, ptr: NonNull<u8>) {
+    if with_cache(owner.pool, |cache| cache.free(class, ptr, owner)).is_none() {
+        owner.free_without_cache(class, ptr);
     }
 }
 
@@ -344,16 +399,18 @@ impl Drop for ThreadCache {
     }
 }
 
-/// The cache this thread used last: the pool's id and the cache's address.
+/// The cache this thread used last: its pool, its slot and its address.
 #[derive(Clone, Copy)]
 struct Fast {
-    pool_id: usize,
+    pool: *const PoolShared,
+    slot: *const ThreadSlot,
     cache: *mut ThreadCache,
 }
 
 impl Fast {
     const NONE: Fast = Fast {
-        pool_id: usize::MAX,
+        pool: std::ptr::null(),
+        slot: std::ptr::null(),
         cache: std::ptr::null_mut(),
     };
 }
@@ -424,7 +481,7 @@ pub(crate) fn with_cache<R>(
     f: impl FnOnce(&mut ThreadCache) -> R,
 ) -> Option<R> {
     let fast = FAST.get();
-    if fast.pool_id == pool.id {
+    if std::ptr::eq(fast.pool, pool) {
         // SAFETY: `fast.cache` points into a box owned by this thread's
         // `CACHES`. Boxes are never removed from it; they are only dropped
         // when the thread exits, and `ThreadCache::drop` resets `FAST`
@@ -450,14 +507,12 @@ fn with_cache_slow<R>(
                 caches.resize_with(pool.id + 1, || None);
             }
             let cache = caches[pool.id].get_or_insert_with(|| Box::new(ThreadCache::new(pool)));
-            Some(&mut **cache as *mut ThreadCache)
+            Some((cache.slot, &mut **cache as *mut ThreadCache))
         })
         .ok()
         .flatten()?;
-    FAST.set(Fast {
-        pool_id: pool.id,
-        cache,
-    });
+    let (slot, cache) = cache;
+    FAST.set(Fast { pool, slot, cache });
     // SAFETY: as in `with_cache`: the box is alive (we just looked it up,
     // and only thread exit drops it), the `RefCell` borrow has ended, and
     // `f` cannot re-enter.
