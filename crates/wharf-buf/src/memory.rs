@@ -23,8 +23,9 @@ use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
 use crate::allocator::Allocator;
 use crate::huge::HugeBlock;
+use crate::local::free_pooled;
 use crate::pool::{PoolShared, PooledAllocator};
-use crate::thread_cache::{SLOT_ALIGN, ThreadSlot, free_pooled};
+use crate::thread_cache::{SLOT_ALIGN, ThreadSlot};
 use crate::unpooled::{HeapKind, UnpooledAllocator};
 
 const TAG_BITS: usize = 3;

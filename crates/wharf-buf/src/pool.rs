@@ -12,11 +12,12 @@ use std::time::Duration;
 use crate::arena::{Arena, ArenaStats};
 use crate::byte_buf::ByteBuf;
 use crate::huge::{HugeBlock, HugeCache};
+use crate::local::{alloc_cached, with_cache};
 use crate::memory::Owner;
 use crate::metrics::{AllocatorMetrics, ClassMetrics, bump_shared};
 use crate::size_class::{PAGE, aligned_class, class_of, class_size, is_small};
 use crate::sync::{Mutex, MutexGuard};
-use crate::thread_cache::{ThreadSlot, alloc_cached, alloc_from_arena, with_cache};
+use crate::thread_cache::{ThreadSlot, alloc_from_arena};
 
 /// Settings of a [`PooledAllocator`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,14 +343,15 @@ impl PooledAllocator {
             ..AllocatorMetrics::default()
         };
         let slots = pool.lock_slots();
+        let mut returns_taken = 0;
         for slot in slots.all.iter() {
-            slot.counters.add_frees_to(&mut m);
+            returns_taken += slot.counters.add_frees_to(&mut m);
         }
         for slot in slots.all.iter() {
             slot.counters.add_allocations_to(&mut m);
-            m.pending_returns += slot.pending_returns() as u64;
         }
         drop(slots);
+        m.pending_returns = m.cross_thread_returns.saturating_sub(returns_taken);
         // Unmapped before mapped, for the same reason as frees before
         // allocations; the arena updates both under its lock.
         m.chunks_unmapped = pool.stats.chunks_unmapped.load(Acquire);
