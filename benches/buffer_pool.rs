@@ -4,9 +4,10 @@
 //! 1 MiB, with the free on the same thread and on another thread.
 //!
 //! Four groups: `same_thread` and `same_thread_fill`, `cross_thread` and
-//! `cross_thread_fill` (allocated here in batches of [`BATCH`], each batch
-//! sent to a thread that frees it; the time is per buffer, hand-over
-//! included).
+//! `cross_thread_fill`: allocated here in batches (of up to 256, see
+//! [`batch_len`]), each batch sent to a thread that frees it; the time per
+//! buffer is the allocating side's plus the freeing side's, which take
+//! turns (see [`DropThread::run`]).
 //!
 //! mimalloc is called through its `GlobalAlloc` implementation on a
 //! `MiMalloc` value, not made the global allocator: one process then runs
@@ -46,11 +47,6 @@ const SIZES: [(usize, &str); 7] = [
     (256 << 10, "256KiB"),
     (1 << 20, "1MiB"),
 ];
-
-/// Buffers per hand-over in the cross-thread groups: enough that the
-/// channel's cost (a few hundred nanoseconds a message) is a few
-/// nanoseconds a buffer, so the free is what is measured.
-const BATCH: usize = 64;
 
 /// One kind of buffer.
 trait Contender: Copy + Send + 'static {
@@ -251,69 +247,58 @@ fn same_thread_fill(c: &mut Criterion) {
     same_thread_group(c, "same_thread_fill", true);
 }
 
-/// A thread that frees the batches of buffers it is sent, sends the empty
-/// batch back for reuse (so no batch is allocated while measuring), and
-/// says when it has caught up.
+/// A thread that frees the batches of buffers it is sent, times that, and
+/// sends the empty batch back for reuse (so no batch is allocated while
+/// measuring).
 struct DropThread<T: Send + 'static> {
-    tx: Option<Sender<Message<T>>>,
-    empties: Receiver<Vec<T>>,
+    tx: Option<Sender<Vec<T>>>,
+    back: Receiver<(Vec<T>, Duration)>,
     handle: Option<thread::JoinHandle<()>>,
-}
-
-enum Message<T> {
-    Drop(Vec<T>),
-    Sync(Sender<()>),
 }
 
 impl<T: Send + 'static> DropThread<T> {
     fn spawn(consume: fn(T)) -> DropThread<T> {
-        // Two batches in flight: one being freed there while the next is
-        // filled here.
-        let (tx, rx) = bounded::<Message<T>>(1);
-        let (empty_tx, empties) = bounded(2);
-        for _ in 0..2 {
-            empty_tx
-                .send(Vec::with_capacity(BATCH))
-                .expect("room for two batches");
-        }
+        let (tx, rx) = bounded::<Vec<T>>(1);
+        let (back_tx, back) = bounded(1);
         let handle = thread::spawn(move || {
-            for message in rx {
-                match message {
-                    Message::Drop(mut batch) => {
-                        batch.drain(..).for_each(consume);
-                        let _ = empty_tx.send(batch);
-                    }
-                    Message::Sync(done) => {
-                        let _ = done.send(());
-                    }
-                }
+            for mut batch in rx {
+                let start = Instant::now();
+                batch.drain(..).for_each(consume);
+                let _ = back_tx.send((batch, start.elapsed()));
             }
         });
         DropThread {
             tx: Some(tx),
-            empties,
+            back,
             handle: Some(handle),
         }
     }
 
-    /// Runs `make` `iters` times here and frees the buffers on the other
-    /// thread, [`BATCH`] at a time; returns the time until the last one
-    /// is freed.
-    fn run(&self, iters: u64, mut make: impl FnMut() -> T) -> Duration {
+    /// Runs `make` `iters` times here, `batch` at a time, and frees the
+    /// buffers on the other thread; returns the time spent allocating
+    /// here plus the time spent freeing there. The two sides take turns,
+    /// so neither is slowed by the other's work on this 2-core machine,
+    /// and the hand-over and the wake-ups are left out: what remains is
+    /// what the allocator costs on each side, coherence misses included
+    /// (the freeing side touches blocks the allocating side used, and
+    /// the other way round).
+    fn run(&self, iters: u64, batch: usize, mut make: impl FnMut() -> T) -> Duration {
         let tx = self.tx.as_ref().expect("drop thread running");
-        let (done_tx, done_rx) = bounded(1);
-        let start = Instant::now();
+        let mut total = Duration::ZERO;
+        let mut buffers = Vec::with_capacity(batch);
         let mut left = iters;
         while left > 0 {
-            let n = left.min(BATCH as u64);
-            let mut batch = self.empties.recv().expect("drop thread alive");
-            batch.extend((0..n).map(|_| make()));
-            tx.send(Message::Drop(batch)).expect("drop thread alive");
+            let n = left.min(batch as u64);
+            let start = Instant::now();
+            buffers.extend((0..n).map(|_| make()));
+            total += start.elapsed();
+            tx.send(buffers).expect("drop thread alive");
+            let (empty, freeing) = self.back.recv().expect("drop thread alive");
+            buffers = empty;
+            total += freeing;
             left -= n;
         }
-        tx.send(Message::Sync(done_tx)).expect("drop thread alive");
-        done_rx.recv().expect("drop thread alive");
-        start.elapsed()
+        total
     }
 }
 
@@ -324,6 +309,12 @@ impl<T: Send + 'static> Drop for DropThread<T> {
             let _ = handle.join();
         }
     }
+}
+
+/// Buffers handed over at a time: enough that timing a batch costs well
+/// under a nanosecond a buffer, at most 16 MiB in flight.
+fn batch_len(size: usize) -> usize {
+    ((16 << 20) / size).clamp(16, 256)
 }
 
 fn cross_thread_group(c: &mut Criterion, group_name: &str, fill: bool) {
@@ -353,9 +344,9 @@ fn bench_cross_thread<C: Contender>(
     group.bench_with_input(BenchmarkId::new(name, label), &size, |b, &size| {
         b.iter_custom(|iters| {
             if fill {
-                sink.run(iters, || contender.fill(size))
+                sink.run(iters, batch_len(size), || contender.fill(size))
             } else {
-                sink.run(iters, || contender.alloc(size))
+                sink.run(iters, batch_len(size), || contender.alloc(size))
             }
         });
     });
