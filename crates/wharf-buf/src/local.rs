@@ -23,7 +23,7 @@ use crate::thread_cache::{ThreadCache, ThreadSlot};
 /// caller to the slow path ([`with_cache`] and `ThreadCache::alloc_slow`):
 /// another pool's cache in the fast slot, no cache yet, an empty bin,
 /// pending returns, or an uncached class.
-#[inline]
+#[inline(always)]
 pub(crate) fn alloc_cached(
     pool: &'static PoolShared,
     class: usize,

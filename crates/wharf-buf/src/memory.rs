@@ -100,7 +100,7 @@ impl Owner {
 
     /// A unique pooled block of size class `class`, allocated through
     /// `slot`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pooled(slot: &'static ThreadSlot, class: usize) -> Owner {
         debug_assert!(
             class < SLOT_ALIGN >> CLASS_SHIFT,

@@ -269,7 +269,7 @@ impl PooledAllocator {
 
     /// A buffer of at least `capacity > 0` bytes from this thread's cache,
     /// if it has one at hand: the hot path of [`Allocator::buffer`].
-    #[inline]
+    #[inline(always)]
     pub(crate) fn cached_buffer(&self, capacity: usize) -> Option<ByteBuf> {
         if capacity == 0 {
             return None;

@@ -135,7 +135,7 @@ impl ThreadCache {
     /// A cached block of `class`, if the bin has one and no returns are
     /// waiting (they go first: the most recently returned block is the one
     /// most likely still in the CPU cache).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop(&mut self, class: usize) -> Option<(NonNull<u8>, usize, Owner)> {
         if !self.slot.returns.is_empty() {
             return None;
@@ -144,7 +144,7 @@ impl ThreadCache {
     }
 
     /// `pop` without looking at the return stack.
-    #[inline]
+    #[inline(always)]
     fn pop_unchecked(&mut self, class: usize) -> Option<(NonNull<u8>, usize, Owner)> {
         let bin = self.bins.get_mut(class)?;
         let ptr = bin.blocks.pop()?;
@@ -178,7 +178,7 @@ impl ThreadCache {
     }
 
     /// Counts an allocation towards the next trim.
-    #[inline]
+    #[inline(always)]
     fn tick(&mut self) {
         self.until_trim -= 1;
         if self.until_trim == 0 {
