@@ -56,9 +56,26 @@ pub(crate) fn free_pooled(owner: &'static ThreadSlot, class: usize, ptr: NonNull
 }
 
 /// The rest of [`free_pooled`]. Out of line, so a buffer's drop stays
-/// small enough to inline.
+/// small enough to inline. A block another thread owns, freed on a thread
+/// whose fast slot holds a cache of the same pool, is the common case
+/// here (a buffer handed to a worker): it goes to `ThreadCache::free`
+/// without the detour through [`with_cache`].
 #[inline(never)]
 fn free_slow(owner: &'static ThreadSlot, class: usize, ptr: NonNull<u8>) {
+    let fast = FAST.get();
+    if std::ptr::eq(fast.pool, owner.pool) {
+        // SAFETY: as in `with_cache`: a non-null pool in `FAST` comes with
+        // a live cache of this thread, and nothing else borrows it now.
+        let cache = unsafe { &mut *fast.cache };
+        cache.free(class, ptr, owner);
+    } else {
+        free_elsewhere(owner, class, ptr);
+    }
+}
+
+/// `free_slow` on a thread whose fast slot holds another pool, or none.
+#[cold]
+fn free_elsewhere(owner: &'static ThreadSlot, class: usize, ptr: NonNull<u8>) {
     if with_cache(owner.pool, |cache| cache.free(class, ptr, owner)).is_none() {
         owner.free_without_cache(class, ptr);
     }

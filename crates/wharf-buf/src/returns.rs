@@ -85,6 +85,7 @@ impl ReturnStack {
     ///
     /// The block is free, at least 16 bytes and 16-byte aligned, and the
     /// caller gives up all access to it.
+    #[inline]
     pub(crate) unsafe fn push(&self, ptr: NonNull<u8>, class: usize) -> Result<(), NonNull<u8>> {
         let mut head = self.head.load(Ordering::Relaxed);
         loop {

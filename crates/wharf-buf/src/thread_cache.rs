@@ -187,16 +187,14 @@ impl ThreadCache {
     }
 
     /// Takes back a block of `class` that `owner` allocated, when the fast
-    /// path of `local::free_pooled` could not: a full bin, an uncached class, a
-    /// block that another thread owns, or this thread's cache of another
-    /// pool in the fast slot.
+    /// path of `local::free_pooled` could not: mostly a block that another
+    /// thread owns, sent back to it; else a full bin or an uncached class.
+    #[inline]
     pub(crate) fn free(&mut self, class: usize, ptr: NonNull<u8>, owner: &'static ThreadSlot) {
-        bump(&self.slot.counters.class_frees[class], 1);
-        if class >= self.bins.len() {
-            self.pool.lock_arena().free(class, ptr, &self.pool.stats);
-        } else if std::ptr::eq(owner, self.slot) {
-            self.cache(class, ptr);
-        } else {
+        if !std::ptr::eq(owner, self.slot)
+            && let Some(bin) = self.bins.get(class)
+        {
+            bump(bin.frees, 1);
             // Counted before it is pushed, so a snapshot never sees it
             // taken back and not sent.
             bump(&self.slot.counters.cross_thread_returns, 1);
@@ -205,10 +203,30 @@ impl ThreadCache {
             // boundaries (class sizes are multiples of 16 from page-aligned
             // slabs and runs).
             if let Err(ptr) = unsafe { owner.returns.push(ptr, class) } {
-                // No thread owns the slot: the block goes to the arena.
-                bump(&self.slot.counters.returns_taken, 1);
-                self.pool.lock_arena().free(class, ptr, &self.pool.stats);
+                self.free_refused(class, ptr);
             }
+        } else {
+            self.free_uncommon(class, ptr, owner);
+        }
+    }
+
+    /// A block sent back to a slot that no thread owns: to the arena.
+    #[cold]
+    fn free_refused(&mut self, class: usize, ptr: NonNull<u8>) {
+        bump(&self.slot.counters.returns_taken, 1);
+        self.pool.lock_arena().free(class, ptr, &self.pool.stats);
+    }
+
+    /// `free` of an uncached class (to the arena, whoever owns the block)
+    /// or of this thread's own block when its bin is full.
+    #[inline(never)]
+    fn free_uncommon(&mut self, class: usize, ptr: NonNull<u8>, owner: &'static ThreadSlot) {
+        bump(&self.slot.counters.class_frees[class], 1);
+        if class >= self.bins.len() {
+            self.pool.lock_arena().free(class, ptr, &self.pool.stats);
+        } else {
+            debug_assert!(std::ptr::eq(owner, self.slot));
+            self.cache(class, ptr);
         }
     }
 
