@@ -221,7 +221,11 @@ mod tests {
         assert!(chunk.alloc_run(702).is_none(), "page 2 is not contiguous");
         assert_eq!(chunk.alloc_run(701).map(page), Some(323));
         chunk.free_run(b.as_ptr() as usize, 256);
-        assert_eq!(chunk.alloc_run(256).map(page), Some(2), "page 2 joins the run");
+        assert_eq!(
+            chunk.alloc_run(256).map(page),
+            Some(2),
+            "page 2 joins the run"
+        );
 
         let mut small = Chunk::map(16 * PAGE).expect("map");
         assert!(small.alloc_run(17).is_none());
