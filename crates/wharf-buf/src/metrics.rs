@@ -31,9 +31,9 @@ pub struct AllocatorMetrics {
     /// Allocations that had to go to the shared arena.
     pub cache_misses: u64,
     /// Blocks freed on a thread other than their owner's, sent back through
-    /// the owner's return queue.
+    /// the owner's return stack.
     pub cross_thread_returns: u64,
-    /// Blocks waiting in return queues for their owner to drain them.
+    /// Blocks waiting on return stacks for their owner to take them in.
     pub pending_returns: u64,
     /// Thread caches alive now.
     pub thread_caches: u64,
