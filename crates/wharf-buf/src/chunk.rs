@@ -21,7 +21,8 @@ pub(crate) struct Chunk {
     base: NonNull<u8>,
     pages: usize,
     free_pages: usize,
-    /// Bit set = page in use.
+    /// Bit set = page in use; the bits past the last page are set, so a
+    /// whole word can be tested at once.
     used: Vec<u64>,
     /// For every page: the key of the slab whose blocks live there, or `NO_SLAB`.
     slab_of_page: Vec<u32>,
@@ -34,12 +35,16 @@ impl Chunk {
         let mut mapping = Mapping::anonymous(bytes)?;
         let base = mapping.base();
         let pages = bytes / PAGE;
+        let mut used = vec![0; pages.div_ceil(64)];
+        if !pages.is_multiple_of(64) {
+            *used.last_mut().expect("a chunk has pages") = u64::MAX << (pages % 64);
+        }
         Ok(Chunk {
             mapping,
             base,
             pages,
             free_pages: pages,
-            used: vec![0; pages.div_ceil(64)],
+            used,
             slab_of_page: vec![NO_SLAB; pages],
         })
     }
@@ -122,41 +127,56 @@ impl Chunk {
         (first..first + n).all(|p| self.is_used(p) == used)
     }
 
+    /// Marks pages `first..first + n` used or free, a word at a time.
     fn set_range(&mut self, first: usize, n: usize, used: bool) {
-        for page in first..first + n {
-            let bit = 1u64 << (page % 64);
+        let end = first + n;
+        let mut page = first;
+        while page < end {
+            let bit = page % 64;
+            let bits = (64 - bit).min(end - page);
+            let mask = (u64::MAX >> (64 - bits)) << bit;
             if used {
-                self.used[page / 64] |= bit;
+                self.used[page / 64] |= mask;
             } else {
-                self.used[page / 64] &= !bit;
+                self.used[page / 64] &= !mask;
             }
+            page += bits;
         }
     }
 
-    /// First fit: the lowest page that starts `n` free pages.
+    /// First fit: the lowest page that starts `n` free pages. Whole words
+    /// free or used are passed at once (a 1 MiB run is four words).
     fn find_run(&self, n: usize) -> Option<usize> {
         let mut run_start = 0;
         let mut run_len = 0;
-        let mut page = 0;
-        while page < self.pages {
-            // Skip whole words that are fully used.
-            if page % 64 == 0 && self.used[page / 64] == u64::MAX {
-                page += 64;
-                run_len = 0;
-                continue;
-            }
-            if self.is_used(page) {
+        for (w, &word) in self.used.iter().enumerate() {
+            if word == 0 {
+                if run_len == 0 {
+                    run_start = w * 64;
+                }
+                run_len += 64;
+            } else if word == u64::MAX {
                 run_len = 0;
             } else {
-                if run_len == 0 {
-                    run_start = page;
-                }
-                run_len += 1;
-                if run_len == n {
-                    return Some(run_start);
+                let mut bits = word;
+                for bit in 0..64 {
+                    if bits & 1 != 0 {
+                        run_len = 0;
+                    } else {
+                        if run_len == 0 {
+                            run_start = w * 64 + bit;
+                        }
+                        run_len += 1;
+                        if run_len >= n {
+                            return Some(run_start);
+                        }
+                    }
+                    bits >>= 1;
                 }
             }
-            page += 1;
+            if run_len >= n {
+                return Some(run_start);
+            }
         }
         None
     }
@@ -183,6 +203,36 @@ mod tests {
         chunk.free_run(c, 2);
         assert!(chunk.is_empty());
         assert_eq!(chunk.alloc_run(64).map(|p| p.as_ptr() as usize), Some(base));
+    }
+
+    #[test]
+    fn long_runs_span_words_and_small_chunks_end_at_their_last_page() {
+        let mut chunk = Chunk::map(1024 * PAGE).expect("map");
+        let base = chunk.base();
+        let page = |ptr: NonNull<u8>| (ptr.as_ptr() as usize - base) / PAGE;
+        let a = chunk.alloc_run(3).expect("a");
+        let b = chunk.alloc_run(256).expect("b");
+        assert_eq!((page(a), page(b)), (0, 3));
+        chunk.free_run(a.as_ptr() as usize, 3);
+        let c = chunk.alloc_run(64).expect("c");
+        assert_eq!(page(c), 259, "the three free pages at 0 are too few");
+        assert_eq!(chunk.alloc_run(2).map(page), Some(0));
+        // 702 pages are free: page 2 and the 701 from 323 on.
+        assert!(chunk.alloc_run(702).is_none(), "page 2 is not contiguous");
+        assert_eq!(chunk.alloc_run(701).map(page), Some(323));
+        chunk.free_run(b.as_ptr() as usize, 256);
+        assert_eq!(
+            chunk.alloc_run(256).map(page),
+            Some(2),
+            "page 2 joins the run"
+        );
+
+        let mut small = Chunk::map(16 * PAGE).expect("map");
+        assert!(small.alloc_run(17).is_none());
+        let all = small.alloc_run(16).expect("all");
+        assert!(small.alloc_run(1).is_none());
+        small.free_run(all.as_ptr() as usize, 16);
+        assert!(small.is_empty());
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //!   blocks per class: allocating and freeing on the owning thread takes no
 //!   lock. Caches give back what they did not use every 8192 allocations.
 //! * **Cross-thread frees.** A buffer dropped on another thread goes back to
-//!   its owner through a lock-free return queue that the owner drains on its
-//!   next allocation; if the owner has exited, the memory goes back to the
+//!   its owner through a lock-free return stack that the owner takes in on
+//!   its next allocation; if the owner has exited, the memory goes back to the
 //!   shared arena instead. Nothing is leaked.
 //! * **Memory goes back to the OS.** Chunks that become empty are unmapped
 //!   beyond [`PoolConfig::retained_chunks`].
@@ -50,11 +50,13 @@ mod byte_buf;
 mod chunk;
 mod frozen;
 mod huge;
+mod local;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod memory;
 mod metrics;
 mod pool;
+mod returns;
 mod size_class;
 mod sync;
 mod sys;

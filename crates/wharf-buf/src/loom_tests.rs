@@ -1,15 +1,16 @@
 //! Model checks of the cross-thread paths of the pool (issue 8): a block
 //! freed on a thread other than its owner's, through the owner's return
-//! queue, while the owner allocates, exits, or its slot is taken over.
+//! stack, while the owner allocates, exits, or its slot is taken over.
 //!
 //! These run the real code: `Owner::release`, the thread caches in loom's
 //! thread-locals (so a model thread's end runs the caches' destructors, the
-//! hand-over, like a real thread's exit), the owned flag and its fences,
-//! the return queue (loom's stand-in for `SegQueue`, with crossbeam's
-//! orderings), and the arena behind its lock. A block that never reaches
-//! the arena keeps its chunk mapped (`bytes_mapped` stays above zero, as
-//! the pools here unmap an empty chunk at once); a block given back twice
-//! trips the arena's double-free assertion.
+//! hand-over, like a real thread's exit), the return stack (`returns`: one
+//! loom atomic word, with the blocks' links in loom cells so that a link
+//! read without the push's release is a causality violation), and the
+//! arena behind its lock. A block that never reaches the arena keeps its
+//! chunk mapped (`bytes_mapped` stays above zero, as the pools here unmap
+//! an empty chunk at once); a block given back twice trips the arena's
+//! double-free assertion.
 //!
 //! loom's `join` returns before the thread's thread-locals are dropped
 //! (std's waits for them). (a) and (b) let loom drop them at the thread's
@@ -18,16 +19,19 @@
 //! caches' destructors, run early) so that `join` is enough and no
 //! spin-wait multiplies the interleavings.
 //!
-//! Each model was seen to fail under a deliberate break of the protocol
-//! (issue 8): (b), (c) and (d) when either SeqCst fence is deleted, when
-//! the owned flag is cleared after the exit's final drain instead of
-//! before, or when a free reads the flag before pushing; (a) when a free
-//! drains the queue although the owner is alive; (c) alone when the
-//! owner's drain assumes it is the queue's only consumer; (d) alone when
-//! the exit's final drain takes one block; all of them, as a causality
-//! violation, when the stand-in queue publishes a slot with a relaxed
-//! store. Relaxed loads and stores of the owned flag, with the fences
-//! kept, pass: the fences carry the hand-over.
+//! The protocol changed in issue 14 (a `SegQueue`, an owned flag and two
+//! `SeqCst` fences became one word that is a stack or closed; see
+//! `returns`). Each of these deliberate breaks of it was run and seen to
+//! fail: (b), (c) and (d) when a push publishes with a relaxed exchange,
+//! when the owner's take or its closing swap is relaxed (causality
+//! violations), when the exit takes the chain and closes the stack in two
+//! steps instead of one swap, when the exit drops the chain it closed
+//! instead of freeing it, when a free refused by a closed stack drops the
+//! block instead of freeing it to the arena, or when the exit takes the
+//! chain without closing the stack; those and the stack's own model when
+//! a push ignores a closed stack; all four when a new owner does not open
+//! its slot. (a) and the stack's own model do not see the relaxed
+//! orderings at their bounds; the three models with an exit do.
 //!
 //! `RUSTFLAGS="--cfg loom" cargo test -p wharf-buf --lib --target-dir
 //! target/loom loom`; `LOOM_MAX_PREEMPTIONS=n` explores deeper than the
@@ -39,9 +43,9 @@ use std::time::Duration;
 
 use loom::thread;
 
+use crate::local::exit_thread;
 use crate::memory::Owner;
 use crate::pool::{PoolConfig, PooledAllocator};
-use crate::thread_cache::exit_thread;
 
 /// Every interleaving with up to `preemptions` preemptions (loom's advice:
 /// most bugs need no more than three), so that each model finishes in
@@ -115,8 +119,9 @@ fn assert_all_in_arena(pool: PooledAllocator) {
 
 /// (a) The owner allocates while another thread frees one of its blocks:
 /// the block comes back to the owner exactly once, either on the
-/// allocation that races the free or on the next one (the cache is a
-/// stack, so a drained block is the next one handed out).
+/// allocation that races the free or on the next one (returns are taken
+/// in before the bin is popped, so a returned block is the next one
+/// handed out).
 #[test]
 fn a_block_freed_elsewhere_reaches_its_live_owner_exactly_once() {
     model(3, || {
@@ -137,10 +142,10 @@ fn a_block_freed_elsewhere_reaches_its_live_owner_exactly_once() {
     });
 }
 
-/// (b) The owner exits while another thread frees its block: the free
-/// pushes the block and then finds the owner gone (and drains the queue to
-/// the arena itself), or the exiting owner finds the block when it drains.
-/// Either way it reaches the arena, once.
+/// (b) The owner exits while another thread frees its block: the push
+/// comes before the exit's close (and the exiting owner frees the block
+/// with the chain it closed) or after it (and the freer, refused, frees
+/// it to the arena itself). Either way it reaches the arena, once.
 #[test]
 fn a_block_freed_while_its_owner_exits_reaches_the_arena_once() {
     model(3, || {
@@ -159,10 +164,10 @@ fn a_block_freed_while_its_owner_exits_reaches_the_arena_once() {
 
 /// (c) The owner has exited and a new thread takes over its slot while a
 /// late free of the old owner's block is in flight: the block reaches the
-/// arena once, through the freer's own drain, the new owner's drain on
-/// allocation, or the new owner's exit (or, if the freer took the slot
-/// itself, through the freer's cache). The freer's drain and the new
-/// owner's may run at once: the queue has two consumers here.
+/// arena once: refused by the closed stack and freed by the freer, or
+/// pushed once the new owner opened the slot and taken in by its
+/// allocation or its exit (or, if the freer took the slot itself, through
+/// the freer's cache).
 #[test]
 fn a_late_free_racing_the_slots_next_owner_reaches_the_arena_once() {
     model(3, || {
@@ -187,9 +192,9 @@ fn a_late_free_racing_the_slots_next_owner_reaches_the_arena_once() {
     });
 }
 
-/// (d) Two threads free the owner's blocks while it exits: the queue has
+/// (d) Two threads free the owner's blocks while it exits: the stack has
 /// two producers, and each block reaches the arena once, whichever of the
-/// three threads drains it. Four threads: two preemptions (about 1,100
+/// three threads frees it there. Four threads: two preemptions (about 1,100
 /// interleavings; three take 20,000 and half a minute).
 #[test]
 fn two_frees_racing_their_owners_exit_reach_the_arena_once() {

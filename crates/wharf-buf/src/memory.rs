@@ -9,7 +9,9 @@
 //! pipeline stays cheap, and the unique case needs no reference count.
 //!
 //! A unique view's own pointer and capacity are the allocation's address
-//! and length; a pooled block's size class follows from its length. The
+//! and length. A pooled block's owner word also carries its size class
+//! (slots are aligned so that it fits under the tag), so a free needs no
+//! size-class arithmetic. The
 //! first `split_to` or `freeze` moves the allocation into a
 //! reference-counted [`SharedMemory`]; the last view to drop gives the
 //! memory back. Views never overlap, so each may write its own spare
@@ -21,16 +23,22 @@ use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
 use crate::allocator::Allocator;
 use crate::huge::HugeBlock;
+use crate::local::free_pooled;
 use crate::pool::{PoolShared, PooledAllocator};
-use crate::size_class::class_of;
-use crate::thread_cache::ThreadSlot;
+use crate::thread_cache::{SLOT_ALIGN, ThreadSlot};
 use crate::unpooled::{HeapKind, UnpooledAllocator};
 
 const TAG_BITS: usize = 3;
 const TAG_MASK: usize = (1 << TAG_BITS) - 1;
 
-/// Unique pooled block; points to the allocating thread's `ThreadSlot`.
+/// Unique pooled block; points to the allocating thread's `ThreadSlot`,
+/// with the block's size class in the bits between the tag and the slot's
+/// alignment.
 const POOLED: usize = 0;
+/// Where a pooled block's class sits in the owner word.
+const CLASS_SHIFT: usize = TAG_BITS;
+/// A pooled owner's slot address: the word without tag and class.
+const SLOT_MASK: usize = !(SLOT_ALIGN - 1);
 /// Shared memory; points to a leaked `SharedMemory` box.
 const SHARED: usize = 1;
 /// Unique huge mapping; points to a leaked `HugeBlock` box.
@@ -90,10 +98,28 @@ impl Owner {
         self.0.as_ptr().map_addr(|addr| addr & !TAG_MASK).cast()
     }
 
-    /// A unique pooled block allocated through `slot`.
+    /// A unique pooled block of size class `class`, allocated through
+    /// `slot`.
+    #[inline(always)]
+    pub(crate) fn pooled(slot: &'static ThreadSlot, class: usize) -> Owner {
+        debug_assert!(
+            class < SLOT_ALIGN >> CLASS_SHIFT,
+            "class {class} fits the word"
+        );
+        let ptr = std::ptr::from_ref(slot).cast::<u8>().cast_mut();
+        let ptr = ptr.map_addr(|addr| addr | class << CLASS_SHIFT | POOLED);
+        Owner(NonNull::new(ptr).expect("a slot is never at address 0"))
+    }
+
+    /// A pooled owner's slot and class.
     #[inline]
-    pub(crate) fn pooled(slot: &'static ThreadSlot) -> Owner {
-        Owner::tagged(slot, POOLED)
+    fn pooled_parts(&self) -> (&'static ThreadSlot, usize) {
+        let word = self.0.as_ptr();
+        let class = (word.addr() & !SLOT_MASK) >> CLASS_SHIFT;
+        // SAFETY: a pooled owner was made by `Owner::pooled` from a
+        // `'static` slot, whose address is the word without tag and class.
+        let slot = unsafe { &*word.map_addr(|addr| addr & SLOT_MASK).cast::<ThreadSlot>() };
+        (slot, class)
     }
 
     /// A unique huge mapping.
@@ -134,7 +160,7 @@ impl Owner {
         // this owner, which holds it (uniquely, or by one counted reference).
         unsafe {
             match self.tag() {
-                POOLED => OwnerKind::Pooled(&*self.untagged::<ThreadSlot>()),
+                POOLED => OwnerKind::Pooled(self.pooled_parts().0),
                 SHARED => OwnerKind::Shared(&*self.untagged::<SharedMemory>()),
                 HUGE => OwnerKind::Huge(&*self.untagged::<HugeBlock>()),
                 HEAP => OwnerKind::Heap(&*self.untagged::<HeapKind>()),
@@ -214,9 +240,9 @@ impl Owner {
     #[inline]
     pub(crate) unsafe fn release(&self, base: NonNull<u8>, len: usize) {
         if self.tag() == POOLED {
-            // SAFETY: see `kind`.
-            let slot = unsafe { &*self.untagged::<ThreadSlot>() };
-            slot.free(class_of(len), base);
+            let (slot, class) = self.pooled_parts();
+            debug_assert_eq!(len, crate::size_class::class_size(class));
+            free_pooled(slot, class, base);
         } else {
             // SAFETY: forwarded contract; the copy of the word is consumed
             // by the call and `self` is not released again.

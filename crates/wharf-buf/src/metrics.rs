@@ -31,9 +31,9 @@ pub struct AllocatorMetrics {
     /// Allocations that had to go to the shared arena.
     pub cache_misses: u64,
     /// Blocks freed on a thread other than their owner's, sent back through
-    /// the owner's return queue.
+    /// the owner's return stack.
     pub cross_thread_returns: u64,
-    /// Blocks waiting in return queues for their owner to drain them.
+    /// Blocks waiting on return stacks for their owner to take them in.
     pub pending_returns: u64,
     /// Thread caches alive now.
     pub thread_caches: u64,
@@ -62,6 +62,9 @@ pub(crate) struct LocalCounters {
     /// Allocations that went to the arena (cache misses and uncached classes).
     pub cache_misses: AtomicU64,
     pub cross_thread_returns: AtomicU64,
+    /// Returned blocks taken off this slot's return stack by its owner, or
+    /// given to the arena by this thread because their owner had gone.
+    pub returns_taken: AtomicU64,
     pub class_allocations: Box<[AtomicU64]>,
     pub class_frees: Box<[AtomicU64]>,
 }
@@ -72,6 +75,7 @@ impl LocalCounters {
         LocalCounters {
             cache_misses: AtomicU64::new(0),
             cross_thread_returns: AtomicU64::new(0),
+            returns_taken: AtomicU64::new(0),
             class_allocations: zeros(),
             class_frees: zeros(),
         }
@@ -85,7 +89,10 @@ impl LocalCounters {
     /// of [`bump`]) make sure that allocation is seen too. Reading the other
     /// way round could count a free without its allocation and wrap the
     /// totals below zero.
-    pub(crate) fn add_frees_to(&self, metrics: &mut AllocatorMetrics) {
+    /// Returns the blocks taken back, which are read in this phase too:
+    /// a block is counted as sent (`cross_thread_returns`, read with the
+    /// allocations) before it is pushed, so before it can be taken.
+    pub(crate) fn add_frees_to(&self, metrics: &mut AllocatorMetrics) -> u64 {
         for (i, class) in metrics.classes.iter_mut().enumerate() {
             let frees = self.class_frees[i].load(Acquire);
             metrics.frees += frees;
@@ -94,6 +101,7 @@ impl LocalCounters {
                 .bytes_in_use
                 .wrapping_sub(frees.wrapping_mul(class.size as u64));
         }
+        self.returns_taken.load(Acquire)
     }
 
     /// Adds the allocations and the other counters to `metrics`; call after

@@ -10,12 +10,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 
 use crate::arena::{Arena, ArenaStats};
+use crate::byte_buf::ByteBuf;
 use crate::huge::{HugeBlock, HugeCache};
+use crate::local::{alloc_cached, with_cache};
 use crate::memory::Owner;
 use crate::metrics::{AllocatorMetrics, ClassMetrics, bump_shared};
 use crate::size_class::{PAGE, aligned_class, class_of, class_size, is_small};
 use crate::sync::{Mutex, MutexGuard};
-use crate::thread_cache::{ThreadSlot, alloc_from_arena, with_cache};
+use crate::thread_cache::{ThreadSlot, alloc_from_arena};
 
 /// Settings of a [`PooledAllocator`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,25 +256,47 @@ impl PooledAllocator {
         size: usize,
         align: usize,
     ) -> io::Result<(NonNull<u8>, usize, Owner)> {
-        let pool = self.shared;
         let class = if align > 1 {
             aligned_class(size, align)
         } else {
             class_of(size)
         };
+        match alloc_cached(self.shared, class) {
+            Some(block) => Ok(block),
+            None => self.alloc_slow(size, class),
+        }
+    }
+
+    /// A buffer of at least `capacity > 0` bytes from this thread's cache,
+    /// if it has one at hand: the hot path of [`Allocator::buffer`].
+    #[inline(always)]
+    pub(crate) fn cached_buffer(&self, capacity: usize) -> Option<ByteBuf> {
+        if capacity == 0 {
+            return None;
+        }
+        let (ptr, cap, owner) = alloc_cached(self.shared, class_of(capacity))?;
+        Some(ByteBuf::from_raw(ptr, cap, owner))
+    }
+
+    /// `alloc` when this thread's cache has no block at hand: a huge
+    /// request, an uncached class, an empty bin, returns to take in, a
+    /// thread that uses another pool or has no cache (yet, or any more).
+    #[inline(never)]
+    fn alloc_slow(&self, size: usize, class: usize) -> io::Result<(NonNull<u8>, usize, Owner)> {
+        let pool = self.shared;
         if size > pool.config.chunk_size || class >= pool.classes {
             return self.alloc_huge(size);
         }
-        match with_cache(pool, |cache| (cache.alloc(class), cache.slot())) {
-            Some((Some(ptr), slot)) => Ok((ptr, class_size(class), Owner::pooled(slot))),
-            Some((None, _)) => Err(out_of_memory()),
+        match with_cache(pool, |cache| cache.alloc_slow(class)) {
+            Some(Some(block)) => Ok(block),
+            Some(None) => Err(out_of_memory()),
             None => {
                 // No thread cache (the thread is exiting): straight from the arena.
                 let slot = pool.orphan_slot();
                 bump_shared(&slot.counters.class_allocations[class], 1);
                 bump_shared(&slot.counters.cache_misses, 1);
                 let ptr = alloc_from_arena(pool, class).ok_or_else(out_of_memory)?;
-                Ok((ptr, class_size(class), Owner::pooled(slot)))
+                Ok((ptr, class_size(class), Owner::pooled(slot, class)))
             }
         }
     }
@@ -319,14 +343,15 @@ impl PooledAllocator {
             ..AllocatorMetrics::default()
         };
         let slots = pool.lock_slots();
+        let mut returns_taken = 0;
         for slot in slots.all.iter() {
-            slot.counters.add_frees_to(&mut m);
+            returns_taken += slot.counters.add_frees_to(&mut m);
         }
         for slot in slots.all.iter() {
             slot.counters.add_allocations_to(&mut m);
-            m.pending_returns += slot.pending_returns() as u64;
         }
         drop(slots);
+        m.pending_returns = m.cross_thread_returns.saturating_sub(returns_taken);
         // Unmapped before mapped, for the same reason as frees before
         // allocations; the arena updates both under its lock.
         m.chunks_unmapped = pool.stats.chunks_unmapped.load(Acquire);

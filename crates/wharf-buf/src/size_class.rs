@@ -38,10 +38,36 @@ pub(crate) const MAX_SMALL: usize = 14 * 1024;
 /// Smallest class and the spacing of classes up to 64 bytes.
 const QUANTUM: usize = 16;
 
+/// Sizes up to this are classed by a table lookup (every class up to it
+/// is a multiple of 16 bytes, so one entry per 16 bytes is exact).
+const TABLE_MAX: usize = 16 * 1024;
+
+/// `class_of` for sizes up to [`TABLE_MAX`], indexed by `(size - 1) / 16`:
+/// one load on the allocation hot path instead of a dozen instructions of
+/// bit arithmetic (1 KiB of table, hot in the L1 cache of a thread that
+/// allocates).
+static CLASS_TABLE: [u8; TABLE_MAX / QUANTUM] = {
+    let mut table = [0; TABLE_MAX / QUANTUM];
+    let mut i = 0;
+    while i < table.len() {
+        table[i] = class_by_arithmetic((i + 1) * QUANTUM) as u8;
+        i += 1;
+    }
+    table
+};
+
 /// The index of the smallest class that holds `size` bytes (`size >= 1`).
-#[inline]
+#[inline(always)]
 pub(crate) fn class_of(size: usize) -> usize {
     debug_assert!(size > 0);
+    if size <= TABLE_MAX {
+        return CLASS_TABLE[(size - 1) / QUANTUM] as usize;
+    }
+    class_by_arithmetic(size)
+}
+
+/// `class_of` from the spacing's definition.
+const fn class_by_arithmetic(size: usize) -> usize {
     if size <= 64 {
         return size.div_ceil(QUANTUM) - 1;
     }
@@ -143,6 +169,13 @@ mod tests {
         );
         assert_eq!(class_size(class_of(4 << 20)), 4 << 20);
         assert_eq!(class_of(4 << 20), 67);
+    }
+
+    #[test]
+    fn the_table_agrees_with_the_arithmetic() {
+        for size in 1..=TABLE_MAX + 64 {
+            assert_eq!(class_of(size), class_by_arithmetic(size), "size {size}");
+        }
     }
 
     #[test]

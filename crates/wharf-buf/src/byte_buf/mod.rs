@@ -93,7 +93,7 @@ impl ByteBuf {
     }
 
     /// An empty buffer over a fresh allocation of `cap` bytes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn from_raw(ptr: NonNull<u8>, cap: usize, owner: Owner) -> ByteBuf {
         ByteBuf {
             ptr,
