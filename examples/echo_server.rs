@@ -59,7 +59,7 @@ fn run(args: Args) -> std::io::Result<()> {
     // Before any thread starts, so that every thread inherits the mask and
     // the signals wait for `wait_for_termination` below.
     block_termination_signals()?;
-    let mode = args.reactor.mode()?;
+    let mode = args.reactor.mode();
     let trigger = args.reactor.trigger;
     let allocator = if args.unpooled {
         Allocator::unpooled()
@@ -78,13 +78,10 @@ fn run(args: Args) -> std::io::Result<()> {
         .child_handler(|| Pipeline::bytes(Echo))
         .bind(args.addr)?;
     println!(
-        "listening on {}{} (mode={}, trigger={}, reactors={}, workers={})",
+        "listening on {}{} (mode={mode}, trigger={})",
         server.local_addr(),
         if tls.is_some() { " with TLS" } else { "" },
-        mode.name(),
         args.reactor.trigger_name(),
-        mode.io_loops(),
-        mode.workers(),
     );
     wait_for_termination()?;
     server.shutdown_gracefully(Duration::from_millis(500), Duration::from_secs(5))

@@ -164,7 +164,7 @@ fn run(args: Args) -> std::io::Result<Stopped> {
         std::io::Error::new(e.kind(), format!("--root {}: {e}", args.root.display()))
     })?;
     let root_path = root.path().to_path_buf();
-    let mode = args.reactor.mode()?;
+    let mode = args.reactor.mode();
     let trigger = args.reactor.trigger;
     let transfer = args.transfer;
     let (open_pool, opens) = open_pool(&args.open_pool, &root_path)?;
@@ -187,7 +187,7 @@ fn run(args: Args) -> std::io::Result<Stopped> {
     let base = ServerBootstrap::new().mode(mode).trigger(trigger);
     let mut server = bootstrap(base, &settings).bind(args.addr)?;
     println!(
-        "serving {} at {}://{}/ (mode={}, trigger={}, transfer={}, directio={})",
+        "serving {} at {}://{}/ (mode={mode}, trigger={}, transfer={}, directio={})",
         root_path.display(),
         if settings.tls.is_some() {
             "https"
@@ -195,7 +195,6 @@ fn run(args: Args) -> std::io::Result<Stopped> {
             "http"
         },
         server.local_addr(),
-        mode.name(),
         args.reactor.trigger_name(),
         transfer.name(),
         if args.directio == 0 {

@@ -62,19 +62,16 @@ fn main() -> ExitCode {
 fn run(args: Args) -> std::io::Result<()> {
     // Before any thread starts, so that every thread inherits the mask.
     block_termination_signals()?;
-    let mode = args.reactor.mode()?;
+    let mode = args.reactor.mode();
     let store = Arc::new(Store::new(args.shards));
     let bootstrap = ServerBootstrap::new()
         .mode(mode)
         .trigger(args.reactor.trigger);
     let mut server = server::bind(bootstrap, args.addr, store)?;
     println!(
-        "listening on {} (mode={}, trigger={}, reactors={}, workers={}, shards={})",
+        "listening on {} (mode={mode}, trigger={}, shards={})",
         server.local_addr(),
-        mode.name(),
         args.reactor.trigger_name(),
-        mode.io_loops(),
-        mode.workers(),
         args.shards.max(1),
     );
     wait_for_termination()?;

@@ -52,7 +52,7 @@ pub use wharf_buf as buf;
 pub use bootstrap::client::{Bootstrap, EventLoopGroup};
 pub use bootstrap::options::SocketOption;
 pub use bootstrap::server::{Server, ServerBootstrap, ShutdownHandle};
-pub use bootstrap::{Balance, ReactorMode};
+pub use bootstrap::{Balance, ParseModeError, ReactorMode};
 pub use channel::codec::{
     Codec, CodecError, CodecExt, Encoded, RawBytes, RawMessages, Stacked, Transform,
 };
