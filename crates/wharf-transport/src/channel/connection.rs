@@ -57,6 +57,8 @@ pub(crate) struct IoFlags {
     pub discarded: bool,
     /// The writability flips the handler has been told about.
     pub notified_flips: u64,
+    /// Bytes queued for output as last counted in the loop's metrics.
+    pub outbound_counted: usize,
     /// Level-triggered interest currently registered.
     pub registered: LtInterest,
 }

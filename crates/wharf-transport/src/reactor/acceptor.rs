@@ -26,7 +26,7 @@ use crate::bootstrap::Balance;
 use crate::channel::init::ChannelInit;
 use crate::reactor::event_loop::{EventLoop, Slot, TimerAction};
 use crate::reactor::handle::EventLoopHandle;
-use crate::stats::add;
+use crate::stats::{LoopCounters, add};
 use crate::sys::epoll::LtInterest;
 use crate::time::saturating_add;
 use crate::token::Token;
@@ -121,7 +121,7 @@ impl Acceptor {
     pub(crate) fn accept(
         &mut self,
         local: &mut Vec<(TcpStream, SocketAddr)>,
-        accepts: &std::sync::atomic::AtomicU64,
+        counters: &LoopCounters,
     ) -> Accepted {
         for _ in 0..self.init.config.max_messages_per_read {
             if self.paused {
@@ -130,8 +130,8 @@ impl Acceptor {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     self.episode_over();
-                    add(accepts, 1);
-                    self.admit(stream, peer, local);
+                    add(&counters.accepts, 1);
+                    self.admit(stream, peer, local, counters);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::Drained,
                 Err(e) if is_transient(&e) => {}
@@ -147,11 +147,13 @@ impl Acceptor {
         stream: TcpStream,
         peer: SocketAddr,
         local: &mut Vec<(TcpStream, SocketAddr)>,
+        counters: &LoopCounters,
     ) {
         let live = &self.init.live;
         let admitted = live.fetch_add(1, Ordering::AcqRel);
         if self.init.max_connections.is_some_and(|max| admitted >= max) {
             live.fetch_sub(1, Ordering::AcqRel);
+            add(&counters.connections_refused, 1);
             self.rejected();
             // Closed at once: the peer sees an orderly end of stream.
             drop(stream);
@@ -238,7 +240,7 @@ impl EventLoop {
             return;
         };
         let mut local = Vec::new();
-        let outcome = acceptor.accept(&mut local, &self.env.counters.accepts);
+        let outcome = acceptor.accept(&mut local, &self.env.counters);
         let init = Arc::clone(&acceptor.init);
         match outcome {
             Accepted::Drained => {}
@@ -268,6 +270,7 @@ impl EventLoop {
     /// stays open, existing connections are served, and the loop does not
     /// spin on the pending connections.
     fn pause_accepting(&mut self, token: Token, backoff: Duration) {
+        add(&self.env.counters.accept_backoffs, 1);
         if let Some(Slot::Listener(acceptor)) = self.slots.get(token)
             && self.env.level
         {

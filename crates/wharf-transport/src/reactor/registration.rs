@@ -15,6 +15,7 @@ use crate::channel::shared::ChannelShared;
 use crate::channel::socket::Socket;
 use crate::reactor::acceptor::{Acceptor, AcceptorTarget};
 use crate::reactor::event_loop::{EventLoop, Slot};
+use crate::stats::{add, shift};
 use crate::sys::epoll::LtInterest;
 use crate::tls::session::TlsSession;
 use crate::token::Token;
@@ -82,6 +83,7 @@ impl EventLoop {
         let conn = Connection::new(core, pipeline, Arc::clone(&init.live));
         let inserted = self.slots.insert(Slot::Conn(conn));
         debug_assert_eq!(inserted, token);
+        add(&self.env.counters.connections_opened, 1);
         self.idle.track(init.config.allocator);
         self.on_conn(token, |conn, env| conn.start(env));
         Some(token)
@@ -119,6 +121,9 @@ impl EventLoop {
         };
         let _ = self.poller.deregister(&mut conn.core.socket);
         self.shared.connections.fetch_sub(1, Ordering::AcqRel);
+        add(&self.env.counters.connections_closed, 1);
+        let counted = conn.core.io.outbound_counted;
+        shift(&self.env.counters.outbound_queued, -(counted as i64));
         conn.finish(&mut self.env);
         self.apply_timer_ops();
     }
