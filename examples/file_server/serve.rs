@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use wharf::transport::sys::signal::{block_termination_signals, wait_for_termination};
+use wharf::signal::{block_termination_signals, wait_for_termination};
 use wharf::{ReactorMode, ServerBootstrap, TransferStrategy};
 
 use crate::budget::Budget;
@@ -40,6 +40,10 @@ pub struct Args {
     reactor: ReactorArgs,
     #[command(flatten)]
     tls: TlsArgs,
+    /// Also serve the server's metrics at http://ADDR/metrics (Prometheus
+    /// text format), on a second listener.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// How file bytes reach the socket: auto, sendfile, splice, mmap or copy.
     #[arg(long, default_value = "auto")]
     transfer: TransferStrategy,
@@ -205,6 +209,15 @@ fn run(args: Args) -> std::io::Result<Stopped> {
     );
     println!("{opens}");
     println!("{budget}");
+    let mut exporter = match args.metrics {
+        Some(addr) => {
+            let exporter = wharf::metrics::serve(addr, server.metrics_handle())
+                .map_err(|e| std::io::Error::new(e.kind(), format!("--metrics {addr}: {e}")))?;
+            println!("metrics at http://{}/metrics", exporter.local_addr());
+            Some(exporter)
+        }
+        None => None,
+    };
     let signal = wait_for_termination()?;
     println!(
         "{signal}: shutting down gracefully (at most {shutdown_timeout:?}; {signal} again exits now)"
@@ -212,6 +225,9 @@ fn run(args: Args) -> std::io::Result<Stopped> {
     exit_on_second_signal(Arc::clone(&settings))?;
     settings.connections.begin_shutdown();
     server.shutdown_gracefully(Duration::from_millis(500), shutdown_timeout)?;
+    if let Some(exporter) = exporter.as_mut() {
+        exporter.shutdown_gracefully(Duration::ZERO, Duration::from_secs(1))?;
+    }
     Ok(Stopped {
         cut: server.stats().shutdown_aborts,
         timeout: shutdown_timeout,

@@ -31,7 +31,7 @@ use clap::Parser;
 use reactor_args::ReactorArgs;
 use store::Store;
 use wharf::ServerBootstrap;
-use wharf::transport::sys::signal::{block_termination_signals, wait_for_termination};
+use wharf::signal::{block_termination_signals, wait_for_termination};
 
 /// wharf key-value server: a Redis-protocol (RESP2) in-memory store.
 #[derive(Debug, Parser)]
@@ -45,6 +45,10 @@ struct Args {
     /// Shards of the store (each one lock).
     #[arg(long, default_value_t = 64)]
     shards: usize,
+    /// Also serve the server's metrics at http://ADDR/metrics (Prometheus
+    /// text format), on a second listener.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +78,19 @@ fn run(args: Args) -> std::io::Result<()> {
         args.reactor.trigger_name(),
         args.shards.max(1),
     );
+    let mut exporter = match args.metrics {
+        Some(addr) => {
+            let exporter = wharf::metrics::serve(addr, server.metrics_handle())
+                .map_err(|e| std::io::Error::new(e.kind(), format!("--metrics {addr}: {e}")))?;
+            println!("metrics at http://{}/metrics", exporter.local_addr());
+            Some(exporter)
+        }
+        None => None,
+    };
     wait_for_termination()?;
-    server.shutdown_gracefully(Duration::from_millis(500), Duration::from_secs(5))
+    server.shutdown_gracefully(Duration::from_millis(500), Duration::from_secs(5))?;
+    match exporter.as_mut() {
+        Some(exporter) => exporter.shutdown_gracefully(Duration::ZERO, Duration::from_secs(1)),
+        None => Ok(()),
+    }
 }

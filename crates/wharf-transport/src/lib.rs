@@ -30,8 +30,6 @@
 //! (`EventLoopHandle`, `ChannelHandle`, `ShutdownHandle`) are `Send + Sync`
 //! and may be used anywhere.
 
-#![doc(html_no_source)]
-
 mod blocking;
 mod bootstrap;
 mod channel;
