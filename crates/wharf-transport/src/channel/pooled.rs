@@ -186,9 +186,10 @@ where
                 }
             }));
             if outcome.is_err() {
+                let channel = side.ops.shared.id;
                 log::error!(
-                    "handler of channel {} panicked on a worker thread; closing the channel",
-                    side.ops.shared.id
+                    channel = channel.0;
+                    "handler of channel {channel} panicked on a worker thread; closing the channel"
                 );
                 side.poisoned = true;
                 side.ops.ops.push(RemoteOp::Close);

@@ -170,7 +170,7 @@ impl Acceptor {
                 if !posted {
                     sub.shared.connections.fetch_sub(1, Ordering::AcqRel);
                     live.fetch_sub(1, Ordering::AcqRel);
-                    log::warn!("a sub-reactor has stopped; connection from {peer} dropped");
+                    log::warn!(peer:% = peer; "a sub-reactor has stopped; connection from {peer} dropped");
                 }
             }
         }
@@ -180,7 +180,8 @@ impl Acceptor {
     fn episode_over(&mut self) {
         if self.episode_logged {
             self.episode_logged = false;
-            log::info!("accepting on {:?} again", self.listener.local_addr().ok());
+            let listener = self.listener.local_addr().ok();
+            log::info!(listener:?; "accepting on {listener:?} again");
         }
     }
 
@@ -190,10 +191,11 @@ impl Acceptor {
         let backoff = self.init.accept_backoff;
         if !self.episode_logged {
             self.episode_logged = true;
+            let listener = self.listener.local_addr().ok();
             log::warn!(
-                "accept on {:?} failed: {error}; not accepting for {backoff:?} \
-                 (open connections are still served)",
-                self.listener.local_addr().ok()
+                listener:?, error:%, backoff_ms = backoff.as_millis() as u64;
+                "accept on {listener:?} failed: {error}; not accepting for {backoff:?} \
+                 (open connections are still served)"
             );
         }
         backoff
@@ -203,10 +205,10 @@ impl Acceptor {
     fn rejected(&mut self) {
         self.rejected += 1;
         if self.rejected.is_power_of_two() {
+            let (limit, refused) = (self.init.max_connections, self.rejected);
             log::warn!(
-                "connection limit of {:?} reached: {} connection(s) closed on accept so far",
-                self.init.max_connections,
-                self.rejected
+                limit:?, refused;
+                "connection limit of {limit:?} reached: {refused} connection(s) closed on accept so far"
             );
         }
     }

@@ -142,7 +142,8 @@ impl EventLoop {
             if let Err(e) = self.poller.poll(&mut self.events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
             {
-                log::error!("event loop {}: poll failed: {e}", self.shared.id);
+                let event_loop = self.shared.id;
+                log::error!(event_loop, error:% = e; "event loop {event_loop}: poll failed: {e}");
                 break;
             }
             self.shared.mailbox.disarm();
@@ -309,7 +310,8 @@ impl EventLoop {
                 TimerAction::Task(task) => {
                     self.active = true;
                     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).is_err() {
-                        log::error!("a timer task panicked on event loop {}", self.shared.id);
+                        let event_loop = self.shared.id;
+                        log::error!(event_loop; "a timer task panicked on event loop {event_loop}");
                     }
                 }
             }
@@ -333,7 +335,8 @@ impl EventLoop {
                 },
                 Task::Run(f) => {
                     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
-                        log::error!("a task panicked on event loop {}", self.shared.id);
+                        let event_loop = self.shared.id;
+                        log::error!(event_loop; "a task panicked on event loop {event_loop}");
                     }
                 }
                 Task::Loop(f) => f(self),
