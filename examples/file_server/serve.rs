@@ -54,6 +54,10 @@ pub struct Args {
     /// Print one access-log line per response.
     #[arg(long)]
     log: bool,
+    /// List and serve dotfiles (.git, .env, ...); by default they are not
+    /// listed and are answered 404.
+    #[arg(long)]
+    show_hidden: bool,
     /// Seconds a client may take to send a request head.
     #[arg(long, default_value_t = 10.0)]
     header_timeout: f64,
@@ -184,6 +188,7 @@ fn run(args: Args) -> std::io::Result<Stopped> {
         close_timeout: seconds(args.close_timeout, "close-timeout")?,
         max_connections: budget.connections,
         log: args.log,
+        show_hidden: args.show_hidden,
         open_pool,
         tls: args.tls.server(&["http/1.1"])?,
         ..Settings::new(root)
