@@ -22,6 +22,9 @@
 //! * **Bootstraps**: [`ServerBootstrap`] wires the loops in a
 //!   [`ReactorMode`] with a [`Trigger`]; [`Bootstrap`] connects clients on
 //!   an [`EventLoopGroup`].
+//! * **Metrics** ([`metrics`]): every loop's and worker's counters, gauges
+//!   and histograms, as snapshots any thread can take
+//!   ([`Server::metrics`], [`MetricsHandle`]).
 //!
 //! # Threading
 //!

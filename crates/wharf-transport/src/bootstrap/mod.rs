@@ -5,6 +5,7 @@
 //! same in every mode and with either [`Trigger`](crate::Trigger).
 
 pub(crate) mod client;
+pub(crate) mod descriptors;
 pub(crate) mod mode_spec;
 pub(crate) mod modes;
 pub(crate) mod options;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use crate::bootstrap::descriptors::fit_to_descriptors;
 use crate::bootstrap::modes::{self, Wiring};
 use crate::bootstrap::options::SocketOptions;
 use crate::bootstrap::{Balance, ReactorMode, channel_settings};
@@ -322,32 +323,6 @@ impl ServerBootstrap {
 struct Control {
     request: Mutex<Option<(Duration, Duration)>>,
     requested: Condvar,
-}
-
-/// Descriptors kept for what is not a connection: each loop's epoll and
-/// waker (and the level-triggered duplicate), the splice pipes, files the
-/// handlers open, logs.
-const RESERVED_DESCRIPTORS: usize = 64;
-
-/// `asked` capped to what the soft descriptor limit leaves after the
-/// reserve and the descriptors open now; logged when it caps.
-fn fit_to_descriptors(asked: Option<usize>, loops: usize) -> Option<usize> {
-    let max = asked?;
-    let Ok((soft, _)) = crate::sys::limits::fd_limits() else {
-        return asked;
-    };
-    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
-    let open = crate::sys::limits::open_descriptors().unwrap_or(0);
-    let reserve = RESERVED_DESCRIPTORS + 4 * loops;
-    let room = soft.saturating_sub(open + reserve).max(1);
-    if max <= room {
-        return Some(max);
-    }
-    log::info!(
-        "max_connections: {room} (asked for {max}): the descriptor limit of {soft} leaves \
-         that many after {open} open and {reserve} kept for the loops and for files"
-    );
-    Some(room)
 }
 
 /// Asks a running server to shut down, from any thread (a signal handler
