@@ -53,7 +53,8 @@ pub use wharf_buf as buf;
 
 pub use bootstrap::client::{Bootstrap, EventLoopGroup};
 pub use bootstrap::options::SocketOption;
-pub use bootstrap::server::{Server, ServerBootstrap, ShutdownHandle};
+pub use bootstrap::server::{Server, ServerBootstrap};
+pub use bootstrap::shutdown::ShutdownHandle;
 pub use bootstrap::{Balance, ParseModeError, ReactorMode};
 pub use channel::codec::{
     Codec, CodecError, CodecExt, Encoded, RawBytes, RawMessages, Stacked, Transform,

@@ -10,6 +10,7 @@ pub(crate) mod mode_spec;
 pub(crate) mod modes;
 pub(crate) mod options;
 pub(crate) mod server;
+pub(crate) mod shutdown;
 
 pub use mode_spec::ParseModeError;
 

@@ -3,13 +3,14 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::bootstrap::descriptors::fit_to_descriptors;
 use crate::bootstrap::modes::{self, Wiring};
 use crate::bootstrap::options::SocketOptions;
+use crate::bootstrap::shutdown::{Control, ShutdownHandle};
 use crate::bootstrap::{Balance, ReactorMode, channel_settings};
 use crate::channel::codec::Codec;
 use crate::channel::config::{ChannelConfig, Trigger};
@@ -319,39 +320,6 @@ impl ServerBootstrap {
     }
 }
 
-#[derive(Default)]
-struct Control {
-    request: Mutex<Option<(Duration, Duration)>>,
-    requested: Condvar,
-}
-
-/// Asks a running server to shut down, from any thread (a signal handler
-/// thread, a test); [`Server::wait`] carries it out.
-#[derive(Clone)]
-pub struct ShutdownHandle {
-    control: Arc<Control>,
-}
-
-impl fmt::Debug for ShutdownHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShutdownHandle").finish_non_exhaustive()
-    }
-}
-
-impl ShutdownHandle {
-    /// Requests a graceful shutdown (see [`Server::shutdown_gracefully`]);
-    /// returns at once.
-    pub fn shutdown_gracefully(&self, quiet: Duration, timeout: Duration) {
-        let mut request = self
-            .control
-            .request
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        request.get_or_insert((quiet, timeout));
-        self.control.requested.notify_all();
-    }
-}
-
 /// A running server.
 ///
 /// Dropping it shuts it down with no quiet period and a 2 s limit; use
@@ -480,23 +448,7 @@ impl Server {
     /// Blocks until a [`ShutdownHandle`] requests a shutdown, then carries
     /// it out.
     pub fn wait(&mut self) -> io::Result<()> {
-        let (quiet, timeout) = {
-            let mut request = self
-                .control
-                .request
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            loop {
-                if let Some(r) = *request {
-                    break r;
-                }
-                request = self
-                    .control
-                    .requested
-                    .wait(request)
-                    .unwrap_or_else(|e| e.into_inner());
-            }
-        };
+        let (quiet, timeout) = self.control.wait_for_request();
         self.shutdown_gracefully(quiet, timeout)
     }
 }
