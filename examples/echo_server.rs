@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use wharf::buf::Allocator;
+use wharf::signal::{block_termination_signals, wait_for_termination};
 use wharf::transport::handlers::Echo;
-use wharf::transport::sys::signal::{block_termination_signals, wait_for_termination};
 use wharf::{Pipeline, ServerBootstrap};
 
 #[path = "common/reactor_args.rs"]
@@ -41,6 +41,10 @@ struct Args {
     /// Use heap buffers instead of the pooled direct-buffer allocator.
     #[arg(long)]
     unpooled: bool,
+    /// Also serve the server's metrics at http://ADDR/metrics (Prometheus
+    /// text format), on a second listener.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -59,7 +63,7 @@ fn run(args: Args) -> std::io::Result<()> {
     // Before any thread starts, so that every thread inherits the mask and
     // the signals wait for `wait_for_termination` below.
     block_termination_signals()?;
-    let mode = args.reactor.mode()?;
+    let mode = args.reactor.mode();
     let trigger = args.reactor.trigger;
     let allocator = if args.unpooled {
         Allocator::unpooled()
@@ -78,14 +82,30 @@ fn run(args: Args) -> std::io::Result<()> {
         .child_handler(|| Pipeline::bytes(Echo))
         .bind(args.addr)?;
     println!(
-        "listening on {}{} (mode={}, trigger={}, reactors={}, workers={})",
+        "listening on {}{} (mode={mode}, trigger={})",
         server.local_addr(),
         if tls.is_some() { " with TLS" } else { "" },
-        mode.name(),
         args.reactor.trigger_name(),
-        mode.io_loops(),
-        mode.workers(),
     );
+    let mut exporter = serve_metrics(args.metrics, &server)?;
     wait_for_termination()?;
-    server.shutdown_gracefully(Duration::from_millis(500), Duration::from_secs(5))
+    server.shutdown_gracefully(Duration::from_millis(500), Duration::from_secs(5))?;
+    match exporter.as_mut() {
+        Some(exporter) => exporter.shutdown_gracefully(Duration::ZERO, Duration::from_secs(1)),
+        None => Ok(()),
+    }
+}
+
+/// Starts the metrics exporter if `--metrics` asked for one.
+fn serve_metrics(
+    addr: Option<SocketAddr>,
+    server: &wharf::Server,
+) -> std::io::Result<Option<wharf::Server>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let exporter = wharf::metrics::serve(addr, server.metrics_handle())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("--metrics {addr}: {e}")))?;
+    println!("metrics at http://{}/metrics", exporter.local_addr());
+    Ok(Some(exporter))
 }

@@ -93,7 +93,7 @@ fn run(args: &Args, backpressure: bool) -> std::io::Result<Outcome> {
     let (p, r) = (Arc::clone(&peak), Arc::clone(&replies));
     let cap = args.cap_mib << 20;
     let mut server = ServerBootstrap::new()
-        .mode(args.reactor.mode()?)
+        .mode(args.reactor.mode())
         .trigger(args.reactor.trigger)
         .backpressure(backpressure)
         .child_handler(move || {
@@ -148,7 +148,7 @@ fn main() -> std::io::Result<()> {
         "pipeline_flood: {} s, {} KiB replies, mode {} ({}), client never reads",
         args.seconds,
         args.reply_kib,
-        args.reactor.mode()?.name(),
+        args.reactor.mode(),
         args.reactor.trigger_name()
     );
     println!("| backpressure | peak RSS growth | peak queued | replies written | run |");

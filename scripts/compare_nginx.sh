@@ -8,7 +8,7 @@
 #
 # Needs nginx and wrk (apt-get install -y nginx wrk). Serves two files, 1 KiB
 # and 1 MiB, from a temporary directory. wharf runs as
-# `file_server --mode reuseport --reactors 2` (and `--mode single`), nginx
+# `file_server --mode reuseport:2` (and `--mode single`), nginx
 # with 2 workers, sendfile, tcp_nopush, keep-alive and no access log.
 # Prints a markdown table.
 #
@@ -173,7 +173,7 @@ run() {
 for round in $(seq "$rounds"); do
     echo "round $round/$rounds" >&2
     for file in "${files[@]}"; do
-        start_wharf --mode reuseport --reactors 2
+        start_wharf --mode reuseport:2
         run "wharf-reuseport2" "$wharf_port" "$file"
         stop_servers
         start_nginx

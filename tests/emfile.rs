@@ -112,6 +112,10 @@ fn accept_survives_running_out_of_descriptors(trigger: Trigger) {
         accepts_before,
         "{config}: accepts while out of descriptors"
     );
+    assert!(
+        server.stats().accept_backoffs >= 1,
+        "{config}: the accept back-off is counted in the metrics"
+    );
     eprintln!("{config}: out of descriptors for {elapsed:?}: {cpu:?} of CPU time, {polls} polls");
     assert!(
         cpu < Duration::from_millis(300),

@@ -101,6 +101,7 @@ impl Target {
                     .mode(mode)
                     .trigger(trigger)
                     .allocator(allocator)
+                    .handler_timing(handler_timing())
                     .thread_name(THREADS)
                     .child_handler(move || Pipeline::bytes(Worker { workload }))
                     .bind("127.0.0.1:0")
@@ -110,6 +111,16 @@ impl Target {
             Target::Tokio { threads } => Running::Tokio(TokioEcho::start(threads, workload)),
         }
     }
+}
+
+/// How many pipeline callbacks the wharf servers time for their
+/// handler-time histogram: one in `WHARF_HANDLER_TIMING` (the metrics'
+/// cost measurement sets 1 for all, 0 for none), else the default.
+fn handler_timing() -> u32 {
+    std::env::var("WHARF_HANDLER_TIMING")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(wharf::transport::metrics::HANDLER_TIMING_SAMPLE)
 }
 
 /// A mode with its thread counts: `single`, `pool2`, `multi2`, `multi1+2w`,

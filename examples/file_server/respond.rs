@@ -1,6 +1,12 @@
 //! The answer to one well-formed request: a file (whole, a range, or 304),
 //! a directory's `index.html`, a listing, a redirect, or the refusal that
 //! says why not.
+//!
+//! Dotfiles and dot-directories (`.git/`, `.env`) are answered 404 unless
+//! the server shows hidden files (`--show-hidden`): the README's first
+//! command serves the current directory, which is often a repository with
+//! its history and secrets in them (issue 13 §5). Guarded by
+//! tests/file_server/listing_page.rs `dotfiles_are_hidden_and_404_by_default`.
 
 use std::fs::{File, Metadata};
 use std::os::fd::AsRawFd;
@@ -45,6 +51,9 @@ fn refusal(refused: Refused) -> HttpResponse {
 /// directory listing.
 fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Refused> {
     let mut names = segments(request.path())?;
+    if !settings.show_hidden && names.iter().any(|name| listing::is_hidden(name)) {
+        return Err(Refused::NotFound);
+    }
     let slashed = names_a_directory(request.path());
     let (file, meta) = settings.root.open_file(&names)?;
     if !meta.is_dir() {
@@ -92,7 +101,8 @@ fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Re
             .collect();
         format!("/{}/", shown.join("/"))
     };
-    let page = listing::render(Path::new(&dir), &shown).map_err(|e| Refused::of(&e))?;
+    let view = listing::View::from_query(request.query(), settings.show_hidden);
+    let page = listing::render(Path::new(&dir), &shown, view).map_err(|e| Refused::of(&e))?;
     let response = HttpResponse::new(StatusCode::OK).header(
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),

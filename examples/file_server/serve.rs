@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use wharf::transport::sys::signal::{block_termination_signals, wait_for_termination};
+use wharf::signal::{block_termination_signals, wait_for_termination};
 use wharf::{ReactorMode, ServerBootstrap, TransferStrategy};
 
 use crate::budget::Budget;
@@ -40,6 +40,10 @@ pub struct Args {
     reactor: ReactorArgs,
     #[command(flatten)]
     tls: TlsArgs,
+    /// Also serve the server's metrics at http://ADDR/metrics (Prometheus
+    /// text format), on a second listener.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// How file bytes reach the socket: auto, sendfile, splice, mmap or copy.
     #[arg(long, default_value = "auto")]
     transfer: TransferStrategy,
@@ -50,6 +54,10 @@ pub struct Args {
     /// Print one access-log line per response.
     #[arg(long)]
     log: bool,
+    /// List and serve dotfiles (.git, .env, ...); by default they are not
+    /// listed and are answered 404.
+    #[arg(long)]
+    show_hidden: bool,
     /// Seconds a client may take to send a request head.
     #[arg(long, default_value_t = 10.0)]
     header_timeout: f64,
@@ -164,7 +172,7 @@ fn run(args: Args) -> std::io::Result<Stopped> {
         std::io::Error::new(e.kind(), format!("--root {}: {e}", args.root.display()))
     })?;
     let root_path = root.path().to_path_buf();
-    let mode = args.reactor.mode()?;
+    let mode = args.reactor.mode();
     let trigger = args.reactor.trigger;
     let transfer = args.transfer;
     let (open_pool, opens) = open_pool(&args.open_pool, &root_path)?;
@@ -180,6 +188,7 @@ fn run(args: Args) -> std::io::Result<Stopped> {
         close_timeout: seconds(args.close_timeout, "close-timeout")?,
         max_connections: budget.connections,
         log: args.log,
+        show_hidden: args.show_hidden,
         open_pool,
         tls: args.tls.server(&["http/1.1"])?,
         ..Settings::new(root)
@@ -187,7 +196,7 @@ fn run(args: Args) -> std::io::Result<Stopped> {
     let base = ServerBootstrap::new().mode(mode).trigger(trigger);
     let mut server = bootstrap(base, &settings).bind(args.addr)?;
     println!(
-        "serving {} at {}://{}/ (mode={}, trigger={}, transfer={}, directio={})",
+        "serving {} at {}://{}/ (mode={mode}, trigger={}, transfer={}, directio={})",
         root_path.display(),
         if settings.tls.is_some() {
             "https"
@@ -195,7 +204,6 @@ fn run(args: Args) -> std::io::Result<Stopped> {
             "http"
         },
         server.local_addr(),
-        mode.name(),
         args.reactor.trigger_name(),
         transfer.name(),
         if args.directio == 0 {
@@ -206,6 +214,15 @@ fn run(args: Args) -> std::io::Result<Stopped> {
     );
     println!("{opens}");
     println!("{budget}");
+    let mut exporter = match args.metrics {
+        Some(addr) => {
+            let exporter = wharf::metrics::serve(addr, server.metrics_handle())
+                .map_err(|e| std::io::Error::new(e.kind(), format!("--metrics {addr}: {e}")))?;
+            println!("metrics at http://{}/metrics", exporter.local_addr());
+            Some(exporter)
+        }
+        None => None,
+    };
     let signal = wait_for_termination()?;
     println!(
         "{signal}: shutting down gracefully (at most {shutdown_timeout:?}; {signal} again exits now)"
@@ -213,6 +230,9 @@ fn run(args: Args) -> std::io::Result<Stopped> {
     exit_on_second_signal(Arc::clone(&settings))?;
     settings.connections.begin_shutdown();
     server.shutdown_gracefully(Duration::from_millis(500), shutdown_timeout)?;
+    if let Some(exporter) = exporter.as_mut() {
+        exporter.shutdown_gracefully(Duration::ZERO, Duration::from_secs(1))?;
+    }
     Ok(Stopped {
         cut: server.stats().shutdown_aborts,
         timeout: shutdown_timeout,

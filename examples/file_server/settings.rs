@@ -37,6 +37,9 @@ pub struct Settings {
     pub max_connections: usize,
     /// Whether to print an access-log line per response.
     pub log: bool,
+    /// Whether dotfiles (`.git`, `.env`) are listed and served; by default
+    /// they are not listed and are answered 404.
+    pub show_hidden: bool,
     /// The connections open now.
     pub connections: Connections,
     /// Where opens that may block run: `None` on the handler's own thread
@@ -49,7 +52,7 @@ pub struct Settings {
 impl Settings {
     /// The defaults for serving `root`: `Auto` transfers, no direct I/O,
     /// 10 s for a request head, 60 s of keep-alive, 10 000 connections,
-    /// no access log, plain HTTP.
+    /// no access log, dotfiles hidden, plain HTTP.
     pub fn new(root: Root) -> Settings {
         Settings {
             root,
@@ -60,6 +63,7 @@ impl Settings {
             close_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             log: false,
+            show_hidden: false,
             connections: Connections::default(),
             open_pool: None,
             tls: None,

@@ -31,7 +31,7 @@ use clap::Parser;
 use reactor_args::ReactorArgs;
 use store::Store;
 use wharf::ServerBootstrap;
-use wharf::transport::sys::signal::{block_termination_signals, wait_for_termination};
+use wharf::signal::{block_termination_signals, wait_for_termination};
 
 /// wharf key-value server: a Redis-protocol (RESP2) in-memory store.
 #[derive(Debug, Parser)]
@@ -49,6 +49,10 @@ struct Args {
     /// per batch by the transport (0: each reply its own buffer).
     #[arg(long, default_value_t = 512, value_name = "BYTES")]
     coalesce_writes: usize,
+    /// Also serve the server's metrics at http://ADDR/metrics (Prometheus
+    /// text format), on a second listener.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -66,7 +70,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> std::io::Result<()> {
     // Before any thread starts, so that every thread inherits the mask.
     block_termination_signals()?;
-    let mode = args.reactor.mode()?;
+    let mode = args.reactor.mode();
     let store = Arc::new(Store::new(args.shards));
     let bootstrap = ServerBootstrap::new()
         .mode(mode)
@@ -74,14 +78,24 @@ fn run(args: Args) -> std::io::Result<()> {
         .coalesce_writes(args.coalesce_writes);
     let mut server = server::bind(bootstrap, args.addr, store)?;
     println!(
-        "listening on {} (mode={}, trigger={}, reactors={}, workers={}, shards={})",
+        "listening on {} (mode={mode}, trigger={}, shards={})",
         server.local_addr(),
-        mode.name(),
         args.reactor.trigger_name(),
-        mode.io_loops(),
-        mode.workers(),
         args.shards.max(1),
     );
+    let mut exporter = match args.metrics {
+        Some(addr) => {
+            let exporter = wharf::metrics::serve(addr, server.metrics_handle())
+                .map_err(|e| std::io::Error::new(e.kind(), format!("--metrics {addr}: {e}")))?;
+            println!("metrics at http://{}/metrics", exporter.local_addr());
+            Some(exporter)
+        }
+        None => None,
+    };
     wait_for_termination()?;
-    server.shutdown_gracefully(Duration::from_millis(500), Duration::from_secs(5))
+    server.shutdown_gracefully(Duration::from_millis(500), Duration::from_secs(5))?;
+    match exporter.as_mut() {
+        Some(exporter) => exporter.shutdown_gracefully(Duration::ZERO, Duration::from_secs(1)),
+        None => Ok(()),
+    }
 }

@@ -13,6 +13,9 @@
 //! * [`connections`]: pipelining, keep-alive and `Connection: close` in
 //!   HTTP/1.1 and 1.0, half-closing clients, clients that pipeline without
 //!   reading, the connection limit (503).
+//! * [`listing_page`]: directory listings as a person expects them (sizes,
+//!   times, directories first, sorting, the parent link); dotfiles hidden
+//!   and answered 404 unless shown, in every mode × trigger.
 //! * [`safety`]: traversal attempts never leave the root; redirects stay
 //!   on the site; index pages and escaped listings for directories.
 //! * [`special_files`]: a FIFO or a socket is refused (403) at once, and
@@ -70,6 +73,7 @@ mod site;
 mod connections;
 mod errors;
 mod https;
+mod listing_page;
 mod safety;
 mod semantics;
 mod shutdown;

@@ -68,6 +68,7 @@ pub struct Spec {
     max_connections: usize,
     open_pool: bool,
     send_buffer: Option<usize>,
+    show_hidden: bool,
     name: &'static str,
     /// HTTPS with this server setting, and clients that trust it.
     tls: Option<(TlsServer, Arc<ClientConfig>)>,
@@ -92,6 +93,7 @@ impl Spec {
             max_connections: 10_000,
             open_pool: false,
             send_buffer: None,
+            show_hidden: false,
             name: "fs-test",
             tls: None,
         }
@@ -154,6 +156,12 @@ impl Spec {
         self
     }
 
+    /// Whether dotfiles are listed and served (`--show-hidden`).
+    pub fn show_hidden(mut self, show: bool) -> Spec {
+        self.show_hidden = show;
+        self
+    }
+
     /// The prefix of the server's thread names.
     pub fn name(mut self, name: &'static str) -> Spec {
         self.name = name;
@@ -170,6 +178,7 @@ impl Spec {
             keepalive_timeout: self.keepalive_timeout,
             close_timeout: self.close_timeout,
             max_connections: self.max_connections,
+            show_hidden: self.show_hidden,
             open_pool: self
                 .open_pool
                 .then(|| crate::opener::OpenPool::start(2).expect("start an open pool")),

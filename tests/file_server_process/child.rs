@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use crossbeam_channel::{Receiver, unbounded};
-use wharf::ReactorMode;
 
 use crate::common::Config;
 
@@ -43,34 +42,7 @@ pub fn serve_if_child() -> Option<ExitCode> {
 
 /// The flags that select `config`'s reactor mode and trigger.
 pub fn mode_args(config: Config) -> Vec<String> {
-    let mut args = match config.mode {
-        ReactorMode::Single => vec!["--mode".to_string(), "single".to_string()],
-        ReactorMode::WorkerPool { workers } => {
-            vec![
-                "--mode".into(),
-                "pool".into(),
-                "--workers".into(),
-                workers.to_string(),
-            ]
-        }
-        ReactorMode::MultiReactor {
-            sub_reactors,
-            workers,
-        } => vec![
-            "--mode".into(),
-            "multi".into(),
-            "--reactors".into(),
-            sub_reactors.to_string(),
-            "--workers".into(),
-            workers.to_string(),
-        ],
-        ReactorMode::Reuseport { reactors } => vec![
-            "--mode".into(),
-            "reuseport".into(),
-            "--reactors".into(),
-            reactors.to_string(),
-        ],
-    };
+    let mut args = vec!["--mode".to_string(), config.mode.to_string()];
     args.push("--trigger".into());
     args.push(format!("{:?}", config.trigger).to_lowercase());
     args

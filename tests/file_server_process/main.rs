@@ -75,6 +75,7 @@ mod site;
 mod child;
 mod descriptors;
 mod memory;
+mod metrics;
 mod signals;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -102,6 +103,10 @@ const TESTS: &[(&str, fn())] = &[
     (
         "descriptors::a_file_that_cannot_be_opened_for_emfile_is_503_and_a_close",
         descriptors::a_file_that_cannot_be_opened_for_emfile_is_503_and_a_close,
+    ),
+    (
+        "metrics::metrics_are_served_on_a_second_listener",
+        metrics::metrics_are_served_on_a_second_listener,
     ),
     (
         "memory::memory_returns_after_ten_thousand_connections_leave",

@@ -22,6 +22,9 @@
 //! * **Bootstraps**: [`ServerBootstrap`] wires the loops in a
 //!   [`ReactorMode`] with a [`Trigger`]; [`Bootstrap`] connects clients on
 //!   an [`EventLoopGroup`].
+//! * **Metrics** ([`metrics`]): every loop's and worker's counters, gauges
+//!   and histograms, as snapshots any thread can take
+//!   ([`Server::metrics`], [`MetricsHandle`]).
 //!
 //! # Threading
 //!
@@ -30,14 +33,13 @@
 //! (`EventLoopHandle`, `ChannelHandle`, `ShutdownHandle`) are `Send + Sync`
 //! and may be used anywhere.
 
-#![doc(html_no_source)]
-
 mod blocking;
 mod bootstrap;
 mod channel;
 mod chunked_file;
 mod file_region;
 pub mod handlers;
+pub mod metrics;
 mod reactor;
 mod stats;
 mod sync;
@@ -51,8 +53,9 @@ pub use wharf_buf as buf;
 
 pub use bootstrap::client::{Bootstrap, EventLoopGroup};
 pub use bootstrap::options::SocketOption;
-pub use bootstrap::server::{Server, ServerBootstrap, ShutdownHandle};
-pub use bootstrap::{Balance, ReactorMode};
+pub use bootstrap::server::{Server, ServerBootstrap};
+pub use bootstrap::shutdown::ShutdownHandle;
+pub use bootstrap::{Balance, ParseModeError, ReactorMode};
 pub use channel::codec::{
     Codec, CodecError, CodecExt, Encoded, RawBytes, RawMessages, Stacked, Transform,
 };
@@ -65,6 +68,7 @@ pub use channel::pipeline::Pipeline;
 pub use channel::shared::ChannelId;
 pub use chunked_file::{ChunkedFile, DEFAULT_CHUNK_SIZE};
 pub use file_region::{FileRegion, TransferStats, TransferStrategy};
+pub use metrics::{LoopMetrics, MetricsHandle, ServerMetrics};
 pub use reactor::handle::EventLoopHandle;
 pub use reactor::timer_queue::TimerId;
 pub use stats::LoopStats;

@@ -1,25 +1,16 @@
 //! What an event loop did, counted as it goes: the numbers the benches use
-//! to compare triggers and modes (polls, events, reads per event, syscalls).
+//! to compare triggers and modes (polls, events, reads per event, syscalls),
+//! and the ones an operator watches (connections, messages, backpressure),
+//! which [`metrics`](crate::metrics) puts together with the gauges and
+//! histograms.
+//!
+//! Each counter is written by its loop's thread only, with a plain load and
+//! store (no locked instruction on the hot path), and read by any thread;
+//! the counters of several loops are summed when read.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Counters of one event loop. Written by the loop thread only (a plain
-/// load and store, no locked instruction), read by any thread.
-#[derive(Debug, Default)]
-pub(crate) struct LoopCounters {
-    pub polls: AtomicU64,
-    pub events: AtomicU64,
-    pub reads: AtomicU64,
-    pub bytes_read: AtomicU64,
-    pub writes: AtomicU64,
-    pub bytes_written: AtomicU64,
-    pub epoll_ctl: AtomicU64,
-    pub accepts: AtomicU64,
-    pub tasks: AtomicU64,
-    pub timers: AtomicU64,
-    pub wakeups: AtomicU64,
-    pub shutdown_aborts: AtomicU64,
-}
+use crate::metrics::histogram::LogHistogram;
 
 /// Adds `n` to a counter only the loop thread writes.
 #[inline]
@@ -27,90 +18,110 @@ pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
-impl LoopCounters {
-    pub(crate) fn snapshot(&self) -> LoopStats {
-        LoopStats {
-            polls: self.polls.load(Relaxed),
-            events: self.events.load(Relaxed),
-            reads: self.reads.load(Relaxed),
-            bytes_read: self.bytes_read.load(Relaxed),
-            writes: self.writes.load(Relaxed),
-            bytes_written: self.bytes_written.load(Relaxed),
-            epoll_ctl: self.epoll_ctl.load(Relaxed),
-            accepts: self.accepts.load(Relaxed),
-            tasks: self.tasks.load(Relaxed),
-            timers: self.timers.load(Relaxed),
-            wakeups: self.wakeups.load(Relaxed),
-            shutdown_aborts: self.shutdown_aborts.load(Relaxed),
-        }
-    }
+/// Moves a gauge only the loop thread writes by `delta` (kept as a
+/// two's-complement `u64`, read back with [`gauge`]).
+#[inline]
+pub(crate) fn shift(gauge: &AtomicU64, delta: i64) {
+    gauge.store(gauge.load(Relaxed).wrapping_add(delta as u64), Relaxed);
 }
 
-/// A snapshot of one event loop's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LoopStats {
+/// A gauge's value (never below zero).
+pub(crate) fn gauge(gauge: &AtomicU64) -> u64 {
+    (gauge.load(Relaxed) as i64).max(0) as u64
+}
+
+/// Declares the counters once: the loop's atomics, the public snapshot,
+/// its sum and its difference.
+macro_rules! loop_counters {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// Counters of one event loop. Written by the loop thread only (a
+        /// plain load and store, no locked instruction), read by any thread.
+        #[derive(Debug, Default)]
+        pub(crate) struct LoopCounters {
+            $(pub $name: AtomicU64,)*
+            /// Bytes waiting in the outbound queues of the loop's channels
+            /// (a gauge, see [`shift`]).
+            pub outbound_queued: AtomicU64,
+            /// Readiness events per `epoll_wait`.
+            pub events_per_poll: LogHistogram,
+            /// Nanoseconds a pipeline callback took (sampled).
+            pub handler_time: LogHistogram,
+            /// Nanoseconds from `epoll_wait`'s return to the end of the
+            /// iteration.
+            pub loop_lag: LogHistogram,
+        }
+
+        impl LoopCounters {
+            pub(crate) fn snapshot(&self) -> LoopStats {
+                LoopStats { $($name: self.$name.load(Relaxed),)* }
+            }
+        }
+
+        /// A snapshot of one event loop's counters (each counts from the
+        /// loop's start; [`since`](Self::since) gives a period's).
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct LoopStats {
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        impl LoopStats {
+            /// The counters of several loops added up.
+            pub fn sum<'a>(all: impl IntoIterator<Item = &'a LoopStats>) -> LoopStats {
+                all.into_iter().fold(LoopStats::default(), |a, b| LoopStats {
+                    $($name: a.$name + b.$name,)*
+                })
+            }
+
+            /// What happened between `earlier` and this snapshot.
+            pub fn since(&self, earlier: &LoopStats) -> LoopStats {
+                LoopStats { $($name: self.$name - earlier.$name,)* }
+            }
+        }
+    };
+}
+
+loop_counters! {
     /// `epoll_wait` calls.
-    pub polls: u64,
+    polls,
     /// Readiness events returned by them.
-    pub events: u64,
+    events,
     /// `read` calls on connections (including the ones that found nothing).
-    pub reads: u64,
+    reads,
     /// Bytes read.
-    pub bytes_read: u64,
+    bytes_read,
     /// `writev` calls.
-    pub writes: u64,
+    writes,
     /// Bytes written.
-    pub bytes_written: u64,
+    bytes_written,
     /// `epoll_ctl` calls after registration (level-triggered interest changes).
-    pub epoll_ctl: u64,
+    epoll_ctl,
     /// Connections accepted.
-    pub accepts: u64,
+    accepts,
     /// Tasks run from the queue.
-    pub tasks: u64,
+    tasks,
     /// Timers fired.
-    pub timers: u64,
+    timers,
     /// Times another thread woke the loop.
-    pub wakeups: u64,
+    wakeups,
     /// Connections a graceful shutdown's deadline closed at once, what
     /// they had queued dropped (a response cut off).
-    pub shutdown_aborts: u64,
-}
-
-impl LoopStats {
-    /// The counters of several loops added up.
-    pub fn sum<'a>(all: impl IntoIterator<Item = &'a LoopStats>) -> LoopStats {
-        all.into_iter()
-            .fold(LoopStats::default(), |a, b| LoopStats {
-                polls: a.polls + b.polls,
-                events: a.events + b.events,
-                reads: a.reads + b.reads,
-                bytes_read: a.bytes_read + b.bytes_read,
-                writes: a.writes + b.writes,
-                bytes_written: a.bytes_written + b.bytes_written,
-                epoll_ctl: a.epoll_ctl + b.epoll_ctl,
-                accepts: a.accepts + b.accepts,
-                tasks: a.tasks + b.tasks,
-                timers: a.timers + b.timers,
-                wakeups: a.wakeups + b.wakeups,
-                shutdown_aborts: a.shutdown_aborts + b.shutdown_aborts,
-            })
-    }
-
-    /// What happened between `earlier` and this snapshot.
-    pub fn since(&self, earlier: &LoopStats) -> LoopStats {
-        LoopStats {
-            polls: self.polls - earlier.polls,
-            events: self.events - earlier.events,
-            reads: self.reads - earlier.reads,
-            bytes_read: self.bytes_read - earlier.bytes_read,
-            writes: self.writes - earlier.writes,
-            bytes_written: self.bytes_written - earlier.bytes_written,
-            epoll_ctl: self.epoll_ctl - earlier.epoll_ctl,
-            accepts: self.accepts - earlier.accepts,
-            tasks: self.tasks - earlier.tasks,
-            timers: self.timers - earlier.timers,
-            wakeups: self.wakeups - earlier.wakeups,
-            shutdown_aborts: self.shutdown_aborts - earlier.shutdown_aborts,
-        }
-    }
+    shutdown_aborts,
+    /// Connections that became channels on this loop (accepted here or
+    /// handed to it, and client connections).
+    connections_opened,
+    /// Channels of this loop that closed.
+    connections_closed,
+    /// Connections accepted and closed at once because of the connection
+    /// limit ([`ServerBootstrap::max_connections`](crate::ServerBootstrap::max_connections)).
+    connections_refused,
+    /// Times accepting paused because descriptors ran out
+    /// ([`ServerBootstrap::accept_backoff`](crate::ServerBootstrap::accept_backoff)).
+    accept_backoffs,
+    /// Messages the codecs decoded.
+    messages_decoded,
+    /// Writability changes the handlers were told of (both ways).
+    writability_flips,
+    /// Times a channel with backpressure on was left unwritable, so that
+    /// it stopped reading until its queue drained below the low water mark.
+    backpressure_pauses,
 }

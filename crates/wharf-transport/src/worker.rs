@@ -4,7 +4,8 @@
 //!
 //! Each connection is pinned to one worker (by channel id), and each worker
 //! runs its tasks in order, so a connection's events reach its handler in
-//! order and never concurrently.
+//! order and never concurrently. Each worker counts its tasks and times a
+//! sample of them ([`metrics`](crate::metrics)).
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -17,6 +18,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use wharf_buf::Allocator;
 
 use crate::channel::shared::ChannelShared;
+use crate::metrics::{Sampler, WorkerCounters};
 use crate::reactor::handle::EventLoopHandle;
 
 type WorkerTask = Box<dyn FnOnce() + Send>;
@@ -25,6 +27,8 @@ type WorkerTask = Box<dyn FnOnce() + Send>;
 pub(crate) struct WorkerPool {
     senders: Mutex<Vec<Sender<WorkerTask>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Each worker's counters, in order.
+    pub(crate) counters: Vec<Arc<WorkerCounters>>,
 }
 
 impl fmt::Debug for WorkerPool {
@@ -36,24 +40,31 @@ impl fmt::Debug for WorkerPool {
 impl WorkerPool {
     /// Starts `workers` threads named `{name}-{i}`; the handlers on them
     /// allocate from `allocator`, whose thread caches they trim when idle.
+    /// One task in `timing` is timed (0: none).
     pub(crate) fn start(
         workers: usize,
         name: &str,
         allocator: Allocator,
+        timing: u32,
     ) -> std::io::Result<Arc<WorkerPool>> {
         let mut senders = Vec::with_capacity(workers);
         let mut threads = Vec::with_capacity(workers);
+        let mut all = Vec::with_capacity(workers);
         for i in 0..workers {
             let (tx, rx) = unbounded::<WorkerTask>();
+            let counters = Arc::new(WorkerCounters::default());
+            let mine = Arc::clone(&counters);
             let thread = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
-                .spawn(move || work(&rx, allocator))?;
+                .spawn(move || work(&rx, allocator, &mine, Sampler::new(timing)))?;
             senders.push(tx);
             threads.push(thread);
+            all.push(counters);
         }
         Ok(Arc::new(WorkerPool {
             senders: Mutex::new(senders),
             threads: Mutex::new(threads),
+            counters: all,
         }))
     }
 
@@ -89,15 +100,22 @@ impl WorkerPool {
 /// A worker thread: runs tasks in order until the pool shuts down; after a
 /// second without any it gives back its thread cache (as idle loops do),
 /// once per idle spell.
-fn work(tasks: &Receiver<WorkerTask>, allocator: Allocator) {
+fn work(
+    tasks: &Receiver<WorkerTask>,
+    allocator: Allocator,
+    counters: &WorkerCounters,
+    mut timing: Sampler,
+) {
     let mut trimmed = true;
     loop {
         match tasks.recv_timeout(IDLE_AFTER) {
             Ok(task) => {
                 trimmed = false;
+                let started = timing.start();
                 if catch_unwind(AssertUnwindSafe(task)).is_err() {
                     log::error!("a worker task panicked");
                 }
+                counters.task_done(started);
             }
             Err(RecvTimeoutError::Timeout) if !trimmed => {
                 trimmed = true;

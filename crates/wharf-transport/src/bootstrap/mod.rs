@@ -5,11 +5,31 @@
 //! same in every mode and with either [`Trigger`](crate::Trigger).
 
 pub(crate) mod client;
+pub(crate) mod descriptors;
+pub(crate) mod mode_spec;
 pub(crate) mod modes;
 pub(crate) mod options;
 pub(crate) mod server;
+pub(crate) mod shutdown;
+
+pub use mode_spec::ParseModeError;
 
 /// How a server's threads are wired.
+///
+/// Each mode carries its own parameters. A command line names one as
+/// text, which [`FromStr`](std::str::FromStr) parses and
+/// [`Display`](std::fmt::Display) prints: `single`, `pool:WORKERS`,
+/// `multi:SUB_REACTORS` or `multi:SUB_REACTORS,workers=WORKERS`,
+/// `reuseport:REACTORS` (see [`ParseModeError`] for the details).
+///
+/// ```
+/// use wharf_transport::ReactorMode;
+///
+/// let mode: ReactorMode = "multi:2,workers=4".parse().unwrap();
+/// assert_eq!(mode, ReactorMode::MultiReactor { sub_reactors: 2, workers: 4 });
+/// assert_eq!(mode.to_string(), "multi:sub_reactors=2,workers=4");
+/// assert!("pool:0".parse::<ReactorMode>().is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReactorMode {
     /// One event loop accepts, does all the I/O and runs the handlers
@@ -50,29 +70,6 @@ impl ReactorMode {
             ReactorMode::WorkerPool { .. } => "pool",
             ReactorMode::MultiReactor { .. } => "multi",
             ReactorMode::Reuseport { .. } => "reuseport",
-        }
-    }
-
-    /// The mode called `name` (`single`, `pool`, `multi`, `reuseport`, as
-    /// [`name`](Self::name) gives): `reactors` I/O loops for `multi` and
-    /// `reuseport` (at least one), `workers` handler threads for `pool` (at
-    /// least one) and `multi` (zero for none). What command lines parse.
-    pub fn from_name(name: &str, reactors: usize, workers: usize) -> Result<ReactorMode, String> {
-        match name {
-            "single" => Ok(ReactorMode::Single),
-            "pool" => Ok(ReactorMode::WorkerPool {
-                workers: workers.max(1),
-            }),
-            "multi" => Ok(ReactorMode::MultiReactor {
-                sub_reactors: reactors.max(1),
-                workers,
-            }),
-            "reuseport" => Ok(ReactorMode::Reuseport {
-                reactors: reactors.max(1),
-            }),
-            other => Err(format!(
-                "unknown reactor mode {other:?}: expected single, pool, multi or reuseport"
-            )),
         }
     }
 

@@ -13,6 +13,12 @@
 //! Listeners are bound before any thread starts, so an address in use
 //! fails the bind with nothing to undo; a loop that did start and then has
 //! to be given up is stopped and joined when its `LoopThread` drops.
+//!
+//! Loops are numbered so that the I/O loops are `0..io_loops()` in every
+//! mode ([`EventLoopHandle::id`](crate::EventLoopHandle::id)): the index a
+//! per-loop shard is picked by
+//! ([`ServerBootstrap::child_handler_on_loop`](crate::ServerBootstrap::child_handler_on_loop)).
+//! The multi-reactor's main loop, which only accepts, comes after them.
 
 use std::io;
 use std::net::SocketAddr;
@@ -68,8 +74,9 @@ pub(crate) fn wire(
     listeners: Vec<TcpListener>,
     init: Arc<ChannelInit>,
     name: &str,
+    timing: u32,
 ) -> io::Result<Wiring> {
-    let spawn = |i: usize| LoopThread::start(i, trigger, format!("{name}-loop-{i}"));
+    let spawn = |i: usize| LoopThread::start_timed(i, trigger, format!("{name}-loop-{i}"), timing);
     let mut wiring = Wiring {
         acceptors: Vec::new(),
         io_loops: Vec::new(),
@@ -82,10 +89,10 @@ pub(crate) fn wire(
         }
         // Sub-reactors serve; a main loop accepts and hands off.
         ReactorMode::MultiReactor { sub_reactors, .. } => {
-            for i in 1..=sub_reactors {
+            for i in 0..sub_reactors {
                 wiring.io_loops.push(spawn(i)?);
             }
-            wiring.acceptors.push(spawn(0)?);
+            wiring.acceptors.push(spawn(sub_reactors)?);
         }
         // Independent loops, each accepting on its own listener.
         ReactorMode::Reuseport { reactors } => {

@@ -3,18 +3,21 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use crate::bootstrap::descriptors::fit_to_descriptors;
 use crate::bootstrap::modes::{self, Wiring};
 use crate::bootstrap::options::SocketOptions;
+use crate::bootstrap::shutdown::{Control, ShutdownHandle};
 use crate::bootstrap::{Balance, ReactorMode, channel_settings};
 use crate::channel::codec::Codec;
 use crate::channel::config::{ChannelConfig, Trigger};
 use crate::channel::handler::Handler;
 use crate::channel::init::ChannelInit;
-use crate::channel::pipeline::{Pipeline, PipelineFactory, factory};
+use crate::channel::pipeline::{Pipeline, PipelineFactory, factory, factory_on_loop};
+use crate::metrics::{MetricsHandle, ServerMetrics};
 use crate::reactor::handle::EventLoopHandle;
 use crate::reactor::loop_thread::{LoopThread, shut_down_loops};
 use crate::stats::LoopStats;
@@ -61,6 +64,7 @@ pub struct ServerBootstrap {
     accept_backoff: Duration,
     name: String,
     tls: Option<TlsServer>,
+    handler_timing: u32,
 }
 
 impl fmt::Debug for ServerBootstrap {
@@ -94,6 +98,7 @@ impl ServerBootstrap {
             accept_backoff: Duration::from_secs(1),
             name: "wharf".to_string(),
             tls: None,
+            handler_timing: crate::metrics::HANDLER_TIMING_SAMPLE,
         }
     }
 
@@ -150,9 +155,19 @@ impl ServerBootstrap {
         self
     }
 
+    /// Times one pipeline callback in `every` for the handler-time
+    /// histograms of [`Server::metrics`] (default
+    /// [`HANDLER_TIMING_SAMPLE`](crate::metrics::HANDLER_TIMING_SAMPLE); 1
+    /// times every callback, at the cost of two clock reads each; 0 none).
+    pub fn handler_timing(mut self, every: u32) -> Self {
+        self.handler_timing = every;
+        self
+    }
+
     channel_settings!();
 
-    /// Makes the pipeline of each accepted connection.
+    /// Makes the pipeline of each accepted connection. Called on the event
+    /// loop the connection is registered on, once per connection.
     pub fn child_handler<C, H, F>(mut self, make: F) -> Self
     where
         C: Codec,
@@ -160,6 +175,59 @@ impl ServerBootstrap {
         F: Fn() -> Pipeline<C, H> + Send + Sync + 'static,
     {
         self.factory = Some(factory(make));
+        self
+    }
+
+    /// As [`child_handler`](Self::child_handler), telling `make` which
+    /// event loop the connection is registered on: its
+    /// [`EventLoopHandle::id`], in `0..mode.io_loops()` in every mode. State
+    /// sharded per loop (a cache, a pool of backend connections, a
+    /// counter) is then picked once per connection, for the codec as well
+    /// as the handler, with no `thread_local!` and no lock when the
+    /// handlers run on their loop.
+    ///
+    /// (A handler can also learn it at
+    /// [`on_active`](crate::Handler::on_active) from
+    /// [`Context::event_loop`](crate::Context::event_loop), but it must
+    /// then hold its shard as an `Option` until then, and a codec has no
+    /// context at all.) In the worker-pool modes the handlers run on
+    /// worker threads, not on the loop: shards shared with them need their
+    /// own synchronisation.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use wharf_transport::{Context, Handler, Pipeline, ReactorMode, ServerBootstrap};
+    /// use wharf_transport::buf::ByteBuf;
+    ///
+    /// /// Counts the bytes of its loop's connections in that loop's shard.
+    /// struct Count(Arc<AtomicU64>);
+    ///
+    /// impl Handler for Count {
+    ///     type In = ByteBuf;
+    ///     type Out = ByteBuf;
+    ///     fn on_read(&mut self, _ctx: &mut Context<'_, ByteBuf>, msg: ByteBuf) {
+    ///         self.0.fetch_add(msg.len() as u64, Ordering::Relaxed);
+    ///     }
+    /// }
+    ///
+    /// let mode = ReactorMode::Reuseport { reactors: 2 };
+    /// let shards: Arc<Vec<Arc<AtomicU64>>> =
+    ///     Arc::new((0..mode.io_loops()).map(|_| Arc::default()).collect());
+    /// let per_loop = Arc::clone(&shards);
+    /// let _server = ServerBootstrap::new()
+    ///     .mode(mode)
+    ///     .child_handler_on_loop(move |index| Pipeline::bytes(Count(Arc::clone(&per_loop[index]))))
+    ///     .bind("127.0.0.1:0")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn child_handler_on_loop<C, H, F>(mut self, make: F) -> Self
+    where
+        C: Codec,
+        H: Handler<In = C::In, Out = C::Out>,
+        F: Fn(usize) -> Pipeline<C, H> + Send + Sync + 'static,
+    {
+        self.factory = Some(factory_on_loop(make));
         self
     }
 
@@ -200,9 +268,11 @@ impl ServerBootstrap {
                 n,
                 &format!("{}-worker", self.name),
                 self.config.allocator,
+                self.handler_timing,
             )?),
         };
         let live = Arc::new(AtomicUsize::new(0));
+        let allocator = self.config.allocator;
         let init = Arc::new(ChannelInit {
             factory,
             config: Arc::new(self.config),
@@ -220,6 +290,7 @@ impl ServerBootstrap {
             listeners,
             init,
             &self.name,
+            self.handler_timing,
         );
         let Wiring {
             acceptors,
@@ -242,68 +313,10 @@ impl ServerBootstrap {
             io_loops,
             workers,
             live,
+            allocator,
             control: Arc::new(Control::default()),
             done: false,
         })
-    }
-}
-
-#[derive(Default)]
-struct Control {
-    request: Mutex<Option<(Duration, Duration)>>,
-    requested: Condvar,
-}
-
-/// Descriptors kept for what is not a connection: each loop's epoll and
-/// waker (and the level-triggered duplicate), the splice pipes, files the
-/// handlers open, logs.
-const RESERVED_DESCRIPTORS: usize = 64;
-
-/// `asked` capped to what the soft descriptor limit leaves after the
-/// reserve and the descriptors open now; logged when it caps.
-fn fit_to_descriptors(asked: Option<usize>, loops: usize) -> Option<usize> {
-    let max = asked?;
-    let Ok((soft, _)) = crate::sys::limits::fd_limits() else {
-        return asked;
-    };
-    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
-    let open = crate::sys::limits::open_descriptors().unwrap_or(0);
-    let reserve = RESERVED_DESCRIPTORS + 4 * loops;
-    let room = soft.saturating_sub(open + reserve).max(1);
-    if max <= room {
-        return Some(max);
-    }
-    log::info!(
-        "max_connections: {room} (asked for {max}): the descriptor limit of {soft} leaves \
-         that many after {open} open and {reserve} kept for the loops and for files"
-    );
-    Some(room)
-}
-
-/// Asks a running server to shut down, from any thread (a signal handler
-/// thread, a test); [`Server::wait`] carries it out.
-#[derive(Clone)]
-pub struct ShutdownHandle {
-    control: Arc<Control>,
-}
-
-impl fmt::Debug for ShutdownHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShutdownHandle").finish_non_exhaustive()
-    }
-}
-
-impl ShutdownHandle {
-    /// Requests a graceful shutdown (see [`Server::shutdown_gracefully`]);
-    /// returns at once.
-    pub fn shutdown_gracefully(&self, quiet: Duration, timeout: Duration) {
-        let mut request = self
-            .control
-            .request
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        request.get_or_insert((quiet, timeout));
-        self.control.requested.notify_all();
     }
 }
 
@@ -325,6 +338,7 @@ pub struct Server {
     io_loops: Vec<LoopThread>,
     workers: Option<Arc<WorkerPool>>,
     live: Arc<AtomicUsize>,
+    allocator: crate::buf::Allocator,
     control: Arc<Control>,
     done: bool,
 }
@@ -376,6 +390,31 @@ impl Server {
         LoopStats::sum(&all)
     }
 
+    /// The server's metrics now: every loop's and worker's counters,
+    /// gauges and histograms, and the allocator's figures (see
+    /// [`metrics`](crate::metrics)).
+    pub fn metrics(&self) -> ServerMetrics {
+        self.metrics_handle().snapshot()
+    }
+
+    /// A handle that takes [`Server::metrics`] snapshots from any thread
+    /// (an exporter's), also after the server has shut down.
+    pub fn metrics_handle(&self) -> MetricsHandle {
+        MetricsHandle {
+            mode: self.mode,
+            trigger: self.trigger,
+            loops: self.event_loops(),
+            workers: self
+                .workers
+                .as_ref()
+                .map(|w| w.counters.clone())
+                .unwrap_or_default(),
+            live: Arc::clone(&self.live),
+            max_connections: self.max_connections,
+            allocator: self.allocator,
+        }
+    }
+
     /// Open connections.
     pub fn connections(&self) -> usize {
         self.live.load(Ordering::Acquire)
@@ -409,23 +448,7 @@ impl Server {
     /// Blocks until a [`ShutdownHandle`] requests a shutdown, then carries
     /// it out.
     pub fn wait(&mut self) -> io::Result<()> {
-        let (quiet, timeout) = {
-            let mut request = self
-                .control
-                .request
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            loop {
-                if let Some(r) = *request {
-                    break r;
-                }
-                request = self
-                    .control
-                    .requested
-                    .wait(request)
-                    .unwrap_or_else(|e| e.into_inner());
-            }
-        };
+        let (quiet, timeout) = self.control.wait_for_request();
         self.shutdown_gracefully(quiet, timeout)
     }
 }

@@ -125,7 +125,18 @@ impl Encoded {
 /// Between two calls the input only grows at the back: the channel appends
 /// new bytes and never removes any, so a codec may remember how far it has
 /// already looked. After a decode error the channel discards the input and
-/// calls the codec no more.
+/// calls the codec no more; the handler hears of it in
+/// [`on_error`](crate::Handler::on_error), where it may still write an
+/// answer before the close.
+///
+/// A frame split over several reads needs nothing special: `decode`
+/// leaves the incomplete frame in `input` and is called again when more
+/// bytes arrive. To receive a large frame in one allocation, announce its
+/// length with [`size_hint`](Self::size_hint) once its header is in: the
+/// channel reserves the whole frame and reads straight into it. A complete
+/// example (a length-prefixed binary protocol, partial frames, an error
+/// answered before the close) is the `wharf` crate's "Writing a codec" and
+/// `examples/length_prefixed.rs`.
 ///
 /// Threading: a codec lives on its channel's event loop and is called from
 /// there only.

@@ -57,6 +57,8 @@ pub(crate) struct IoFlags {
     pub discarded: bool,
     /// The writability flips the handler has been told about.
     pub notified_flips: u64,
+    /// Bytes queued for output as last counted in the loop's metrics.
+    pub outbound_counted: usize,
     /// Level-triggered interest currently registered.
     pub registered: LtInterest,
 }
@@ -295,9 +297,10 @@ impl Connection {
         }
         let (pipeline, core) = (&mut *self.pipeline, &mut self.core);
         if catch_unwind(AssertUnwindSafe(|| f(pipeline, core, env))).is_err() {
+            let channel = self.core.shared.id;
             log::error!(
-                "handler of channel {} panicked on its event loop; closing the channel",
-                self.core.shared.id
+                channel = channel.0;
+                "handler of channel {channel} panicked on its event loop; closing the channel"
             );
             self.poisoned = true;
             self.core.phase = self.core.phase.aborted();
@@ -443,10 +446,8 @@ impl Connection {
         if !self.poisoned {
             let (pipeline, core) = (&mut *self.pipeline, &mut self.core);
             if catch_unwind(AssertUnwindSafe(|| pipeline.inactive(core, env))).is_err() {
-                log::error!(
-                    "handler of channel {} panicked in on_inactive",
-                    self.core.shared.id
-                );
+                let channel = self.core.shared.id;
+                log::error!(channel = channel.0; "handler of channel {channel} panicked in on_inactive");
             }
         }
     }

@@ -222,6 +222,9 @@ impl<'a, O: Send + 'static> Context<'a, O> {
     /// Closes the channel: reading stops, what was written is flushed and
     /// sent (for at most the channel's close timeout), then the socket is
     /// closed and [`on_inactive`](crate::Handler::on_inactive) follows.
+    /// No [`on_read`](crate::Handler::on_read) follows a close, also for
+    /// messages already decoded from the same read (a pipelined `QUIT`
+    /// ends the session there: the requests behind it are not handled).
     /// Writes made before the socket actually closes are still sent. If
     /// queued data has to be thrown away (the close timeout or a shutdown
     /// deadline passed), the close sends a reset, so the peer cannot take

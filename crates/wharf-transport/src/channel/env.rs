@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use crate::channel::shared::ChannelShared;
 use crate::file_region::TransferCounters;
+use crate::metrics::Sampler;
 use crate::stats::LoopCounters;
 use crate::sys::file::Pipe;
 use crate::token::Token;
@@ -136,6 +137,8 @@ pub(crate) struct ChannelEnv {
     pub counters: Arc<LoopCounters>,
     /// The loop's file-transfer counters.
     pub transfers: Arc<TransferCounters>,
+    /// Which pipeline callbacks are timed for the handler-time histogram.
+    pub timing: Sampler,
     ready: VecDeque<Token>,
     timer_ops: Vec<TimerOp>,
 }
@@ -155,8 +158,26 @@ impl ChannelEnv {
             pipe: None,
             counters,
             transfers,
+            timing: Sampler::new(crate::metrics::HANDLER_TIMING_SAMPLE),
             ready: VecDeque::new(),
             timer_ops: Vec::new(),
+        }
+    }
+
+    /// The start of a pipeline callback, if it is one to time (see
+    /// [`metrics`](crate::metrics)); give it back to [`Self::handler_done`].
+    #[inline]
+    pub(crate) fn handler_started(&mut self) -> Option<Instant> {
+        self.timing.start()
+    }
+
+    /// A pipeline callback that [`Self::handler_started`] timed is over.
+    #[inline]
+    pub(crate) fn handler_done(&self, started: Option<Instant>) {
+        if let Some(t) = started {
+            self.counters
+                .handler_time
+                .record(t.elapsed().as_nanos() as u64);
         }
     }
 

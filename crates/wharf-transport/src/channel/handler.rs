@@ -77,6 +77,17 @@ pub trait Handler: Send + 'static {
 
     /// Something failed: a decode error, a write error, a reset by the
     /// peer. By default the channel is closed.
+    ///
+    /// After a decode error ([`ChannelError::Decode`]) the handler may
+    /// still write and flush: the answer to a malformed or oversized
+    /// request (`-ERR Protocol error`, `400 Bad Request`). The channel
+    /// delivers no more input, sends what was written, then closes; while
+    /// it flushes it reads and throws away what the peer is still sending,
+    /// and once flushed it shuts its write side and lingers (see
+    /// [`Lingering`](crate::Lingering)), so a peer still in the middle of
+    /// sending reads the answer instead of a reset. Messages decoded before
+    /// the bad bytes were delivered first. After an I/O error
+    /// ([`ChannelError::Io`]) the connection is gone: writes are dropped.
     fn on_error(&mut self, ctx: &mut Context<'_, Self::Out>, error: &ChannelError) {
         let _ = error;
         ctx.close();

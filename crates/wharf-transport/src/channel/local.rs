@@ -1,5 +1,7 @@
 //! A pipeline run entirely on the event loop: decode, handler, encode, in
-//! one call each, with the handler's context acting at once.
+//! one call each, with the handler's context acting at once. Each call is
+//! one pipeline callback for the handler-time histogram (sampled, see
+//! [`metrics`](crate::metrics)).
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -13,6 +15,17 @@ use crate::channel::cumulation::CodecState;
 use crate::channel::env::ChannelEnv;
 use crate::channel::handler::{ChannelError, Handler, UserEvent};
 use crate::channel::pipeline::{ChannelPipeline, apply_remote_op, unbox_ops};
+use crate::stats::add;
+
+/// Runs `$body` as one timed pipeline callback (when the loop's sampler
+/// picks it).
+macro_rules! timed {
+    ($env:ident, $body:block) => {{
+        let started = $env.handler_started();
+        $body
+        $env.handler_done(started);
+    }};
+}
 
 /// Codec and handler, both on the event loop.
 pub(crate) struct LocalPipeline<C: Codec, H> {
@@ -69,6 +82,10 @@ where
         env: &mut ChannelEnv,
         result: Result<(), CodecError>,
     ) {
+        add(
+            &env.counters.messages_decoded,
+            self.codec.decoded.len() as u64,
+        );
         self.held.extend(self.codec.decoded.drain(..));
         self.deliver_held(core, env, false);
         if let Err(e) = result {
@@ -83,12 +100,16 @@ where
     H: Handler<In = C::In, Out = C::Out>,
 {
     fn active(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
-        self.handler.on_active(&mut local_ctx!(self, core, env));
+        timed!(env, {
+            self.handler.on_active(&mut local_ctx!(self, core, env));
+        });
     }
 
     fn read(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, buf: ByteBuf) {
-        let result = self.codec.decode(core, buf);
-        self.deliver_decoded(core, env, result);
+        timed!(env, {
+            let result = self.codec.decode(core, buf);
+            self.deliver_decoded(core, env, result);
+        });
     }
 
     fn direct_target(&mut self) -> Option<&mut ByteBuf> {
@@ -96,50 +117,70 @@ where
     }
 
     fn read_direct(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, _read: usize) {
-        let result = self.codec.decode_pending(core);
-        self.deliver_decoded(core, env, result);
+        timed!(env, {
+            let result = self.codec.decode_pending(core);
+            self.deliver_decoded(core, env, result);
+        });
     }
 
     fn resume_input(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
-        self.deliver_held(core, env, false);
+        timed!(env, {
+            self.deliver_held(core, env, false);
+        });
     }
 
     fn read_complete(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
-        self.handler
-            .on_read_complete(&mut local_ctx!(self, core, env));
+        timed!(env, {
+            self.handler
+                .on_read_complete(&mut local_ctx!(self, core, env));
+        });
     }
 
     fn input_closed(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
-        let result = self.codec.decode_eof(core);
-        self.held.extend(self.codec.decoded.drain(..));
-        // No more input will come to wait for: everything received goes.
-        self.deliver_held(core, env, true);
-        if let Err(e) = result {
-            core.fail_decode(e);
-        }
-        if core.config.allow_half_closure {
-            self.handler
-                .on_input_shutdown(&mut local_ctx!(self, core, env));
-        }
+        timed!(env, {
+            let result = self.codec.decode_eof(core);
+            add(
+                &env.counters.messages_decoded,
+                self.codec.decoded.len() as u64,
+            );
+            self.held.extend(self.codec.decoded.drain(..));
+            // No more input will come to wait for: everything received goes.
+            self.deliver_held(core, env, true);
+            if let Err(e) = result {
+                core.fail_decode(e);
+            }
+            if core.config.allow_half_closure {
+                self.handler
+                    .on_input_shutdown(&mut local_ctx!(self, core, env));
+            }
+        });
     }
 
     fn writability_changed(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, writable: bool) {
-        self.handler
-            .on_writability_changed(&mut local_ctx!(self, core, env), writable);
+        timed!(env, {
+            self.handler
+                .on_writability_changed(&mut local_ctx!(self, core, env), writable);
+        });
     }
 
     fn user_event(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, event: UserEvent) {
-        self.handler
-            .on_user_event(&mut local_ctx!(self, core, env), event);
+        timed!(env, {
+            self.handler
+                .on_user_event(&mut local_ctx!(self, core, env), event);
+        });
     }
 
     fn error(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, error: ChannelError) {
-        self.handler
-            .on_error(&mut local_ctx!(self, core, env), &error);
+        timed!(env, {
+            self.handler
+                .on_error(&mut local_ctx!(self, core, env), &error);
+        });
     }
 
     fn inactive(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
-        self.handler.on_inactive(&mut local_ctx!(self, core, env));
+        timed!(env, {
+            self.handler.on_inactive(&mut local_ctx!(self, core, env));
+        });
     }
 
     fn remote_ops(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, ops: Box<dyn Any + Send>) {

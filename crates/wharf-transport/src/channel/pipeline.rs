@@ -109,8 +109,20 @@ where
     H: Handler<In = C::In, Out = C::Out>,
     F: Fn() -> Pipeline<C, H> + Send + Sync + 'static,
 {
+    factory_on_loop(move |_| make())
+}
+
+/// A factory from a user closure that is told the id of the event loop the
+/// connection is registered on (see
+/// [`ServerBootstrap::child_handler_on_loop`](crate::ServerBootstrap::child_handler_on_loop)).
+pub(crate) fn factory_on_loop<C, H, F>(make: F) -> PipelineFactory
+where
+    C: Codec,
+    H: Handler<In = C::In, Out = C::Out>,
+    F: Fn(usize) -> Pipeline<C, H> + Send + Sync + 'static,
+{
     Arc::new(move |shared, config, worker| {
-        let Pipeline { codec, handler } = make();
+        let Pipeline { codec, handler } = make(shared.event_loop.id());
         let codec = CodecState::new(codec, config);
         match worker {
             None => Box::new(LocalPipeline::new(codec, handler)),

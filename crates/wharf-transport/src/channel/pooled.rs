@@ -19,6 +19,7 @@ use crate::channel::env::{ChannelEnv, ChannelMsg};
 use crate::channel::handler::{ChannelError, Handler, UserEvent};
 use crate::channel::pipeline::{ChannelPipeline, apply_remote_op, unbox_ops};
 use crate::channel::shared::ChannelShared;
+use crate::stats::add;
 use crate::worker::WorkerRef;
 
 /// The handler's side of a pooled pipeline, on its worker thread.
@@ -123,8 +124,17 @@ where
     /// came from against the worker's backlog (past its limit the loop
     /// stops reading until the worker has caught up), then reports the
     /// decode's error, if any.
-    fn send_decoded(&mut self, core: &mut ConnCore, result: Result<(), CodecError>) {
+    fn send_decoded(
+        &mut self,
+        core: &mut ConnCore,
+        env: &ChannelEnv,
+        result: Result<(), CodecError>,
+    ) {
         if !self.codec.decoded.is_empty() {
+            add(
+                &env.counters.messages_decoded,
+                self.codec.decoded.len() as u64,
+            );
             let batch = std::mem::take(&mut self.codec.decoded);
             let input = std::mem::take(&mut self.unsent_input);
             self.shared.worker.add_input(input);
@@ -176,9 +186,10 @@ where
                 }
             }));
             if outcome.is_err() {
+                let channel = side.ops.shared.id;
                 log::error!(
-                    "handler of channel {} panicked on a worker thread; closing the channel",
-                    side.ops.shared.id
+                    channel = channel.0;
+                    "handler of channel {channel} panicked on a worker thread; closing the channel"
                 );
                 side.poisoned = true;
                 side.ops.ops.push(RemoteOp::Close);
@@ -198,20 +209,20 @@ where
         self.post(|handler, ctx| handler.on_active(ctx));
     }
 
-    fn read(&mut self, core: &mut ConnCore, _env: &mut ChannelEnv, buf: ByteBuf) {
+    fn read(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, buf: ByteBuf) {
         self.unsent_input += buf.len();
         let result = self.codec.decode(core, buf);
-        self.send_decoded(core, result);
+        self.send_decoded(core, env, result);
     }
 
     fn direct_target(&mut self) -> Option<&mut ByteBuf> {
         self.codec.direct_target()
     }
 
-    fn read_direct(&mut self, core: &mut ConnCore, _env: &mut ChannelEnv, read: usize) {
+    fn read_direct(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, read: usize) {
         self.unsent_input += read;
         let result = self.codec.decode_pending(core);
-        self.send_decoded(core, result);
+        self.send_decoded(core, env, result);
     }
 
     fn resume_input(&mut self, _core: &mut ConnCore, _env: &mut ChannelEnv) {
@@ -223,9 +234,10 @@ where
         self.post(|handler, ctx| handler.on_read_complete(ctx));
     }
 
-    fn input_closed(&mut self, core: &mut ConnCore, _env: &mut ChannelEnv) {
+    fn input_closed(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
         let result = self.codec.decode_eof(core);
         let batch = std::mem::take(&mut self.codec.decoded);
+        add(&env.counters.messages_decoded, batch.len() as u64);
         let half_closure = core.config.allow_half_closure;
         self.post_side(move |side| {
             side.held.extend(batch);

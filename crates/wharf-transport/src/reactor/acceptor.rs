@@ -26,7 +26,7 @@ use crate::bootstrap::Balance;
 use crate::channel::init::ChannelInit;
 use crate::reactor::event_loop::{EventLoop, Slot, TimerAction};
 use crate::reactor::handle::EventLoopHandle;
-use crate::stats::add;
+use crate::stats::{LoopCounters, add};
 use crate::sys::epoll::LtInterest;
 use crate::time::saturating_add;
 use crate::token::Token;
@@ -121,7 +121,7 @@ impl Acceptor {
     pub(crate) fn accept(
         &mut self,
         local: &mut Vec<(TcpStream, SocketAddr)>,
-        accepts: &std::sync::atomic::AtomicU64,
+        counters: &LoopCounters,
     ) -> Accepted {
         for _ in 0..self.init.config.max_messages_per_read {
             if self.paused {
@@ -130,8 +130,8 @@ impl Acceptor {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     self.episode_over();
-                    add(accepts, 1);
-                    self.admit(stream, peer, local);
+                    add(&counters.accepts, 1);
+                    self.admit(stream, peer, local, counters);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::Drained,
                 Err(e) if is_transient(&e) => {}
@@ -147,11 +147,13 @@ impl Acceptor {
         stream: TcpStream,
         peer: SocketAddr,
         local: &mut Vec<(TcpStream, SocketAddr)>,
+        counters: &LoopCounters,
     ) {
         let live = &self.init.live;
         let admitted = live.fetch_add(1, Ordering::AcqRel);
         if self.init.max_connections.is_some_and(|max| admitted >= max) {
             live.fetch_sub(1, Ordering::AcqRel);
+            add(&counters.connections_refused, 1);
             self.rejected();
             // Closed at once: the peer sees an orderly end of stream.
             drop(stream);
@@ -168,7 +170,7 @@ impl Acceptor {
                 if !posted {
                     sub.shared.connections.fetch_sub(1, Ordering::AcqRel);
                     live.fetch_sub(1, Ordering::AcqRel);
-                    log::warn!("a sub-reactor has stopped; connection from {peer} dropped");
+                    log::warn!(peer:% = peer; "a sub-reactor has stopped; connection from {peer} dropped");
                 }
             }
         }
@@ -178,7 +180,8 @@ impl Acceptor {
     fn episode_over(&mut self) {
         if self.episode_logged {
             self.episode_logged = false;
-            log::info!("accepting on {:?} again", self.listener.local_addr().ok());
+            let listener = self.listener.local_addr().ok();
+            log::info!(listener:?; "accepting on {listener:?} again");
         }
     }
 
@@ -188,10 +191,11 @@ impl Acceptor {
         let backoff = self.init.accept_backoff;
         if !self.episode_logged {
             self.episode_logged = true;
+            let listener = self.listener.local_addr().ok();
             log::warn!(
-                "accept on {:?} failed: {error}; not accepting for {backoff:?} \
-                 (open connections are still served)",
-                self.listener.local_addr().ok()
+                listener:?, error:%, backoff_ms = backoff.as_millis() as u64;
+                "accept on {listener:?} failed: {error}; not accepting for {backoff:?} \
+                 (open connections are still served)"
             );
         }
         backoff
@@ -201,10 +205,10 @@ impl Acceptor {
     fn rejected(&mut self) {
         self.rejected += 1;
         if self.rejected.is_power_of_two() {
+            let (limit, refused) = (self.init.max_connections, self.rejected);
             log::warn!(
-                "connection limit of {:?} reached: {} connection(s) closed on accept so far",
-                self.init.max_connections,
-                self.rejected
+                limit:?, refused;
+                "connection limit of {limit:?} reached: {refused} connection(s) closed on accept so far"
             );
         }
     }
@@ -238,7 +242,7 @@ impl EventLoop {
             return;
         };
         let mut local = Vec::new();
-        let outcome = acceptor.accept(&mut local, &self.env.counters.accepts);
+        let outcome = acceptor.accept(&mut local, &self.env.counters);
         let init = Arc::clone(&acceptor.init);
         match outcome {
             Accepted::Drained => {}
@@ -268,6 +272,7 @@ impl EventLoop {
     /// stays open, existing connections are served, and the loop does not
     /// spin on the pending connections.
     fn pause_accepting(&mut self, token: Token, backoff: Duration) {
+        add(&self.env.counters.accept_backoffs, 1);
         if let Some(Slot::Listener(acceptor)) = self.slots.get(token)
             && self.env.level
         {

@@ -33,7 +33,7 @@ use crate::reactor::poller::Poller;
 use crate::reactor::shutdown::Shutdown;
 use crate::reactor::slots::Slots;
 use crate::reactor::timer_queue::{TimerId, TimerQueue};
-use crate::stats::add;
+use crate::stats::{LoopCounters, add, shift};
 use crate::token::Token;
 
 /// Tasks run per iteration at most, so a flood of tasks cannot starve I/O.
@@ -88,6 +88,26 @@ impl std::fmt::Debug for EventLoop {
     }
 }
 
+/// Counts what a connection's callbacks changed for the loop's metrics:
+/// writability flips the handler was told of since `flips_before` (and a
+/// backpressure pause if they left it unwritable), and its bytes queued for
+/// output, against what was counted for it last time.
+fn account(conn: &mut Connection, counters: &LoopCounters, flips_before: u64) {
+    let core = &mut conn.core;
+    let flips = core.io.notified_flips.wrapping_sub(flips_before);
+    if flips > 0 {
+        add(&counters.writability_flips, flips);
+        if core.config.backpressure && !core.shared.is_writable() {
+            add(&counters.backpressure_pauses, 1);
+        }
+    }
+    let queued = core.shared.pending();
+    let was = std::mem::replace(&mut core.io.outbound_counted, queued);
+    if queued != was {
+        shift(&counters.outbound_queued, queued as i64 - was as i64);
+    }
+}
+
 impl EventLoop {
     pub(crate) fn new(
         shared: Arc<LoopShared>,
@@ -122,7 +142,8 @@ impl EventLoop {
             if let Err(e) = self.poller.poll(&mut self.events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
             {
-                log::error!("event loop {}: poll failed: {e}", self.shared.id);
+                let event_loop = self.shared.id;
+                log::error!(event_loop, error:% = e; "event loop {event_loop}: poll failed: {e}");
                 break;
             }
             self.shared.mailbox.disarm();
@@ -133,6 +154,12 @@ impl EventLoop {
             self.run_ready();
             self.run_timers();
             self.run_tasks();
+            // The loop lag: how long this iteration kept the loop from
+            // waiting (and so from seeing what arrived meanwhile).
+            self.env
+                .counters
+                .loop_lag
+                .record(self.env.now.elapsed().as_nanos() as u64);
             if self.shutdown_finished() {
                 break;
             }
@@ -175,6 +202,7 @@ impl EventLoop {
             self.dispatch(token, readiness);
         }
         add(&self.env.counters.events, count);
+        self.env.counters.events_per_poll.record(count);
         self.events = events;
     }
 
@@ -210,7 +238,9 @@ impl EventLoop {
             let Some(Slot::Conn(conn)) = self.slots.get_mut(token) else {
                 return;
             };
+            let flips = conn.core.io.notified_flips;
             let settled = conn.settle(&mut self.env);
+            account(conn, &self.env.counters, flips);
             self.apply_timer_ops();
             match settled {
                 Settled::Open(None) => return,
@@ -280,7 +310,8 @@ impl EventLoop {
                 TimerAction::Task(task) => {
                     self.active = true;
                     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).is_err() {
-                        log::error!("a timer task panicked on event loop {}", self.shared.id);
+                        let event_loop = self.shared.id;
+                        log::error!(event_loop; "a timer task panicked on event loop {event_loop}");
                     }
                 }
             }
@@ -304,7 +335,8 @@ impl EventLoop {
                 },
                 Task::Run(f) => {
                     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
-                        log::error!("a task panicked on event loop {}", self.shared.id);
+                        let event_loop = self.shared.id;
+                        log::error!(event_loop; "a task panicked on event loop {event_loop}");
                     }
                 }
                 Task::Loop(f) => f(self),

@@ -196,6 +196,12 @@ impl EventLoopHandle {
         self.shared.counters.snapshot()
     }
 
+    /// The loop's metrics now: its counters, gauges and histograms (see
+    /// [`metrics`](crate::metrics)).
+    pub fn metrics(&self) -> crate::metrics::LoopMetrics {
+        crate::metrics::LoopMetrics::of(self)
+    }
+
     /// File bytes and system calls of the loop, by transfer strategy.
     pub fn transfer_stats(&self) -> TransferStats {
         self.shared.transfers.snapshot()

@@ -39,18 +39,30 @@ pub(crate) struct LoopThread {
 impl LoopThread {
     /// Starts loop number `id` on a thread called `name`.
     pub(crate) fn start(id: usize, trigger: Trigger, name: String) -> io::Result<LoopThread> {
+        LoopThread::start_timed(id, trigger, name, crate::metrics::HANDLER_TIMING_SAMPLE)
+    }
+
+    /// [`start`](Self::start), timing one pipeline callback in `timing`
+    /// (0: none; see [`metrics`](crate::metrics)).
+    pub(crate) fn start_timed(
+        id: usize,
+        trigger: Trigger,
+        name: String,
+        timing: u32,
+    ) -> io::Result<LoopThread> {
         let poller = Poller::new(trigger)?;
         let (mailbox, inbox) = mailbox(poller.waker()?);
         let shared = Arc::new(LoopShared::new(id, mailbox));
         let handle = EventLoopHandle {
             shared: Arc::clone(&shared),
         };
-        let env = ChannelEnv::new(
+        let mut env = ChannelEnv::new(
             poller.is_level(),
             handle.clone(),
             Arc::clone(&shared.counters),
             Arc::clone(&shared.transfers),
         );
+        env.timing = crate::metrics::Sampler::new(timing);
         let event_loop = EventLoop::new(shared, poller, inbox, env);
         let thread = std::thread::Builder::new().name(name).spawn(move || {
             ON_A_LOOP.with(|on| on.set(true));

@@ -15,6 +15,7 @@ use crate::channel::shared::ChannelShared;
 use crate::channel::socket::Socket;
 use crate::reactor::acceptor::{Acceptor, AcceptorTarget};
 use crate::reactor::event_loop::{EventLoop, Slot};
+use crate::stats::{add, shift};
 use crate::sys::epoll::LtInterest;
 use crate::tls::session::TlsSession;
 use crate::token::Token;
@@ -45,7 +46,7 @@ impl EventLoop {
     ) -> Option<Token> {
         debug_assert!(self.on_loop_thread(), "registration off the loop thread");
         if let Err(e) = init.options.apply_to_stream(&stream) {
-            log::warn!("setting socket options on a new connection: {e}");
+            log::warn!(error:% = e; "setting socket options on a new connection: {e}");
         }
         let token = self.slots.next_token();
         let interest = LtInterest {
@@ -53,7 +54,7 @@ impl EventLoop {
             write: false,
         };
         if let Err(e) = self.poller.register(&mut stream, token, interest) {
-            log::warn!("registering a new connection: {e}");
+            log::warn!(error:% = e; "registering a new connection: {e}");
             self.shared.connections.fetch_sub(1, Ordering::AcqRel);
             init.live.fetch_sub(1, Ordering::AcqRel);
             return None;
@@ -71,6 +72,7 @@ impl EventLoop {
             .as_ref()
             .and_then(|pool| pool.worker_for(&shared, self.env.event_loop.clone()));
         let pipeline = (init.factory)(&shared, &init.config, worker);
+        let (shared_id, peer) = (shared.id, shared.peer_addr);
         let mut core = ConnCore::new(stream, shared, Arc::clone(&init.config), self.env.now);
         core.io.registered = interest;
         if let Some(setup) = &init.tls {
@@ -79,9 +81,14 @@ impl EventLoop {
                 Err(e) => core.fail_tls(e),
             }
         }
+        log::trace!(
+            channel = shared_id.0, event_loop = self.shared.id, peer:?;
+            "channel {shared_id} opened"
+        );
         let conn = Connection::new(core, pipeline, Arc::clone(&init.live));
         let inserted = self.slots.insert(Slot::Conn(conn));
         debug_assert_eq!(inserted, token);
+        add(&self.env.counters.connections_opened, 1);
         self.idle.track(init.config.allocator);
         self.on_conn(token, |conn, env| conn.start(env));
         Some(token)
@@ -119,6 +126,11 @@ impl EventLoop {
         };
         let _ = self.poller.deregister(&mut conn.core.socket);
         self.shared.connections.fetch_sub(1, Ordering::AcqRel);
+        add(&self.env.counters.connections_closed, 1);
+        let channel = conn.core.shared.id;
+        log::trace!(channel = channel.0, event_loop = self.shared.id; "channel {channel} closed");
+        let counted = conn.core.io.outbound_counted;
+        shift(&self.env.counters.outbound_queued, -(counted as i64));
         conn.finish(&mut self.env);
         self.apply_timer_ops();
     }
@@ -162,10 +174,10 @@ impl Drop for EventLoop {
         if !std::thread::panicking() {
             return;
         }
+        let (event_loop, channels) = (self.shared.id, self.slots.len());
         log::error!(
-            "event loop {} panicked; resetting its {} channel(s)",
-            self.shared.id,
-            self.slots.len()
+            event_loop, channels;
+            "event loop {event_loop} panicked; resetting its {channels} channel(s)"
         );
         for token in self.slots.tokens() {
             if let Some(Slot::Conn(conn)) = self.slots.get(token) {
