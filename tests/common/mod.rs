@@ -7,6 +7,7 @@
 pub mod concurrent;
 pub mod driver;
 pub mod tls;
+pub mod transport;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -8,6 +8,7 @@ pub(crate) mod client;
 pub(crate) mod modes;
 pub(crate) mod options;
 pub(crate) mod server;
+pub(crate) mod unix;
 
 /// How a server's threads are wired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,11 +3,12 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::bootstrap::modes::{self, Wiring};
+use crate::bootstrap::modes::{self, Bound, Wiring};
 use crate::bootstrap::options::SocketOptions;
 use crate::bootstrap::{Balance, ReactorMode, channel_settings};
 use crate::channel::codec::Codec;
@@ -16,6 +17,7 @@ use crate::channel::handler::Handler;
 use crate::channel::init::ChannelInit;
 use crate::channel::pipeline::{Pipeline, PipelineFactory, factory};
 use crate::reactor::handle::EventLoopHandle;
+use crate::reactor::listener::Listener;
 use crate::reactor::loop_thread::{LoopThread, shut_down_loops};
 use crate::stats::LoopStats;
 use crate::tls::TlsServer;
@@ -174,9 +176,49 @@ impl ServerBootstrap {
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
-        let factory = self.factory.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no child_handler was set")
-        })?;
+        self.check()?;
+        let (listeners, bound) = modes::bind_listeners(self.mode, addr, &self.options)?;
+        self.start(listeners, bound)
+    }
+
+    /// Binds a Unix-domain stream socket at `path` and starts serving, in
+    /// any mode but [`ReactorMode::Reuseport`] (refused with an
+    /// `InvalidInput` error naming the mode: Unix-domain sockets have no
+    /// `SO_REUSEPORT`). Channels are the same as over TCP, less the TCP
+    /// options (`TcpNoDelay` is not applied) and the addresses
+    /// (`peer_addr` is `None`).
+    ///
+    /// A socket file left at `path` by a server that is gone (nothing
+    /// accepts on it) is replaced; one a running server listens on is not
+    /// (`AddrInUse`), nor is anything at `path` that is not a socket
+    /// (`AlreadyExists`). The server removes its socket file when it ends.
+    ///
+    /// ```no_run
+    /// use wharf_transport::{Pipeline, ReactorMode, ServerBootstrap};
+    /// use wharf_transport::handlers::Echo;
+    ///
+    /// let server = ServerBootstrap::new()
+    ///     .mode(ReactorMode::MultiReactor { sub_reactors: 2, workers: 0 })
+    ///     .child_handler(|| Pipeline::bytes(Echo))
+    ///     .bind_unix("/tmp/echo.sock")?;
+    /// assert_eq!(server.unix_path(), Some(std::path::Path::new("/tmp/echo.sock")));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind_unix(self, path: impl AsRef<Path>) -> io::Result<Server> {
+        self.check()?;
+        let (listeners, bound) =
+            modes::bind_unix_listener(self.mode, path.as_ref(), &self.options)?;
+        self.start(listeners, bound)
+    }
+
+    /// Refuses settings that cannot work, naming the option.
+    fn check(&self) -> io::Result<()> {
+        if self.factory.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no child_handler was set",
+            ));
+        }
         if self.mode.io_loops() == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -190,7 +232,14 @@ impl ServerBootstrap {
                 "mode: the worker-pool mode needs at least one worker",
             ));
         }
-        let (listeners, local_addr) = modes::bind_listeners(self.mode, addr, &self.options)?;
+        Ok(())
+    }
+
+    /// Starts the loops (and workers) of the mode on `listeners`.
+    fn start(self, listeners: Vec<Listener>, bound: Bound) -> io::Result<Server> {
+        let factory = self.factory.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no child_handler was set")
+        })?;
         let loops = self.mode.io_loops()
             + usize::from(matches!(self.mode, ReactorMode::MultiReactor { .. }));
         let max_connections = fit_to_descriptors(self.max_connections, loops);
@@ -235,7 +284,7 @@ impl ServerBootstrap {
         };
         Ok(Server {
             max_connections,
-            local_addr,
+            bound,
             mode: self.mode,
             trigger: self.trigger,
             acceptors,
@@ -315,7 +364,7 @@ impl ShutdownHandle {
 /// Threading: `Send`; the server's own threads do the work, and the handle
 /// methods can be called from any one thread that owns it.
 pub struct Server {
-    local_addr: SocketAddr,
+    bound: Bound,
     max_connections: Option<usize>,
     mode: ReactorMode,
     trigger: Trigger,
@@ -332,7 +381,7 @@ pub struct Server {
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
-            .field("local_addr", &self.local_addr)
+            .field("bound", &self.bound)
             .field("mode", &self.mode)
             .field("trigger", &self.trigger)
             .finish_non_exhaustive()
@@ -340,9 +389,23 @@ impl fmt::Debug for Server {
 }
 
 impl Server {
-    /// The address the server listens on.
+    /// The address the server listens on. A server bound with
+    /// [`bind_unix`](ServerBootstrap::bind_unix) has none: it says
+    /// `0.0.0.0:0` (see [`unix_path`](Self::unix_path)).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        match &self.bound {
+            Bound::Tcp(addr) => *addr,
+            Bound::Unix(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        }
+    }
+
+    /// The path of the Unix-domain socket the server listens on (`None`
+    /// for TCP).
+    pub fn unix_path(&self) -> Option<&Path> {
+        match &self.bound {
+            Bound::Tcp(_) => None,
+            Bound::Unix(file) => Some(file.path()),
+        }
     }
 
     /// The connection limit in force: the one asked for, capped to what

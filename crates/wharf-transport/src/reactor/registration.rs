@@ -7,14 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use mio::net::TcpListener;
-
 use crate::channel::connection::{ConnCore, Connection};
 use crate::channel::init::ChannelInit;
 use crate::channel::shared::ChannelShared;
 use crate::channel::socket::Socket;
 use crate::reactor::acceptor::{Acceptor, AcceptorTarget};
 use crate::reactor::event_loop::{EventLoop, Slot};
+use crate::reactor::listener::Listener;
 use crate::sys::epoll::LtInterest;
 use crate::tls::session::TlsSession;
 use crate::token::Token;
@@ -90,7 +89,7 @@ impl EventLoop {
     /// Registers a listening socket whose connections go to `target`.
     pub(crate) fn register_listener(
         &mut self,
-        mut listener: TcpListener,
+        mut listener: Listener,
         target: AcceptorTarget,
         init: Arc<ChannelInit>,
     ) -> io::Result<Token> {
