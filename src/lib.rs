@@ -23,8 +23,9 @@ pub use wharf_transport::{
     Balance, Bootstrap, ChannelConfig, ChannelError, ChannelHandle, ChannelId, ChunkedFile, Codec,
     CodecError, CodecExt, Context, Encoded, EventLoopGroup, EventLoopHandle, FileRegion, Handler,
     IdleConfig, IdleState, Lingering, LoopStats, OutboundMessage, Pipeline, RawBytes, RawMessages,
-    ReactorMode, RecvSize, Server, ServerBootstrap, ShutdownHandle, SocketOption, TimerId,
-    TransferStats, TransferStrategy, Transform, Trigger, UserEvent, WaterMark,
+    ReactorMode, RecvSize, Relay, RelayConfig, RelayStats, Server, ServerBootstrap, ShutdownHandle,
+    SocketOption, SpliceMode, TimerId, TransferStats, TransferStrategy, Transform, Trigger,
+    UserEvent, WaterMark,
 };
 
 /// The names most programs need, in one `use`.

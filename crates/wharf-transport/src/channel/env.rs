@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use crate::channel::shared::ChannelShared;
 use crate::file_region::TransferCounters;
+use crate::relay::PipeShelf;
 use crate::stats::LoopCounters;
 use crate::sys::file::Pipe;
 use crate::token::Token;
@@ -132,6 +133,8 @@ pub(crate) struct ChannelEnv {
     pub event_loop: EventLoopHandle,
     /// The loop's spare pipe for spliced file transfers.
     pub pipe: Option<Pipe>,
+    /// The loop's pipes for relays between channels.
+    pub pipes: Arc<PipeShelf>,
     /// The loop's counters.
     pub counters: Arc<LoopCounters>,
     /// The loop's file-transfer counters.
@@ -153,6 +156,7 @@ impl ChannelEnv {
             level,
             event_loop,
             pipe: None,
+            pipes: Arc::default(),
             counters,
             transfers,
             ready: VecDeque::new(),

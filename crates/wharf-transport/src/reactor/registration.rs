@@ -118,8 +118,14 @@ impl EventLoop {
         };
         let _ = self.poller.deregister(&mut conn.core.socket);
         self.shared.connections.fetch_sub(1, Ordering::AcqRel);
+        let partner = conn.core.relay.take().map(|link| link.peer);
+        let aborted = conn.core.phase.is_aborting() || conn.is_poisoned();
         conn.finish(&mut self.env);
         self.apply_timer_ops();
+        if let Some(peer) = partner {
+            // A relayed channel's end passes on to its partner.
+            self.relay_partner_closed(peer, aborted);
+        }
     }
 
     /// Closes a connection at once, dropping what it has queued, or fails

@@ -16,6 +16,7 @@ use wharf_buf::{ByteBuf, FrozenBuf};
 
 use crate::channel::socket::Socket;
 use crate::file_region::{FileRegion, Step, TransferCx};
+use crate::relay::SplicedBytes;
 use crate::sys::net::send_vectored;
 
 mod plaintext;
@@ -51,6 +52,9 @@ pub enum OutboundMessage {
     /// A range of a file, sent without passing through user space where
     /// the strategy allows.
     File(FileRegion),
+    /// Bytes in a kernel pipe on their way from another channel (a
+    /// [`Relay`](crate::Relay)), sent with `splice(2)`.
+    Spliced(SplicedBytes),
 }
 
 impl OutboundMessage {
@@ -60,6 +64,7 @@ impl OutboundMessage {
             OutboundMessage::Buf(b) => b.len(),
             OutboundMessage::Frozen(b) => b.len(),
             OutboundMessage::File(f) => usize::try_from(f.remaining()).unwrap_or(usize::MAX),
+            OutboundMessage::Spliced(s) => s.len(),
         }
     }
 
@@ -73,7 +78,7 @@ impl OutboundMessage {
         match self {
             OutboundMessage::Buf(b) => Some(b),
             OutboundMessage::Frozen(b) => Some(b),
-            OutboundMessage::File(_) => None,
+            OutboundMessage::File(_) | OutboundMessage::Spliced(_) => None,
         }
     }
 
@@ -82,8 +87,8 @@ impl OutboundMessage {
         match self {
             OutboundMessage::Buf(b) => b.skip(n),
             OutboundMessage::Frozen(b) => bytes::Buf::advance(b, n),
-            // A region counts its own progress as it transfers.
-            OutboundMessage::File(_) => {}
+            // A region (or a pipe) counts its own progress as it goes.
+            OutboundMessage::File(_) | OutboundMessage::Spliced(_) => {}
         }
     }
 
@@ -178,12 +183,23 @@ impl OutboundBuffer {
                 released: 0,
             }));
         }
-        if let Some(OutboundMessage::File(region)) = self.entries.front_mut() {
-            return match region.transfer(stream, cx)? {
-                Step::Sent(n) => Ok(Written::Progress(self.consume_file(n))),
-                Step::WouldBlock => Ok(Written::WouldBlock),
-                Step::Pending => Ok(Written::Pending),
-            };
+        let more = self.flushed > 1;
+        match self.entries.front_mut() {
+            Some(OutboundMessage::File(region)) => {
+                return match region.transfer(stream, cx)? {
+                    Step::Sent(n) => Ok(Written::Progress(self.consume_file(n))),
+                    Step::WouldBlock => Ok(Written::WouldBlock),
+                    Step::Pending => Ok(Written::Pending),
+                };
+            }
+            Some(OutboundMessage::Spliced(bytes)) => {
+                return match bytes.drain_to(stream, more) {
+                    Ok(n) => Ok(Written::Progress(self.consume_file(n))),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Written::WouldBlock),
+                    Err(e) => Err(e),
+                };
+            }
+            _ => {}
         }
         self.write_buffers(stream, cx.max_bytes)
     }
@@ -197,6 +213,7 @@ impl OutboundBuffer {
         let mut small_region_follows = false;
         for entry in self.entries.iter().take(self.flushed.min(IOV_MAX)) {
             let Some(data) = entry.bytes() else {
+                // A file region or spliced bytes: written on their own.
                 small_region_follows = matches!(entry, OutboundMessage::File(region)
                     if (1..=MERGE_REGION_MAX).contains(&region.remaining()));
                 break;
@@ -239,8 +256,8 @@ impl OutboundBuffer {
         }
     }
 
-    /// Accounts for `n` bytes a file region at the front sent, dropping it
-    /// when it is done.
+    /// Accounts for `n` bytes a file region (or spliced bytes) at the front
+    /// sent, dropping it when it is done.
     fn consume_file(&mut self, n: usize) -> Progress {
         let mut released = n;
         if self.entries.front().is_some_and(|e| e.is_empty()) {
@@ -262,7 +279,10 @@ impl OutboundBuffer {
             let Some(front) = self.entries.front_mut() else {
                 break;
             };
-            if matches!(front, OutboundMessage::File(_)) {
+            if matches!(
+                front,
+                OutboundMessage::File(_) | OutboundMessage::Spliced(_)
+            ) {
                 break;
             }
             let len = front.len();
