@@ -459,3 +459,54 @@ fn relay_settings_that_cannot_work_are_refused() {
     .expect_err("a threshold of zero");
     assert!(error.to_string().starts_with("splice_threshold"), "{error}");
 }
+
+#[test]
+fn a_proxy_on_a_unix_socket_relays_to_a_unix_socket_upstream() {
+    use std::os::unix::net::UnixStream;
+    let configs = configs()
+        .into_iter()
+        .filter(|c| !matches!(c.mode, ReactorMode::Reuseport { .. }))
+        .collect();
+    common::for_each(configs, |config| {
+        let echo = wharf::ServerBootstrap::new()
+            .child_handler(|| Pipeline::bytes(Echo))
+            .bind_unix(common::transport::socket_path())
+            .expect("echo upstream on a path");
+        let upstream = echo.unix_path().expect("a path").to_path_buf();
+        for (splice, len) in [(SpliceMode::Always, 4 << 20), (SpliceMode::Never, 300_000)] {
+            let relay = Relay::new(RelayConfig {
+                splice,
+                ..RelayConfig::default()
+            })
+            .expect("relay config");
+            let proxy = TcpProxy::to_unix(&upstream, relay);
+            let server = proxy
+                .serve(config.server())
+                .bind_unix(common::transport::socket_path())
+                .expect("bind the proxy on a path");
+            let mut conn =
+                UnixStream::connect(server.unix_path().expect("a path")).expect("connect");
+            conn.set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("timeout");
+            let data = pattern(11, len);
+            let mut writer = conn.try_clone().expect("clone");
+            let sent = data.clone();
+            let sender = std::thread::spawn(move || {
+                writer.write_all(&sent)?;
+                writer.shutdown(Shutdown::Write)
+            });
+            let mut back = Vec::new();
+            conn.read_to_end(&mut back)
+                .expect("the echo, then end of stream");
+            sender.join().expect("sender").expect("send");
+            assert!(back == data, "{config}, {splice:?}: byte-exact echo");
+            common::wait_for_no_connections(&server);
+            let stats = proxy.stats().relay;
+            match splice {
+                SpliceMode::Never => assert_eq!(stats.spliced_bytes, 0, "{config}"),
+                _ => assert_eq!(stats.copied_bytes, 0, "{config}"),
+            }
+            assert_eq!(stats.half_closes, 2, "{config}, {splice:?}: {stats:?}");
+        }
+    });
+}
