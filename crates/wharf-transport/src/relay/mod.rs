@@ -11,8 +11,9 @@
 //!   buffers (a `read`, then the other side's gathering write); once a read
 //!   brings at least [`RelayConfig::splice_threshold`] bytes it switches to
 //!   `splice` (socket → pipe → socket), and back after a run of small
-//!   reads. Below a few KiB a splice costs more than the copy it saves
-//!   (HAProxy's measurement; wharf's is in the README). Pipes come from a
+//!   reads. Small splices cost more than the copy they save (HAProxy saw
+//!   it below ~4 KiB; wharf's measurement, up to 16 KiB, is in the
+//!   README). Pipes come from a
 //!   bounded pool per loop ([`RelayConfig::max_pipes`], sized with
 //!   `F_SETPIPE_SZ`); when the pool or the descriptors run out, the
 //!   direction copies instead. Nothing fails for want of a pipe.
@@ -73,7 +74,8 @@ pub struct RelayConfig {
     pub splice: SpliceMode,
     /// With `Auto`, a direction splices after a read of at least this many
     /// bytes, and copies again after reads of less than an eighth of it
-    /// (default 16 KiB, measured: see the README's relay table).
+    /// (default 32 KiB: below it, splicing cost the proxy as much CPU as
+    /// copying or more; see the README's relay table).
     pub splice_threshold: usize,
     /// Bytes asked for each pipe (`F_SETPIPE_SZ`; the kernel may grant
     /// less to a process past its pipe quota). At least 4 KiB (default
@@ -88,7 +90,7 @@ impl Default for RelayConfig {
     fn default() -> RelayConfig {
         RelayConfig {
             splice: SpliceMode::Auto,
-            splice_threshold: 16 << 10,
+            splice_threshold: 32 << 10,
             pipe_size: 256 << 10,
             max_pipes: 512,
         }
