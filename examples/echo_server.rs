@@ -7,9 +7,12 @@
 //! ```
 //!
 //! It prints one line saying where it listens and how it is wired, then
-//! stays quiet; Ctrl-C or SIGTERM shuts it down gracefully.
+//! stays quiet; Ctrl-C or SIGTERM shuts it down gracefully. `--unix PATH`
+//! listens on a Unix-domain socket instead (`nc -U PATH`), in any mode but
+//! reuseport.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -34,6 +37,11 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7007")]
     addr: SocketAddr,
+    /// Listen on a Unix-domain stream socket at this path instead of
+    /// `--addr` (a stale socket file is replaced; the file is removed at
+    /// exit).
+    #[arg(long)]
+    unix: Option<PathBuf>,
     #[command(flatten)]
     reactor: ReactorArgs,
     #[command(flatten)]
@@ -78,12 +86,17 @@ fn run(args: Args) -> std::io::Result<()> {
     if let Some(tls) = &tls {
         bootstrap = bootstrap.tls(tls.clone());
     }
-    let mut server = bootstrap
-        .child_handler(|| Pipeline::bytes(Echo))
-        .bind(args.addr)?;
+    let bootstrap = bootstrap.child_handler(|| Pipeline::bytes(Echo));
+    let mut server = match &args.unix {
+        Some(path) => bootstrap.bind_unix(path)?,
+        None => bootstrap.bind(args.addr)?,
+    };
+    let place = match server.unix_path() {
+        Some(path) => format!("unix:{}", path.display()),
+        None => server.local_addr().to_string(),
+    };
     println!(
-        "listening on {}{} (mode={mode}, trigger={})",
-        server.local_addr(),
+        "listening on {place}{} (mode={mode}, trigger={})",
         if tls.is_some() { " with TLS" } else { "" },
         args.reactor.trigger_name(),
     );

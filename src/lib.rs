@@ -60,9 +60,9 @@ pub use wharf_transport::{
     Balance, Bootstrap, ChannelConfig, ChannelError, ChannelHandle, ChannelId, ChunkedFile, Codec,
     CodecError, CodecExt, Context, Encoded, EventLoopGroup, EventLoopHandle, FileRegion, Handler,
     IdleConfig, IdleState, Lingering, LoopMetrics, LoopStats, MetricsHandle, OutboundMessage,
-    ParseModeError, Pipeline, RawBytes, RawMessages, ReactorMode, RecvSize, Server,
-    ServerBootstrap, ServerMetrics, ShutdownHandle, SocketOption, TimerId, TransferStats,
-    TransferStrategy, Transform, Trigger, UserEvent, WaterMark,
+    ParseModeError, Pipeline, RawBytes, RawMessages, ReactorMode, RecvSize, Relay, RelayConfig,
+    RelayStats, Server, ServerBootstrap, ServerMetrics, ShutdownHandle, SocketOption, SpliceMode,
+    TimerId, TransferStats, TransferStrategy, Transform, Trigger, UserEvent, WaterMark,
 };
 
 /// The names most programs need, in one `use`.

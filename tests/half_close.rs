@@ -2,6 +2,10 @@
 //! `allow_half_closure`, the server's own `shutdown_output`, a reset by the
 //! peer in the middle of a stream, a server close that first sends what is
 //! queued, and `SO_LINGER` zero turning the server's close into a reset.
+//!
+//! Each test but the last runs over TCP and over a Unix-domain socket
+//! (issue 11, point 3). The last is TCP's own: a Unix-domain close has no
+//! reset to send.
 
 mod common;
 
@@ -11,7 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Config, EventLog, buf_of, connect, pattern, read_exact_n, read_until_closed};
+use common::transport::{Client, Transport};
+use common::{Config, EventLog, buf_of, connect, pattern, read_until_closed};
 use wharf::buf::ByteBuf;
 use wharf::{ChannelError, Context, Handler, Pipeline, SocketOption, UserEvent};
 
@@ -56,18 +61,26 @@ impl Handler for RecordingEcho {
 
 #[test]
 fn without_half_closure_end_of_input_closes_after_the_replies_are_sent() {
+    without_half_closure_end_of_input_closes_after_the_replies_are_sent_over(Transport::Tcp);
+}
+
+#[test]
+fn without_half_closure_end_of_input_closes_after_the_replies_are_sent_over_unix() {
+    without_half_closure_end_of_input_closes_after_the_replies_are_sent_over(Transport::Unix);
+}
+
+fn without_half_closure_end_of_input_closes_after_the_replies_are_sent_over(transport: Transport) {
     const LEN: usize = 1 << 20;
-    common::for_each(Config::all(), |config| {
+    common::for_each(transport.configs(), |config| {
         let log = EventLog::new();
         let l = log.clone();
-        let server = config
+        let bootstrap = config
             .server()
-            .child_handler(move || Pipeline::bytes(RecordingEcho { log: l.clone() }))
-            .bind("127.0.0.1:0")
-            .expect("bind");
-        let mut client = connect(server.local_addr());
+            .child_handler(move || Pipeline::bytes(RecordingEcho { log: l.clone() }));
+        let server = transport.bind(bootstrap);
+        let mut client = Client::connect(&server);
         let data = pattern(11, LEN);
-        let mut writer = client.try_clone().expect("clone the client");
+        let mut writer = client.try_clone();
         let sent = data.clone();
         // Send everything, then half-close; the main thread reads meanwhile.
         let sender = std::thread::spawn(move || {
@@ -76,7 +89,7 @@ fn without_half_closure_end_of_input_closes_after_the_replies_are_sent() {
                 .shutdown(Shutdown::Write)
                 .expect("shut down the write side");
         });
-        let (echoed, end) = read_until_closed(&mut client);
+        let (echoed, end) = client.read_until_closed();
         sender.join().expect("sender thread");
         assert!(
             end.is_ok(),
@@ -142,11 +155,20 @@ impl Handler for Summariser {
 
 #[test]
 fn with_half_closure_the_handler_hears_of_it_and_can_still_write() {
+    with_half_closure_the_handler_hears_of_it_and_can_still_write_over(Transport::Tcp);
+}
+
+#[test]
+fn with_half_closure_the_handler_hears_of_it_and_can_still_write_over_unix() {
+    with_half_closure_the_handler_hears_of_it_and_can_still_write_over(Transport::Unix);
+}
+
+fn with_half_closure_the_handler_hears_of_it_and_can_still_write_over(transport: Transport) {
     const LEN: usize = 300_000;
-    common::for_each(Config::all(), |config| {
+    common::for_each(transport.configs(), |config| {
         let log = EventLog::new();
         let l = log.clone();
-        let server = config
+        let bootstrap = config
             .server()
             .allow_half_closure(true)
             .child_handler(move || {
@@ -154,15 +176,14 @@ fn with_half_closure_the_handler_hears_of_it_and_can_still_write() {
                     bytes: 0,
                     log: l.clone(),
                 })
-            })
-            .bind("127.0.0.1:0")
-            .expect("bind");
-        let mut client = connect(server.local_addr());
+            });
+        let server = transport.bind(bootstrap);
+        let mut client = Client::connect(&server);
         client.write_all(&pattern(12, LEN)).expect("send");
         client
             .shutdown(Shutdown::Write)
             .expect("shut down the write side");
-        let (reply, end) = read_until_closed(&mut client);
+        let (reply, end) = client.read_until_closed();
         assert!(end.is_ok(), "{config}: the stream ended with {end:?}");
         assert_eq!(
             String::from_utf8_lossy(&reply),
@@ -217,25 +238,31 @@ impl Handler for AnswersThenShutsOutput {
 
 #[test]
 fn shutdown_output_ends_the_clients_stream_and_the_server_keeps_reading() {
+    shutdown_output_ends_the_clients_stream_and_the_server_keeps_reading_over(Transport::Tcp);
+}
+
+#[test]
+fn shutdown_output_ends_the_clients_stream_and_the_server_keeps_reading_over_unix() {
+    shutdown_output_ends_the_clients_stream_and_the_server_keeps_reading_over(Transport::Unix);
+}
+
+fn shutdown_output_ends_the_clients_stream_and_the_server_keeps_reading_over(transport: Transport) {
     const MORE: usize = 100 << 10;
-    common::for_each(Config::all(), |config| {
+    common::for_each(transport.configs(), |config| {
         let log = EventLog::new();
         let received = Arc::new(AtomicUsize::new(0));
         let (l, r) = (log.clone(), Arc::clone(&received));
-        let server = config
-            .server()
-            .child_handler(move || {
-                Pipeline::bytes(AnswersThenShutsOutput {
-                    shut: false,
-                    received: Arc::clone(&r),
-                    log: l.clone(),
-                })
+        let bootstrap = config.server().child_handler(move || {
+            Pipeline::bytes(AnswersThenShutsOutput {
+                shut: false,
+                received: Arc::clone(&r),
+                log: l.clone(),
             })
-            .bind("127.0.0.1:0")
-            .expect("bind");
-        let mut client = connect(server.local_addr());
+        });
+        let server = transport.bind(bootstrap);
+        let mut client = Client::connect(&server);
         client.write_all(b"req").expect("send the request");
-        let (reply, end) = read_until_closed(&mut client);
+        let (reply, end) = client.read_until_closed();
         assert!(end.is_ok(), "{config}: the stream ended with {end:?}");
         assert_eq!(
             reply, b"response",
@@ -339,26 +366,34 @@ fn assert_firehose_bytes(config: Config, data: &[u8]) {
 
 #[test]
 fn a_reset_by_the_peer_mid_stream_is_an_io_error_then_inactive() {
-    common::for_each(Config::all(), |config| {
+    a_reset_by_the_peer_mid_stream_is_an_io_error_then_inactive_over(Transport::Tcp);
+}
+
+#[test]
+fn a_reset_by_the_peer_mid_stream_is_an_io_error_then_inactive_over_unix() {
+    a_reset_by_the_peer_mid_stream_is_an_io_error_then_inactive_over(Transport::Unix);
+}
+
+fn a_reset_by_the_peer_mid_stream_is_an_io_error_then_inactive_over(transport: Transport) {
+    common::for_each(transport.configs(), |config| {
         let logs: Arc<std::sync::Mutex<Vec<EventLog>>> = Arc::default();
         let l = Arc::clone(&logs);
-        let server = config
-            .server()
-            .child_handler(move || {
-                let log = EventLog::new();
-                l.lock().unwrap().push(log.clone());
-                Pipeline::bytes(Firehose::new(log))
-            })
-            .bind("127.0.0.1:0")
-            .expect("bind");
-        let mut client = connect(server.local_addr());
-        let head = read_exact_n(&mut client, 256 << 10);
+        let bootstrap = config.server().child_handler(move || {
+            let log = EventLog::new();
+            l.lock().unwrap().push(log.clone());
+            Pipeline::bytes(Firehose::new(log))
+        });
+        let server = transport.bind(bootstrap);
+        let mut client = Client::connect(&server);
+        let head = client.read_exact_n(256 << 10);
         assert_firehose_bytes(config, &head);
         // The server is blocked on a full socket; a linger of zero makes
         // the close a reset.
-        socket2::SockRef::from(&client)
-            .set_linger(Some(Duration::ZERO))
-            .expect("SO_LINGER");
+        if let Client::Tcp(tcp) = &client {
+            socket2::SockRef::from(tcp)
+                .set_linger(Some(Duration::ZERO))
+                .expect("SO_LINGER");
+        }
         drop(client);
         let first = logs.lock().unwrap()[0].clone();
         first.wait_for(Duration::from_secs(5), "inactive");
@@ -373,8 +408,8 @@ fn a_reset_by_the_peer_mid_stream_is_an_io_error_then_inactive() {
             || server.connections() == 0,
         );
         // The server goes on serving.
-        let mut again = connect(server.local_addr());
-        let head = read_exact_n(&mut again, 256 << 10);
+        let mut again = Client::connect(&server);
+        let head = again.read_exact_n(256 << 10);
         assert_firehose_bytes(config, &head);
         drop(again);
         common::wait_until(
@@ -420,18 +455,26 @@ impl Handler for WritesThenCloses {
 
 #[test]
 fn a_server_close_sends_what_was_written_first() {
-    common::for_each(Config::all(), |config| {
+    a_server_close_sends_what_was_written_first_over(Transport::Tcp);
+}
+
+#[test]
+fn a_server_close_sends_what_was_written_first_over_unix() {
+    a_server_close_sends_what_was_written_first_over(Transport::Unix);
+}
+
+fn a_server_close_sends_what_was_written_first_over(transport: Transport) {
+    common::for_each(transport.configs(), |config| {
         let log = EventLog::new();
         let l = log.clone();
-        let server = config
+        let bootstrap = config
             .server()
-            .child_handler(move || Pipeline::bytes(WritesThenCloses { log: l.clone() }))
-            .bind("127.0.0.1:0")
-            .expect("bind");
-        let mut client = connect(server.local_addr());
+            .child_handler(move || Pipeline::bytes(WritesThenCloses { log: l.clone() }));
+        let server = transport.bind(bootstrap);
+        let mut client = Client::connect(&server);
         // A slow client: the server's queue cannot drain before it closes.
         std::thread::sleep(Duration::from_millis(50));
-        let (data, end) = read_until_closed(&mut client);
+        let (data, end) = client.read_until_closed();
         assert!(
             end.is_ok(),
             "{config}: the stream ended with {end:?} after {} bytes",

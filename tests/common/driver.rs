@@ -1,19 +1,79 @@
 //! A client for many connections at once, on one thread, with `mio`
 //! directly (not wharf's own code): each connection sends its payload in
-//! writes of random sizes while reading back, and checks every byte.
+//! writes of random sizes while reading back, and checks every byte. Over
+//! TCP or a Unix-domain socket.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
+use mio::event::Source;
+use mio::net::{TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
 use super::Rng;
 
+/// Where the driver connects.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl From<SocketAddr> for Target {
+    fn from(addr: SocketAddr) -> Target {
+        Target::Tcp(addr)
+    }
+}
+
+/// A non-blocking client stream of either kind.
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn connect(target: &Target) -> io::Result<Stream> {
+        match target {
+            Target::Tcp(addr) => TcpStream::connect(*addr).map(Stream::Tcp),
+            Target::Unix(path) => UnixStream::connect(path).map(Stream::Unix),
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     payload: Vec<u8>,
     sent: usize,
     received: usize,
@@ -24,7 +84,7 @@ struct Conn {
 /// byte for byte; writes are of random sizes from 1 to `max_write` bytes.
 /// Returns an error naming the first mismatch, or a timeout.
 pub fn echo_all(
-    addr: SocketAddr,
+    target: impl Into<Target>,
     payloads: Vec<Vec<u8>>,
     max_write: usize,
     seed: u64,
@@ -34,11 +94,12 @@ pub fn echo_all(
     let mut events = Events::with_capacity(1024);
     let mut rng = Rng::new(seed);
     let mut conns = HashMap::new();
+    let target = target.into();
     for (i, payload) in payloads.into_iter().enumerate() {
-        let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+        let mut stream = Stream::connect(&target).map_err(|e| format!("connect: {e}"))?;
         poll.registry()
             .register(
-                &mut stream,
+                stream.source(),
                 Token(i),
                 Interest::READABLE | Interest::WRITABLE,
             )
@@ -128,7 +189,7 @@ pub fn echo_all(
             }
             if conn.received == conn.payload.len() && conn.sent == conn.payload.len() {
                 let mut conn = conns.remove(&i).expect("present");
-                let _ = poll.registry().deregister(&mut conn.stream);
+                let _ = poll.registry().deregister(conn.stream.source());
                 done += 1;
             }
         }

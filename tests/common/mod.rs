@@ -6,7 +6,10 @@
 
 pub mod concurrent;
 pub mod driver;
+pub mod stream;
 pub mod tls;
+pub mod transport;
+pub mod upstream;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,8 +1,12 @@
-//! Ready-made handlers.
+//! Ready-made handlers: an echo, and a proxy that relays to an upstream.
+
+mod proxy;
 
 use wharf_buf::ByteBuf;
 
 use crate::{Context, Handler};
+
+pub use proxy::{ProxyHandler, ProxyStats, TcpProxy};
 
 /// Writes every byte it reads back to the peer, flushing once per batch of
 /// reads, and stops reading while the peer is not keeping up (the outbound

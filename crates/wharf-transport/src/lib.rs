@@ -41,6 +41,7 @@ mod file_region;
 pub mod handlers;
 pub mod metrics;
 mod reactor;
+mod relay;
 mod stats;
 mod sync;
 pub mod sys;
@@ -53,7 +54,8 @@ pub use wharf_buf as buf;
 
 pub use bootstrap::client::{Bootstrap, EventLoopGroup};
 pub use bootstrap::options::SocketOption;
-pub use bootstrap::server::{Server, ServerBootstrap};
+pub use bootstrap::running::Server;
+pub use bootstrap::server::ServerBootstrap;
 pub use bootstrap::shutdown::ShutdownHandle;
 pub use bootstrap::{Balance, ParseModeError, ReactorMode};
 pub use channel::codec::{
@@ -71,4 +73,5 @@ pub use file_region::{FileRegion, TransferStats, TransferStrategy};
 pub use metrics::{LoopMetrics, MetricsHandle, ServerMetrics};
 pub use reactor::handle::EventLoopHandle;
 pub use reactor::timer_queue::TimerId;
+pub use relay::{Relay, RelayConfig, RelayStats, SpliceMode, SplicedBytes};
 pub use stats::LoopStats;

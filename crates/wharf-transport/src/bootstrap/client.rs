@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::channel::handler::Handler;
 use crate::channel::init::ChannelInit;
 use crate::channel::pipeline::{Pipeline, factory};
 use crate::channel::shared::ChannelShared;
+use crate::reactor::connector::Remote;
 use crate::reactor::handle::EventLoopHandle;
 use crate::reactor::loop_thread::{LoopThread, on_an_event_loop, shut_down_loops};
 use crate::stats::LoopStats;
@@ -266,6 +268,34 @@ impl Bootstrap {
         C: Codec,
         H: Handler<In = C::In, Out = C::Out>,
     {
+        self.start(Remote::Tcp(addr), pipeline, on_done);
+    }
+
+    /// [`connect_then`](Self::connect_then) to the Unix-domain stream
+    /// socket at `path`. A listener whose backlog is full refuses at once
+    /// (`ConnectionRefused`): Unix-domain connects do not wait for room.
+    pub fn connect_unix_then<C, H>(
+        &self,
+        path: impl AsRef<Path>,
+        pipeline: Pipeline<C, H>,
+        on_done: impl FnOnce(io::Result<ChannelHandle<C::Out>>) + Send + 'static,
+    ) where
+        C: Codec,
+        H: Handler<In = C::In, Out = C::Out>,
+    {
+        self.start(Remote::Unix(path.as_ref().to_path_buf()), pipeline, on_done);
+    }
+
+    /// Starts a connect to `remote`; see [`connect_then`](Self::connect_then).
+    fn start<C, H>(
+        &self,
+        remote: Remote,
+        pipeline: Pipeline<C, H>,
+        on_done: impl FnOnce(io::Result<ChannelHandle<C::Out>>) + Send + 'static,
+    ) where
+        C: Codec,
+        H: Handler<In = C::In, Out = C::Out>,
+    {
         let (event_loop, live) = match &self.target {
             Target::Group(group) => (group.next(), Arc::clone(&group.inner.live)),
             Target::Loop(event_loop, live) => (event_loop.clone(), Arc::clone(live)),
@@ -296,7 +326,7 @@ impl Bootstrap {
         let timeout = self.connect_timeout;
         // If the loop has stopped, the closure is dropped unrun: the
         // caller of `connect` then hears of it from its channel's end.
-        event_loop.run_on_loop(move |el| el.start_connect(addr, init, timeout, Box::new(typed)));
+        event_loop.run_on_loop(move |el| el.start_connect(remote, init, timeout, Box::new(typed)));
     }
 
     /// Connects to `addr` with `pipeline`; blocks until the connection is
@@ -312,6 +342,32 @@ impl Bootstrap {
         C: Codec,
         H: Handler<In = C::In, Out = C::Out>,
     {
+        self.connect_blocking(Remote::Tcp(addr), pipeline)
+    }
+
+    /// [`connect`](Self::connect) to the Unix-domain stream socket at
+    /// `path`.
+    pub fn connect_unix<C, H>(
+        &self,
+        path: impl AsRef<Path>,
+        pipeline: Pipeline<C, H>,
+    ) -> io::Result<ChannelHandle<C::Out>>
+    where
+        C: Codec,
+        H: Handler<In = C::In, Out = C::Out>,
+    {
+        self.connect_blocking(Remote::Unix(path.as_ref().to_path_buf()), pipeline)
+    }
+
+    fn connect_blocking<C, H>(
+        &self,
+        remote: Remote,
+        pipeline: Pipeline<C, H>,
+    ) -> io::Result<ChannelHandle<C::Out>>
+    where
+        C: Codec,
+        H: Handler<In = C::In, Out = C::Out>,
+    {
         if on_an_event_loop() {
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
@@ -320,7 +376,7 @@ impl Bootstrap {
             ));
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.connect_then(addr, pipeline, move |outcome| {
+        self.start(remote, pipeline, move |outcome| {
             let _ = tx.send(outcome);
         });
         rx.recv()

@@ -9,8 +9,10 @@ pub(crate) mod descriptors;
 pub(crate) mod mode_spec;
 pub(crate) mod modes;
 pub(crate) mod options;
+pub(crate) mod running;
 pub(crate) mod server;
 pub(crate) mod shutdown;
+pub(crate) mod unix;
 
 pub use mode_spec::ParseModeError;
 

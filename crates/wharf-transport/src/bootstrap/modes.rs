@@ -10,6 +10,10 @@
 //! | `MultiReactor` | 1 | 1 main + N subs | a sub-reactor, round robin or least loaded |
 //! | `Reuseport` | N (`SO_REUSEPORT`) | N | the loop whose listener the kernel chose |
 //!
+//! A Unix-domain listener ([`bind_unix`](crate::ServerBootstrap::bind_unix))
+//! wires the same way in the first three modes; `Reuseport` is refused for
+//! it, as Unix-domain sockets have no `SO_REUSEPORT`.
+//!
 //! Listeners are bound before any thread starts, so an address in use
 //! fails the bind with nothing to undo; a loop that did start and then has
 //! to be given up is stopped and joined when its `LoopThread` drops.
@@ -24,13 +28,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use mio::net::TcpListener;
-
 use crate::bootstrap::options::SocketOptions;
+use crate::bootstrap::unix::{SocketFile, bind_unix, check_unix_config};
 use crate::bootstrap::{Balance, ReactorMode};
 use crate::channel::config::Trigger;
 use crate::channel::init::ChannelInit;
 use crate::reactor::acceptor::AcceptorTarget;
+use crate::reactor::listener::Listener;
 use crate::reactor::loop_thread::LoopThread;
 
 /// The loops of a running server.
@@ -43,13 +47,34 @@ pub(crate) struct Wiring {
     pub io_loops: Vec<LoopThread>,
 }
 
+/// Where a server listens.
+#[derive(Debug)]
+pub(crate) enum Bound {
+    /// A TCP address (port 0 resolved).
+    Tcp(SocketAddr),
+    /// A Unix-domain socket file, removed when the server ends.
+    Unix(SocketFile),
+}
+
+/// Binds the Unix-domain listener at `path` (every mode but reuseport: one
+/// listener, as `Single`, `WorkerPool` and `MultiReactor` have).
+pub(crate) fn bind_unix_listener(
+    mode: ReactorMode,
+    path: &std::path::Path,
+    options: &SocketOptions,
+) -> io::Result<(Vec<Listener>, Bound)> {
+    check_unix_config(mode, options)?;
+    let (listener, file) = bind_unix(path, options)?;
+    Ok((vec![listener], Bound::Unix(file)))
+}
+
 /// Binds the listening sockets `mode` needs; returns them and the address
 /// they listen on (port 0 resolved).
 pub(crate) fn bind_listeners(
     mode: ReactorMode,
     addr: SocketAddr,
     options: &SocketOptions,
-) -> io::Result<(Vec<TcpListener>, SocketAddr)> {
+) -> io::Result<(Vec<Listener>, Bound)> {
     let (count, reuse_port) = match mode {
         ReactorMode::Single | ReactorMode::WorkerPool { .. } => (1, false),
         ReactorMode::MultiReactor { .. } => (1, false),
@@ -61,9 +86,9 @@ pub(crate) fn bind_listeners(
         // The first one resolves port 0; the others join it.
         let listener = options.bind_listener(local, reuse_port)?;
         local = listener.local_addr()?;
-        listeners.push(listener);
+        listeners.push(Listener::Tcp(listener));
     }
-    Ok((listeners, local))
+    Ok((listeners, Bound::Tcp(local)))
 }
 
 /// Starts the loops of `mode` and gives each listener to its loop.
@@ -71,7 +96,7 @@ pub(crate) fn wire(
     mode: ReactorMode,
     trigger: Trigger,
     balance: Balance,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     init: Arc<ChannelInit>,
     name: &str,
     timing: u32,
@@ -119,7 +144,7 @@ pub(crate) fn wire(
 /// Has a loop register a listener, and waits for the outcome.
 fn listen(
     lt: &LoopThread,
-    listener: TcpListener,
+    listener: Listener,
     target: AcceptorTarget,
     init: Arc<ChannelInit>,
 ) -> io::Result<()> {

@@ -1,26 +1,26 @@
-//! `ServerBootstrap` and the running `Server`.
+//! `ServerBootstrap`: how a server is configured and started (the running
+//! [`Server`] it returns is in `running.rs`).
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use crate::bootstrap::descriptors::fit_to_descriptors;
-use crate::bootstrap::modes::{self, Wiring};
+use crate::bootstrap::modes::{self, Bound, Wiring};
 use crate::bootstrap::options::SocketOptions;
-use crate::bootstrap::shutdown::{Control, ShutdownHandle};
+use crate::bootstrap::running::Server;
+use crate::bootstrap::shutdown::Control;
 use crate::bootstrap::{Balance, ReactorMode, channel_settings};
 use crate::channel::codec::Codec;
 use crate::channel::config::{ChannelConfig, Trigger};
 use crate::channel::handler::Handler;
 use crate::channel::init::ChannelInit;
 use crate::channel::pipeline::{Pipeline, PipelineFactory, factory, factory_on_loop};
-use crate::metrics::{MetricsHandle, ServerMetrics};
-use crate::reactor::handle::EventLoopHandle;
-use crate::reactor::loop_thread::{LoopThread, shut_down_loops};
-use crate::stats::LoopStats;
+use crate::reactor::listener::Listener;
 use crate::tls::TlsServer;
 use crate::tls::session::TlsSetup;
 use crate::worker::WorkerPool;
@@ -242,9 +242,49 @@ impl ServerBootstrap {
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
-        let factory = self.factory.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no child_handler was set")
-        })?;
+        self.check()?;
+        let (listeners, bound) = modes::bind_listeners(self.mode, addr, &self.options)?;
+        self.start(listeners, bound)
+    }
+
+    /// Binds a Unix-domain stream socket at `path` and starts serving, in
+    /// any mode but [`ReactorMode::Reuseport`] (refused with an
+    /// `InvalidInput` error naming the mode: Unix-domain sockets have no
+    /// `SO_REUSEPORT`). Channels are the same as over TCP, less the TCP
+    /// options (`TcpNoDelay` is not applied) and the addresses
+    /// (`peer_addr` is `None`).
+    ///
+    /// A socket file left at `path` by a server that is gone (nothing
+    /// accepts on it) is replaced; one a running server listens on is not
+    /// (`AddrInUse`), nor is anything at `path` that is not a socket
+    /// (`AlreadyExists`). The server removes its socket file when it ends.
+    ///
+    /// ```no_run
+    /// use wharf_transport::{Pipeline, ReactorMode, ServerBootstrap};
+    /// use wharf_transport::handlers::Echo;
+    ///
+    /// let server = ServerBootstrap::new()
+    ///     .mode(ReactorMode::MultiReactor { sub_reactors: 2, workers: 0 })
+    ///     .child_handler(|| Pipeline::bytes(Echo))
+    ///     .bind_unix("/tmp/echo.sock")?;
+    /// assert_eq!(server.unix_path(), Some(std::path::Path::new("/tmp/echo.sock")));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind_unix(self, path: impl AsRef<Path>) -> io::Result<Server> {
+        self.check()?;
+        let (listeners, bound) =
+            modes::bind_unix_listener(self.mode, path.as_ref(), &self.options)?;
+        self.start(listeners, bound)
+    }
+
+    /// Refuses settings that cannot work, naming the option.
+    fn check(&self) -> io::Result<()> {
+        if self.factory.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no child_handler was set",
+            ));
+        }
         if self.mode.io_loops() == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -258,7 +298,14 @@ impl ServerBootstrap {
                 "mode: the worker-pool mode needs at least one worker",
             ));
         }
-        let (listeners, local_addr) = modes::bind_listeners(self.mode, addr, &self.options)?;
+        Ok(())
+    }
+
+    /// Starts the loops (and workers) of the mode on `listeners`.
+    fn start(self, listeners: Vec<Listener>, bound: Bound) -> io::Result<Server> {
+        let factory = self.factory.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no child_handler was set")
+        })?;
         let loops = self.mode.io_loops()
             + usize::from(matches!(self.mode, ReactorMode::MultiReactor { .. }));
         let max_connections = fit_to_descriptors(self.max_connections, loops);
@@ -306,7 +353,7 @@ impl ServerBootstrap {
         };
         Ok(Server {
             max_connections,
-            local_addr,
+            bound,
             mode: self.mode,
             trigger: self.trigger,
             acceptors,
@@ -317,144 +364,5 @@ impl ServerBootstrap {
             control: Arc::new(Control::default()),
             done: false,
         })
-    }
-}
-
-/// A running server.
-///
-/// Dropping it shuts it down with no quiet period and a 2 s limit; use
-/// [`shutdown_gracefully`](Self::shutdown_gracefully) to choose.
-///
-/// Threading: `Send`; the server's own threads do the work, and the handle
-/// methods can be called from any one thread that owns it.
-pub struct Server {
-    local_addr: SocketAddr,
-    max_connections: Option<usize>,
-    mode: ReactorMode,
-    trigger: Trigger,
-    /// Loops with listeners: shut down first.
-    acceptors: Vec<LoopThread>,
-    /// Sub-reactors of the multi-reactor mode.
-    io_loops: Vec<LoopThread>,
-    workers: Option<Arc<WorkerPool>>,
-    live: Arc<AtomicUsize>,
-    allocator: crate::buf::Allocator,
-    control: Arc<Control>,
-    done: bool,
-}
-
-impl fmt::Debug for Server {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server")
-            .field("local_addr", &self.local_addr)
-            .field("mode", &self.mode)
-            .field("trigger", &self.trigger)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Server {
-    /// The address the server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// The connection limit in force: the one asked for, capped to what
-    /// the descriptor limit allows (`None`: none was asked for).
-    pub fn max_connections(&self) -> Option<usize> {
-        self.max_connections
-    }
-
-    /// The reactor mode.
-    pub fn mode(&self) -> ReactorMode {
-        self.mode
-    }
-
-    /// The trigger.
-    pub fn trigger(&self) -> Trigger {
-        self.trigger
-    }
-
-    /// Handles to every event loop of the server (acceptors first).
-    pub fn event_loops(&self) -> Vec<EventLoopHandle> {
-        self.acceptors
-            .iter()
-            .chain(&self.io_loops)
-            .map(|l| l.handle.clone())
-            .collect()
-    }
-
-    /// The counters of all the server's loops, added up.
-    pub fn stats(&self) -> LoopStats {
-        let all: Vec<LoopStats> = self.event_loops().iter().map(|l| l.stats()).collect();
-        LoopStats::sum(&all)
-    }
-
-    /// The server's metrics now: every loop's and worker's counters,
-    /// gauges and histograms, and the allocator's figures (see
-    /// [`metrics`](crate::metrics)).
-    pub fn metrics(&self) -> ServerMetrics {
-        self.metrics_handle().snapshot()
-    }
-
-    /// A handle that takes [`Server::metrics`] snapshots from any thread
-    /// (an exporter's), also after the server has shut down.
-    pub fn metrics_handle(&self) -> MetricsHandle {
-        MetricsHandle {
-            mode: self.mode,
-            trigger: self.trigger,
-            loops: self.event_loops(),
-            workers: self
-                .workers
-                .as_ref()
-                .map(|w| w.counters.clone())
-                .unwrap_or_default(),
-            live: Arc::clone(&self.live),
-            max_connections: self.max_connections,
-            allocator: self.allocator,
-        }
-    }
-
-    /// Open connections.
-    pub fn connections(&self) -> usize {
-        self.live.load(Ordering::Acquire)
-    }
-
-    /// A handle to request a shutdown from another thread.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle {
-            control: Arc::clone(&self.control),
-        }
-    }
-
-    /// Shuts down: listeners close at once; open connections are served
-    /// until nothing has happened for `quiet` (no I/O, no task, no handler
-    /// work in flight), then closed after what they have queued is sent;
-    /// whatever is still open after `timeout` is closed at once. Returns when
-    /// every thread of the server has ended. Netty's defaults are 2 s and
-    /// 15 s.
-    pub fn shutdown_gracefully(&mut self, quiet: Duration, timeout: Duration) -> io::Result<()> {
-        if self.done {
-            return Ok(());
-        }
-        self.done = true;
-        let result = shut_down_loops([&mut self.acceptors, &mut self.io_loops], quiet, timeout);
-        if let Some(workers) = self.workers.take() {
-            workers.shutdown();
-        }
-        result
-    }
-
-    /// Blocks until a [`ShutdownHandle`] requests a shutdown, then carries
-    /// it out.
-    pub fn wait(&mut self) -> io::Result<()> {
-        let (quiet, timeout) = self.control.wait_for_request();
-        self.shutdown_gracefully(quiet, timeout)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.shutdown_gracefully(Duration::ZERO, Duration::from_secs(2));
     }
 }

@@ -58,6 +58,11 @@ impl Connection {
             if !phase.is_aborting() && flips != self.core.io.notified_flips {
                 self.core.io.notified_flips = flips;
                 let writable = self.core.shared.is_writable();
+                if let Some(link) = &self.core.relay {
+                    // Relayed: the partner reads for us, not the handler.
+                    link.writability_changed(writable, env);
+                    continue;
+                }
                 self.guarded(env, |pipeline, core, env| {
                     pipeline.writability_changed(core, env, writable)
                 });

@@ -29,6 +29,7 @@ use crate::channel::pipeline::ChannelPipeline;
 use crate::channel::recv::AdaptiveRecvSizer;
 use crate::channel::shared::ChannelShared;
 use crate::channel::socket::Socket;
+use crate::relay::RelayLink;
 use crate::sys::epoll::LtInterest;
 use crate::tls::session::TlsSession;
 
@@ -91,6 +92,9 @@ pub(crate) struct ConnCore {
     /// Told once the connection is active, or that it failed first (a
     /// client connect waiting for its TLS handshake).
     pub on_active: Option<ActiveHook>,
+    /// Linked to a partner channel: the loop relays between them
+    /// (`crate::relay`).
+    pub relay: Option<RelayLink>,
 }
 
 /// What hears that a connection became active (its handler's `on_active`
@@ -137,6 +141,7 @@ impl ConnCore {
             tls: None,
             handshake_timer: None,
             on_active: None,
+            relay: None,
         }
     }
 
@@ -187,6 +192,10 @@ impl ConnCore {
     /// wants it, the channel is writable (with backpressure on), and its
     /// worker (in the pooled modes) is not saturated.
     pub(crate) fn reading_enabled(&self) -> bool {
+        if let Some(link) = &self.relay {
+            // Relayed: read while the partner takes more.
+            return link.reading_enabled();
+        }
         self.shared.auto_read()
             && (!self.config.backpressure || self.shared.is_writable())
             && !self.shared.worker.saturated()

@@ -18,6 +18,7 @@ use std::time::Instant;
 use crate::channel::shared::ChannelShared;
 use crate::file_region::TransferCounters;
 use crate::metrics::Sampler;
+use crate::relay::PipeShelf;
 use crate::stats::LoopCounters;
 use crate::sys::file::Pipe;
 use crate::token::Token;
@@ -133,6 +134,8 @@ pub(crate) struct ChannelEnv {
     pub event_loop: EventLoopHandle,
     /// The loop's spare pipe for spliced file transfers.
     pub pipe: Option<Pipe>,
+    /// The loop's pipes for relays between channels.
+    pub pipes: Arc<PipeShelf>,
     /// The loop's counters.
     pub counters: Arc<LoopCounters>,
     /// The loop's file-transfer counters.
@@ -156,6 +159,7 @@ impl ChannelEnv {
             level,
             event_loop,
             pipe: None,
+            pipes: Arc::default(),
             counters,
             transfers,
             timing: Sampler::new(crate::metrics::HANDLER_TIMING_SAMPLE),

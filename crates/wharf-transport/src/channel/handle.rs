@@ -49,6 +49,11 @@ impl<O: Send + 'static> ChannelHandle<O> {
         ChannelHandle { shared, size_of }
     }
 
+    /// The channel's shared state (for links made on its loop).
+    pub(crate) fn shared(&self) -> &Arc<ChannelShared> {
+        &self.shared
+    }
+
     fn write_op(&self, msg: O) -> RemoteOp<O> {
         let estimate = (self.size_of)(&msg) + ENTRY_OVERHEAD;
         self.shared.add_pending(estimate);

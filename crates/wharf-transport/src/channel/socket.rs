@@ -60,6 +60,20 @@ impl Socket {
         }
     }
 
+    /// Whether a non-blocking connect has completed: `Ok(false)` while it
+    /// is still in progress (the socket has no peer yet).
+    pub(crate) fn is_connected(&self) -> io::Result<bool> {
+        let peer = match self {
+            Socket::Tcp(s) => s.peer_addr().map(drop),
+            Socket::Unix(s) => s.peer_addr().map(drop),
+        };
+        match peer {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether the socket is TCP (for TCP-only options).
     pub(crate) fn is_tcp(&self) -> bool {
         matches!(self, Socket::Tcp(_))

@@ -20,12 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use mio::net::{TcpListener, TcpStream};
-
 use crate::bootstrap::Balance;
 use crate::channel::init::ChannelInit;
+use crate::channel::socket::Socket;
 use crate::reactor::event_loop::{EventLoop, Slot, TimerAction};
 use crate::reactor::handle::EventLoopHandle;
+use crate::reactor::listener::Listener;
 use crate::stats::{LoopCounters, add};
 use crate::sys::epoll::LtInterest;
 use crate::time::saturating_add;
@@ -85,7 +85,7 @@ pub(crate) enum Accepted {
 /// A listener in a loop's slab.
 #[derive(Debug)]
 pub(crate) struct Acceptor {
-    pub listener: TcpListener,
+    pub listener: Listener,
     pub target: AcceptorTarget,
     pub init: Arc<ChannelInit>,
     /// Accepting is paused after a resource error.
@@ -100,7 +100,7 @@ pub(crate) struct Acceptor {
 
 impl Acceptor {
     pub(crate) fn new(
-        listener: TcpListener,
+        listener: Listener,
         target: AcceptorTarget,
         init: Arc<ChannelInit>,
     ) -> Acceptor {
@@ -120,7 +120,7 @@ impl Acceptor {
     /// their sub-reactor.
     pub(crate) fn accept(
         &mut self,
-        local: &mut Vec<(TcpStream, SocketAddr)>,
+        local: &mut Vec<(Socket, Option<SocketAddr>)>,
         counters: &LoopCounters,
     ) -> Accepted {
         for _ in 0..self.init.config.max_messages_per_read {
@@ -144,9 +144,9 @@ impl Acceptor {
     /// Admits a connection under the limit and sends it where it goes.
     fn admit(
         &mut self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        local: &mut Vec<(TcpStream, SocketAddr)>,
+        stream: Socket,
+        peer: Option<SocketAddr>,
+        local: &mut Vec<(Socket, Option<SocketAddr>)>,
         counters: &LoopCounters,
     ) {
         let live = &self.init.live;
@@ -165,12 +165,12 @@ impl Acceptor {
                 sub.shared.connections.fetch_add(1, Ordering::AcqRel);
                 let init = Arc::clone(&self.init);
                 let posted = sub.run_on_loop(move |el| {
-                    el.register_counted(stream.into(), Some(peer), &init);
+                    el.register_counted(stream, peer, &init);
                 });
                 if !posted {
                     sub.shared.connections.fetch_sub(1, Ordering::AcqRel);
                     live.fetch_sub(1, Ordering::AcqRel);
-                    log::warn!(peer:% = peer; "a sub-reactor has stopped; connection from {peer} dropped");
+                    log::warn!(peer:? = peer; "a sub-reactor has stopped; a new connection ({peer:?}) dropped");
                 }
             }
         }
@@ -180,8 +180,8 @@ impl Acceptor {
     fn episode_over(&mut self) {
         if self.episode_logged {
             self.episode_logged = false;
-            let listener = self.listener.local_addr().ok();
-            log::info!(listener:?; "accepting on {listener:?} again");
+            let listener = self.listener.describe();
+            log::info!(listener:%; "accepting on {listener} again");
         }
     }
 
@@ -191,10 +191,10 @@ impl Acceptor {
         let backoff = self.init.accept_backoff;
         if !self.episode_logged {
             self.episode_logged = true;
-            let listener = self.listener.local_addr().ok();
+            let listener = self.listener.describe();
             log::warn!(
-                listener:?, error:%, backoff_ms = backoff.as_millis() as u64;
-                "accept on {listener:?} failed: {error}; not accepting for {backoff:?} \
+                listener:%, error:%, backoff_ms = backoff.as_millis() as u64;
+                "accept on {listener} failed: {error}; not accepting for {backoff:?} \
                  (open connections are still served)"
             );
         }
@@ -256,7 +256,7 @@ impl EventLoop {
             Accepted::Paused(backoff) => self.pause_accepting(token, backoff),
         }
         for (stream, peer) in local {
-            self.register_connection(stream.into(), Some(peer), &init);
+            self.register_connection(stream, peer, &init);
         }
     }
 

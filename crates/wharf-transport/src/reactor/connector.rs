@@ -8,16 +8,18 @@
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use mio::net::TcpStream;
+use mio::net::{TcpStream, UnixStream};
 
 use crate::channel::connection::ActiveHook;
 use crate::channel::env::Readiness;
 use crate::channel::init::ChannelInit;
 use crate::channel::shared::ChannelShared;
+use crate::channel::socket::Socket;
 use crate::reactor::event_loop::{EventLoop, Slot, TimerAction};
 use crate::reactor::timer_queue::TimerId;
 use crate::sys::epoll::LtInterest;
@@ -27,9 +29,37 @@ use crate::token::Token;
 /// What is told the outcome of a connect, on the loop that made it.
 pub(crate) type ConnectDone = Box<dyn FnOnce(io::Result<Arc<ChannelShared>>) + Send>;
 
+/// Where a client connects to.
+#[derive(Debug, Clone)]
+pub(crate) enum Remote {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// The path of a Unix-domain stream socket.
+    Unix(PathBuf),
+}
+
+impl Remote {
+    /// Starts a non-blocking connect.
+    fn connect(&self) -> io::Result<Socket> {
+        match self {
+            Remote::Tcp(addr) => TcpStream::connect(*addr).map(Socket::Tcp),
+            Remote::Unix(path) => match UnixStream::connect(path) {
+                Ok(stream) => Ok(Socket::Unix(stream)),
+                // A Unix-domain connect does not wait for room in the
+                // listener's backlog when non-blocking: it fails at once.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    format!("{}: the listener's backlog is full", path.display()),
+                )),
+                Err(e) => Err(e),
+            },
+        }
+    }
+}
+
 /// A connect in progress, in its loop's slab.
 pub(crate) struct Connector {
-    stream: TcpStream,
+    stream: Socket,
     init: Arc<ChannelInit>,
     on_done: ConnectDone,
     timer: TimerId,
@@ -38,7 +68,7 @@ pub(crate) struct Connector {
 impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connector")
-            .field("peer", &self.stream.peer_addr().ok())
+            .field("peer", &self.stream.peer_addr())
             .finish_non_exhaustive()
     }
 }
@@ -53,9 +83,9 @@ impl Connector {
         if let Ok(Some(e)) | Err(e) = self.stream.take_error() {
             return Some(Err(e));
         }
-        match self.stream.peer_addr() {
-            Ok(_) => Some(Ok(())),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
+        match self.stream.is_connected() {
+            Ok(true) => Some(Ok(())),
+            Ok(false) => None,
             Err(e) => Some(Err(e)),
         }
     }
@@ -75,17 +105,17 @@ fn report(on_done: ConnectDone, outcome: io::Result<Arc<ChannelShared>>) {
 
 /// The loop's side of connecting.
 impl EventLoop {
-    /// Starts connecting to `addr` on this loop; `on_done` hears the
+    /// Starts connecting to `remote` on this loop; `on_done` hears the
     /// outcome here, once the connection is active (its handler's
     /// `on_active` has run) or has failed or timed out.
     pub(crate) fn start_connect(
         &mut self,
-        addr: SocketAddr,
+        remote: Remote,
         init: Arc<ChannelInit>,
         timeout: Duration,
         on_done: ConnectDone,
     ) {
-        let mut stream = match TcpStream::connect(addr) {
+        let mut stream = match remote.connect() {
             Ok(stream) => stream,
             Err(e) => return report(on_done, Err(e)),
         };
@@ -146,7 +176,7 @@ impl EventLoop {
         self.timers.cancel(c.timer);
         let _ = self.poller.deregister(&mut c.stream);
         c.init.live.fetch_add(1, Ordering::AcqRel);
-        let outcome = match self.register_connection(c.stream.into(), None, &c.init) {
+        let outcome = match self.register_connection(c.stream, None, &c.init) {
             Some(token) => match self.slots.get_mut(token) {
                 Some(Slot::Conn(conn)) if !conn.core.shared.is_active() => {
                     // A TLS handshake is under way: the connect is done

@@ -210,6 +210,7 @@ impl EventLoop {
     fn dispatch(&mut self, token: Token, r: Readiness) {
         match self.slots.get(token) {
             Some(Slot::Listener(_)) => self.accept(token),
+            Some(Slot::Conn(c)) if c.core.relay.is_some() => self.relay_event(token, r),
             Some(Slot::Conn(_)) => self.on_conn(token, |conn, env| conn.on_event(r, env)),
             Some(Slot::Connecting(_)) => self.connect_event(token, r),
             None => {}
@@ -233,7 +234,7 @@ impl EventLoop {
 
     /// Lets the connection settle what its callbacks asked for, applies
     /// the timer changes, and re-registers or closes it as it says.
-    fn settle(&mut self, token: Token) {
+    pub(crate) fn settle(&mut self, token: Token) {
         loop {
             let Some(Slot::Conn(conn)) = self.slots.get_mut(token) else {
                 return;
@@ -286,6 +287,10 @@ impl EventLoop {
             };
             match self.slots.get(token) {
                 Some(Slot::Listener(_)) => self.accept_again(token),
+                Some(Slot::Conn(c)) if c.core.relay.is_some() => {
+                    self.active = true;
+                    self.relay_ready(token);
+                }
                 Some(Slot::Conn(_)) => {
                     self.active = true;
                     self.on_conn(token, |conn, env| conn.on_ready(env));

@@ -74,6 +74,7 @@ impl EventLoop {
         }
         self.slots.shrink();
         self.timers.shrink();
+        self.env.pipes.trim();
         crate::sys::heap::release_free_heap();
     }
 }

@@ -8,6 +8,7 @@ pub(crate) mod connector;
 pub(crate) mod event_loop;
 pub(crate) mod handle;
 pub(crate) mod idle;
+pub(crate) mod listener;
 pub(crate) mod loop_thread;
 pub(crate) mod mailbox;
 pub(crate) mod poller;

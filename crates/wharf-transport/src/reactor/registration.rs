@@ -7,14 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use mio::net::TcpListener;
-
 use crate::channel::connection::{ConnCore, Connection};
 use crate::channel::init::ChannelInit;
 use crate::channel::shared::ChannelShared;
 use crate::channel::socket::Socket;
 use crate::reactor::acceptor::{Acceptor, AcceptorTarget};
 use crate::reactor::event_loop::{EventLoop, Slot};
+use crate::reactor::listener::Listener;
 use crate::stats::{add, shift};
 use crate::sys::epoll::LtInterest;
 use crate::tls::session::TlsSession;
@@ -97,7 +96,7 @@ impl EventLoop {
     /// Registers a listening socket whose connections go to `target`.
     pub(crate) fn register_listener(
         &mut self,
-        mut listener: TcpListener,
+        mut listener: Listener,
         target: AcceptorTarget,
         init: Arc<ChannelInit>,
     ) -> io::Result<Token> {
@@ -131,8 +130,14 @@ impl EventLoop {
         log::trace!(channel = channel.0, event_loop = self.shared.id; "channel {channel} closed");
         let counted = conn.core.io.outbound_counted;
         shift(&self.env.counters.outbound_queued, -(counted as i64));
+        let partner = conn.core.relay.take().map(|link| link.peer);
+        let aborted = conn.core.phase.is_aborting() || conn.is_poisoned();
         conn.finish(&mut self.env);
         self.apply_timer_ops();
+        if let Some(peer) = partner {
+            // A relayed channel's end passes on to its partner.
+            self.relay_partner_closed(peer, aborted);
+        }
     }
 
     /// Closes a connection at once, dropping what it has queued, or fails

@@ -67,6 +67,16 @@ impl<T> Slots<T> {
         }
     }
 
+    /// The entries two distinct tokens name, both at once.
+    pub(crate) fn get2_mut(&mut self, a: Token, b: Token) -> Option<(&mut T, &mut T)> {
+        match self.slab.get2_mut(a.key(), b.key())? {
+            ((ga, va), (gb, vb)) if *ga == a.generation() && *gb == b.generation() => {
+                Some((va, vb))
+            }
+            _ => None,
+        }
+    }
+
     /// Removes the entry `token` names, if it is still there.
     pub(crate) fn remove(&mut self, token: Token) -> Option<T> {
         self.get(token)?;

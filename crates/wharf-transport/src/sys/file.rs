@@ -39,11 +39,40 @@ const PIPE_SIZE: i32 = 1 << 20;
 
 impl Pipe {
     pub(crate) fn new() -> io::Result<Pipe> {
+        Pipe::with_size(PIPE_SIZE as usize).map(|(pipe, _)| pipe)
+    }
+
+    /// A pipe of about `size` bytes (`F_SETPIPE_SZ`, best effort: an
+    /// unprivileged process past its pipe quota keeps the default); returns
+    /// it with the capacity the kernel granted (`F_GETPIPE_SZ`).
+    pub(crate) fn with_size(size: usize) -> io::Result<(Pipe, usize)> {
         let (read, write) =
             nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-        // Best effort: an unprivileged process may be limited to less.
-        let _ = nix::fcntl::fcntl(&write, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
-        Ok(Pipe { read, write })
+        let asked = i32::try_from(size).unwrap_or(i32::MAX);
+        let _ = nix::fcntl::fcntl(&write, FcntlArg::F_SETPIPE_SZ(asked));
+        let capacity = nix::fcntl::fcntl(&write, FcntlArg::F_GETPIPE_SZ)
+            .map_or(64 << 10, |n| usize::try_from(n).unwrap_or(64 << 10));
+        Ok((Pipe { read, write }, capacity))
+    }
+
+    /// `splice(2)` from the stream socket `socket` into the pipe, at most
+    /// `len` bytes; `Ok(0)` is the end of the socket's input.
+    pub(crate) fn fill_from_socket(&self, socket: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+        nix::fcntl::splice(
+            socket,
+            None,
+            &self.write,
+            None,
+            len,
+            SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK,
+        )
+        .map_err(io::Error::from)
+    }
+
+    /// Reads bytes out of the pipe into `buf` (bytes that must be copied
+    /// after all: a layer such as TLS changes them on the way out).
+    pub(crate) fn read_into(&self, buf: &mut [u8]) -> io::Result<usize> {
+        nix::unistd::read(&self.read, buf).map_err(io::Error::from)
     }
 
     /// `splice(2)` from `file` at `*offset` into the pipe.

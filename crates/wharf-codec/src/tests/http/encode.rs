@@ -38,7 +38,9 @@ fn wire(entries: &[OutboundMessage]) -> String {
         match entry {
             OutboundMessage::Buf(b) => bytes.extend_from_slice(b),
             OutboundMessage::Frozen(b) => bytes.extend_from_slice(b),
-            OutboundMessage::File(_) => panic!("a file region among {entries:?}"),
+            OutboundMessage::File(_) | OutboundMessage::Spliced(_) => {
+                panic!("bytes not in memory among {entries:?}")
+            }
         }
     }
     String::from_utf8(bytes).unwrap()

@@ -1,7 +1,8 @@
 //! The outbound queue as a source of plaintext for a layer that
 //! transforms bytes before the socket sees them (TLS): flushed entries
-//! are copied (buffers) or read (file regions) into the layer's buffer, in
-//! queue order, and leave the queue as they are taken.
+//! are copied (buffers, relayed bytes in a pipe) or read (file regions)
+//! into the layer's buffer, in queue order, and leave the queue as they
+//! are taken.
 
 use std::io;
 
@@ -59,6 +60,12 @@ impl OutboundBuffer {
                         Step::WouldBlock => break,
                     }
                 }
+                // Bytes a relay spliced into a pipe: copied out of it.
+                OutboundMessage::Spliced(bytes) => match bytes.read_into(room) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                },
                 OutboundMessage::Buf(_) | OutboundMessage::Frozen(_) => {
                     let Some(bytes) = front.bytes() else { break };
                     let n = bytes.len().min(room.len());
