@@ -13,6 +13,7 @@ use crate::sink::Sink;
 mod hostile;
 mod http;
 mod length_field;
+mod length_field_netty;
 mod line;
 mod resp;
 mod sink;
