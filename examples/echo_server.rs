@@ -22,10 +22,13 @@ use wharf::signal::{block_termination_signals, wait_for_termination};
 use wharf::transport::handlers::Echo;
 use wharf::{Pipeline, ServerBootstrap};
 
+#[path = "common/metrics_args.rs"]
+mod metrics_args;
 #[path = "common/reactor_args.rs"]
 mod reactor_args;
 #[path = "common/tls_args.rs"]
 mod tls_args;
+use metrics_args::MetricsArgs;
 use reactor_args::ReactorArgs;
 use tls_args::TlsArgs;
 
@@ -49,10 +52,8 @@ struct Args {
     /// Use heap buffers instead of the pooled direct-buffer allocator.
     #[arg(long)]
     unpooled: bool,
-    /// Also serve the server's metrics at http://ADDR/metrics (Prometheus
-    /// text format), on a second listener.
-    #[arg(long, value_name = "ADDR")]
-    metrics: Option<SocketAddr>,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 fn main() -> ExitCode {
@@ -100,25 +101,8 @@ fn run(args: Args) -> std::io::Result<()> {
         if tls.is_some() { " with TLS" } else { "" },
         args.reactor.trigger_name(),
     );
-    let mut exporter = serve_metrics(args.metrics, &server)?;
+    let exporter = args.metrics.serve(&server)?;
     wait_for_termination()?;
     server.shutdown_gracefully(Duration::from_millis(500), Duration::from_secs(5))?;
-    match exporter.as_mut() {
-        Some(exporter) => exporter.shutdown_gracefully(Duration::ZERO, Duration::from_secs(1)),
-        None => Ok(()),
-    }
-}
-
-/// Starts the metrics exporter if `--metrics` asked for one.
-fn serve_metrics(
-    addr: Option<SocketAddr>,
-    server: &wharf::Server,
-) -> std::io::Result<Option<wharf::Server>> {
-    let Some(addr) = addr else {
-        return Ok(None);
-    };
-    let exporter = wharf::metrics::serve(addr, server.metrics_handle())
-        .map_err(|e| std::io::Error::new(e.kind(), format!("--metrics {addr}: {e}")))?;
-    println!("metrics at http://{}/metrics", exporter.local_addr());
-    Ok(Some(exporter))
+    exporter.stop()
 }

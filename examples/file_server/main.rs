@@ -23,6 +23,8 @@ mod budget;
 mod conditional;
 mod handler;
 mod listing;
+#[path = "../common/metrics_args.rs"]
+mod metrics_args;
 mod opener;
 mod paths;
 mod range;

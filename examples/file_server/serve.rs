@@ -19,6 +19,7 @@ use wharf::signal::{block_termination_signals, wait_for_termination};
 use wharf::{ReactorMode, ServerBootstrap, TransferStrategy};
 
 use crate::budget::Budget;
+use crate::metrics_args::MetricsArgs;
 use crate::opener::{OpenPool, opens_may_block};
 use crate::paths::Root;
 use crate::reactor_args::ReactorArgs;
@@ -40,10 +41,8 @@ pub struct Args {
     reactor: ReactorArgs,
     #[command(flatten)]
     tls: TlsArgs,
-    /// Also serve the server's metrics at http://ADDR/metrics (Prometheus
-    /// text format), on a second listener.
-    #[arg(long, value_name = "ADDR")]
-    metrics: Option<SocketAddr>,
+    #[command(flatten)]
+    metrics: MetricsArgs,
     /// How file bytes reach the socket: auto, sendfile, splice, mmap or copy.
     #[arg(long, default_value = "auto")]
     transfer: TransferStrategy,
@@ -214,15 +213,7 @@ fn run(args: Args) -> std::io::Result<Stopped> {
     );
     println!("{opens}");
     println!("{budget}");
-    let mut exporter = match args.metrics {
-        Some(addr) => {
-            let exporter = wharf::metrics::serve(addr, server.metrics_handle())
-                .map_err(|e| std::io::Error::new(e.kind(), format!("--metrics {addr}: {e}")))?;
-            println!("metrics at http://{}/metrics", exporter.local_addr());
-            Some(exporter)
-        }
-        None => None,
-    };
+    let exporter = args.metrics.serve(&server)?;
     let signal = wait_for_termination()?;
     println!(
         "{signal}: shutting down gracefully (at most {shutdown_timeout:?}; {signal} again exits now)"
@@ -230,9 +221,7 @@ fn run(args: Args) -> std::io::Result<Stopped> {
     exit_on_second_signal(Arc::clone(&settings))?;
     settings.connections.begin_shutdown();
     server.shutdown_gracefully(Duration::from_millis(500), shutdown_timeout)?;
-    if let Some(exporter) = exporter.as_mut() {
-        exporter.shutdown_gracefully(Duration::ZERO, Duration::from_secs(1))?;
-    }
+    exporter.stop()?;
     Ok(Stopped {
         cut: server.stats().shutdown_aborts,
         timeout: shutdown_timeout,

@@ -17,6 +17,8 @@
 //! database. Ctrl-C or SIGTERM shuts it down gracefully.
 
 mod commands;
+#[path = "../common/metrics_args.rs"]
+mod metrics_args;
 #[path = "../common/reactor_args.rs"]
 mod reactor_args;
 mod server;
@@ -28,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use metrics_args::MetricsArgs;
 use reactor_args::ReactorArgs;
 use store::Store;
 use wharf::ServerBootstrap;
@@ -49,10 +52,8 @@ struct Args {
     /// per batch by the transport (0: each reply its own buffer).
     #[arg(long, default_value_t = 512, value_name = "BYTES")]
     coalesce_writes: usize,
-    /// Also serve the server's metrics at http://ADDR/metrics (Prometheus
-    /// text format), on a second listener.
-    #[arg(long, value_name = "ADDR")]
-    metrics: Option<SocketAddr>,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 fn main() -> ExitCode {
@@ -83,19 +84,8 @@ fn run(args: Args) -> std::io::Result<()> {
         args.reactor.trigger_name(),
         args.shards.max(1),
     );
-    let mut exporter = match args.metrics {
-        Some(addr) => {
-            let exporter = wharf::metrics::serve(addr, server.metrics_handle())
-                .map_err(|e| std::io::Error::new(e.kind(), format!("--metrics {addr}: {e}")))?;
-            println!("metrics at http://{}/metrics", exporter.local_addr());
-            Some(exporter)
-        }
-        None => None,
-    };
+    let exporter = args.metrics.serve(&server)?;
     wait_for_termination()?;
     server.shutdown_gracefully(Duration::from_millis(500), Duration::from_secs(5))?;
-    match exporter.as_mut() {
-        Some(exporter) => exporter.shutdown_gracefully(Duration::ZERO, Duration::from_secs(1)),
-        None => Ok(()),
-    }
+    exporter.stop()
 }

@@ -35,6 +35,9 @@ mod handler;
 #[path = "../../examples/file_server/listing.rs"]
 #[allow(dead_code, unused_imports)]
 mod listing;
+#[path = "../../examples/common/metrics_args.rs"]
+#[allow(dead_code, unused_imports)]
+mod metrics_args;
 #[path = "../../examples/file_server/opener.rs"]
 #[allow(dead_code, unused_imports)]
 mod opener;

@@ -139,10 +139,7 @@ impl TlsServer {
     /// How long a handshake may take before the connection is closed
     /// (default 10 s). Refused if zero.
     pub fn handshake_timeout(mut self, timeout: Duration) -> io::Result<TlsServer> {
-        if timeout.is_zero() {
-            return Err(invalid("handshake_timeout", "must be more than zero"));
-        }
-        self.handshake_timeout = timeout;
+        self.handshake_timeout = checked_timeout(timeout)?;
         Ok(self)
     }
 
@@ -350,10 +347,7 @@ impl TlsClient {
 
     /// How long a handshake may take (default 10 s; refused if zero).
     pub fn handshake_timeout(mut self, timeout: Duration) -> io::Result<TlsClient> {
-        if timeout.is_zero() {
-            return Err(invalid("handshake_timeout", "must be more than zero"));
-        }
-        self.handshake_timeout = timeout;
+        self.handshake_timeout = checked_timeout(timeout)?;
         Ok(self)
     }
 
@@ -450,4 +444,12 @@ impl TlsClientBuilder {
         config.alpn_protocols = self.alpn;
         TlsClient::from_config(Arc::new(config), server_name)
     }
+}
+
+/// A handshake timeout that can work: more than zero.
+fn checked_timeout(timeout: Duration) -> io::Result<Duration> {
+    if timeout.is_zero() {
+        return Err(invalid("handshake_timeout", "must be more than zero"));
+    }
+    Ok(timeout)
 }
