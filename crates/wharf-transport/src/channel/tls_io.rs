@@ -67,6 +67,7 @@ impl Connection {
                 return Ok((n, capacity));
             }
         };
+        core.shared.add_pending(received.queued);
         if tls.has_output() {
             // Handshake messages, or the answer to a key update.
             core.flush(env);

@@ -80,6 +80,11 @@ pub(crate) struct Received {
     pub established: Option<TlsInfo>,
     /// The peer sent `close_notify`: its input is over.
     pub peer_closed: bool,
+    /// Bytes this read queued for the socket (the answer to a key update
+    /// request), which the channel counts as pending output: a peer that
+    /// asks for answers and never reads them meets the water marks and
+    /// backpressure like any other.
+    pub queued: usize,
 }
 
 /// What one sealing step did.
@@ -234,9 +239,10 @@ impl TlsSession {
             Err(e) => return Err(self.fail(e)),
         };
         if let Some(reply) = opened.reply {
+            received.queued = reply.len();
             self.output.push_back(Sealed {
                 buf: reply,
-                held: 0,
+                held: received.queued,
             });
         }
         received.peer_closed |= opened.peer_closed;
@@ -372,8 +378,8 @@ impl TlsSession {
     }
 
     /// The session failed: an alert for the peer (if the error has one
-    /// and keys to send it with) goes first in the output; nothing more
-    /// is processed.
+    /// and keys to send it with) goes at the end of the output, after the
+    /// records already sealed; nothing more is processed.
     fn fail(&mut self, error: TlsError) -> TlsError {
         if let (Some(code), Stage::Open(traffic)) = (error.alert(), &mut self.stage)
             && let Ok(record) = traffic.alert(2, code, Allocator::default())

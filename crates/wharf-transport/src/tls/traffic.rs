@@ -18,6 +18,13 @@ const RECORD: usize = 16 << 10;
 const MAX_HANDSHAKE_MESSAGE: usize = 64 << 10;
 /// Records short of the suite's limit at which the sending key changes.
 const LIMIT_MARGIN: u64 = 1 << 10;
+/// Key updates a peer may send in a row without application data between
+/// them (rustls allows 32 requests): each costs a key derivation, and a
+/// requested one an answer.
+const MAX_KEY_UPDATES: u8 = 32;
+/// TLS 1.2 warning alerts (and `user_canceled`) a peer may send in a row
+/// without application data between them (rustls allows 4).
+const MAX_WARNINGS: u8 = 4;
 
 /// What opening the input's records produced.
 #[derive(Debug, Default)]
@@ -39,6 +46,10 @@ pub(crate) struct Traffic {
     record_limit: u64,
     /// A post-handshake message split over records.
     fragment: Vec<u8>,
+    /// Key updates since the peer's last application data.
+    key_updates: u8,
+    /// Warning alerts since the peer's last application data.
+    warnings: u8,
 }
 
 impl Traffic {
@@ -58,6 +69,8 @@ impl Traffic {
             kernel,
             record_limit,
             fragment: Vec::new(),
+            key_updates: 0,
+            warnings: 0,
         })
     }
 
@@ -85,6 +98,7 @@ impl Traffic {
                 ContentType::ApplicationData => {
                     input.copy_within(content, write);
                     write += record.len;
+                    (self.key_updates, self.warnings) = (0, 0);
                 }
                 ContentType::Alert => {
                     if self.alert_received(&input[content])? {
@@ -120,17 +134,27 @@ impl Traffic {
     }
 
     /// An alert: `true` for `close_notify`; warnings other than that are
-    /// ignored in TLS 1.2 (and `user_canceled` always); the rest is fatal.
-    fn alert_received(&self, body: &[u8]) -> Result<bool, TlsError> {
+    /// ignored in TLS 1.2 (and `user_canceled` always), a few in a row;
+    /// the rest is fatal.
+    fn alert_received(&mut self, body: &[u8]) -> Result<bool, TlsError> {
         let [level, code] = body else {
             return Err(TlsError::protocol("a malformed alert"));
         };
         match (*level, *code) {
             (_, 0) => Ok(true),
-            (_, 90) => Ok(false),
-            (1, _) if self.format() != Format::Tls13 => Ok(false),
+            (_, 90) => self.warning(),
+            (1, _) if self.format() != Format::Tls13 => self.warning(),
             (_, code) => Err(TlsError::Alert(code)),
         }
+    }
+
+    /// A warning alert, ignored unless too many came in a row.
+    fn warning(&mut self) -> Result<bool, TlsError> {
+        self.warnings += 1;
+        if self.warnings > MAX_WARNINGS {
+            return Err(TlsError::protocol("too many warning alerts in a row"));
+        }
+        Ok(false)
     }
 
     /// A post-handshake message (or part of one); the answer to a key
@@ -183,6 +207,12 @@ impl Traffic {
                     [1] => true,
                     _ => return Err(TlsError::protocol("a malformed key_update")),
                 };
+                self.key_updates += 1;
+                if self.key_updates > MAX_KEY_UPDATES {
+                    return Err(TlsError::protocol(
+                        "too many key updates without application data between them",
+                    ));
+                }
                 let (seq, secrets) = match kernel {
                     Kernel::Server(k) => k.update_rx_secret(),
                     Kernel::Client(k) => k.update_rx_secret(),
