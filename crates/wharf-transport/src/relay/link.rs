@@ -89,11 +89,17 @@ impl Connection {
         };
         if aborted {
             link.relay.counters.resets.fetch_add(1, Relaxed);
-            let _ = socket2::SockRef::from(&core.socket).set_linger(Some(Duration::ZERO));
-            core.phase = core.phase.aborted();
+            self.reset();
         } else {
             core.request_close();
         }
+    }
+
+    /// Closes with a reset (`SO_LINGER` 0), dropping what is queued.
+    fn reset(&mut self) {
+        let core = &mut self.core;
+        let _ = socket2::SockRef::from(&core.socket).set_linger(Some(Duration::ZERO));
+        core.phase = core.phase.aborted();
     }
 }
 
@@ -127,8 +133,15 @@ impl EventLoop {
             return;
         }
         if !(open(self, a.token) && open(self, b.token)) {
+            // One side ended before the link: a relayed channel reads
+            // nothing before it is linked, so it ended in an error (a
+            // reset, most likely) and what it had sent was not relayed.
+            // The other side hears a reset too, not an orderly end.
             for token in [a.token, b.token] {
-                self.on_conn(token, |conn, _| conn.core.request_close());
+                self.on_conn(token, |conn, _| {
+                    relay.counters.resets.fetch_add(1, Relaxed);
+                    conn.reset();
+                });
             }
             return;
         }
