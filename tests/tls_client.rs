@@ -105,6 +105,11 @@ fn a_wharf_client_and_a_wharf_server_echo_and_resume() {
                 assert_eq!(info.version, version.version, "{what}");
                 assert_eq!(info.resumed, round == 1, "{what}: round {round}: resumed");
                 assert_eq!(
+                    info.server_name.as_deref(),
+                    Some("server.test"),
+                    "{what}: the name the client connected as"
+                );
+                assert_eq!(
                     info.peer_certificates.first(),
                     Some(&pki.cert_der("server.test")),
                     "{what}: the server's certificate"

@@ -144,7 +144,11 @@ impl Handshake {
     pub(crate) fn client(tls: &TlsClient) -> Result<Handshake, TlsError> {
         let conn = UnbufferedClientConnection::new(tls.config.clone(), tls.server_name.clone())
             .map_err(TlsError::Handshake)?;
-        Ok(Handshake::new(Conn::Client(Box::new(conn))))
+        let mut handshake = Handshake::new(Conn::Client(Box::new(conn)));
+        // The name the client asks for (and checks the certificate
+        // against), for `TlsInfo::server_name` on the client's side too.
+        handshake.server_name = Some(tls.server_name.to_str().into_owned());
+        Ok(handshake)
     }
 
     fn new(conn: Conn) -> Handshake {

@@ -15,7 +15,9 @@ pub struct TlsInfo {
     /// The application protocol ALPN chose, if any (for example
     /// `b"http/1.1"`).
     pub alpn: Option<Vec<u8>>,
-    /// The server name the client asked for (SNI), if it sent one.
+    /// The server name the client asked for (SNI), if it sent one; on a
+    /// client channel, the name it connected as (what the server's
+    /// certificate was checked against).
     pub server_name: Option<String>,
     /// Whether the session was resumed from a ticket (no full handshake).
     pub resumed: bool,
