@@ -54,7 +54,7 @@ impl fmt::Debug for Server {
 
 impl Server {
     /// The address the server listens on. A server bound with
-    /// [`bind_unix`](ServerBootstrap::bind_unix) has none: it says
+    /// [`bind_unix`](crate::ServerBootstrap::bind_unix) has none: it says
     /// `0.0.0.0:0` (see [`unix_path`](Self::unix_path)).
     pub fn local_addr(&self) -> SocketAddr {
         match &self.bound {

@@ -180,7 +180,7 @@ impl ServerBootstrap {
 
     /// As [`child_handler`](Self::child_handler), telling `make` which
     /// event loop the connection is registered on: its
-    /// [`EventLoopHandle::id`], in `0..mode.io_loops()` in every mode. State
+    /// [`EventLoopHandle::id`](crate::EventLoopHandle::id), in `0..mode.io_loops()` in every mode. State
     /// sharded per loop (a cache, a pool of backend connections, a
     /// counter) is then picked once per connection, for the codec as well
     /// as the handler, with no `thread_local!` and no lock when the
