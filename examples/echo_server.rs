@@ -52,6 +52,10 @@ struct Args {
     /// Use heap buffers instead of the pooled direct-buffer allocator.
     #[arg(long)]
     unpooled: bool,
+    /// Writes of at most this many bytes are gathered into the outbound
+    /// queue's last buffer by the transport (0: each its own buffer).
+    #[arg(long, default_value_t = 512, value_name = "BYTES")]
+    coalesce_writes: usize,
     #[command(flatten)]
     metrics: MetricsArgs,
 }
@@ -83,7 +87,8 @@ fn run(args: Args) -> std::io::Result<()> {
     let mut bootstrap = ServerBootstrap::new()
         .mode(mode)
         .trigger(trigger)
-        .allocator(allocator);
+        .allocator(allocator)
+        .coalesce_writes(args.coalesce_writes);
     if let Some(tls) = &tls {
         bootstrap = bootstrap.tls(tls.clone());
     }
