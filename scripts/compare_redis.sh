@@ -28,19 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() {
-    for _ in $(seq 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "port $1 never opened" >&2
-    return 1
-}
-
-ticks_of() {
-    read -r -a f < <(sed 's/^.*) //' "/proc/$1/stat")
-    echo $((f[11] + f[12]))
-}
+# wait_port, ticks_of
+source scripts/measure_lib.sh
 
 declare -A port_of pid_of
 names=()
