@@ -67,6 +67,7 @@ pub use channel::handle::ChannelHandle;
 pub use channel::handler::{ChannelError, Handler, IdleState, UserEvent};
 pub use channel::outbound::{IOV_MAX, OutboundMessage};
 pub use channel::pipeline::Pipeline;
+pub use channel::receive::{FileReceive, Received};
 pub use channel::shared::ChannelId;
 pub use chunked_file::{ChunkedFile, DEFAULT_CHUNK_SIZE};
 pub use file_region::{FileRegion, TransferStats, TransferStrategy};

@@ -134,6 +134,29 @@ impl HttpServerCodec {
         self
     }
 
+    /// Hands the bodies of requests whose method `which` picks to the
+    /// handler instead of reading them: a `Content-Length` request (of at
+    /// least one byte) comes at its head with
+    /// [`unread_body`](HttpRequest::unread_body) set and an empty `body`,
+    /// and the codec decodes nothing more until the handler has taken the
+    /// body with [`Context::receive_file`](wharf_transport::Context::receive_file)
+    /// (an upload stored without a copy) or
+    /// [`Context::skip_input`](wharf_transport::Context::skip_input); the
+    /// connection reads nothing meanwhile. [`HttpLimits::max_body`] does
+    /// not apply to such bodies: the handler decides. Chunked bodies are
+    /// read as usual.
+    ///
+    /// ```
+    /// use http::Method;
+    /// use wharf_codec::HttpServerCodec;
+    ///
+    /// let _codec = HttpServerCodec::new().hand_over_bodies(|method| method == Method::PUT);
+    /// ```
+    pub fn hand_over_bodies(mut self, which: fn(&http::Method) -> bool) -> HttpServerCodec {
+        self.decoder.hand_over = Some(which);
+        self
+    }
+
     /// The limits requests are held to.
     pub fn limits(&self) -> &HttpLimits {
         self.decoder.limits()
@@ -169,6 +192,14 @@ impl Codec for HttpServerCodec {
 
     fn encode(&mut self, response: HttpResponse, out: &mut Encoded) -> Result<(), CodecError> {
         self.encoder.encode(response, out)
+    }
+
+    fn input_claimed(&self) -> bool {
+        self.decoder.input_claimed()
+    }
+
+    fn input_taken(&mut self, n: u64) {
+        self.decoder.input_taken(n)
     }
 
     /// 256 bytes for the head plus the body that will be sent.

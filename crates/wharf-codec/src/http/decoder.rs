@@ -30,15 +30,23 @@ enum State {
         keep_alive: bool,
         body: ChunkedBody,
     },
+    /// A request was delivered at its head, its body of `remaining` bytes
+    /// left in the input for the handler to take around the codec.
+    HandedOver { remaining: u64 },
     /// An error was delivered: everything else is discarded.
     Failed,
 }
+
+/// Which requests' bodies are handed over (see
+/// [`HttpServerCodec::hand_over_bodies`](crate::HttpServerCodec::hand_over_bodies)).
+pub(crate) type HandOver = fn(&http::Method) -> bool;
 
 /// Decodes requests, in order, from the front of the input.
 #[derive(Debug)]
 pub(crate) struct Decoder {
     limits: HttpLimits,
     state: State,
+    pub(crate) hand_over: Option<HandOver>,
 }
 
 impl Decoder {
@@ -46,6 +54,22 @@ impl Decoder {
         Decoder {
             limits,
             state: State::Head(HeadReader::default()),
+            hand_over: None,
+        }
+    }
+
+    /// Whether a handed-over body is still in front of the input.
+    pub(crate) fn input_claimed(&self) -> bool {
+        matches!(self.state, State::HandedOver { .. })
+    }
+
+    /// `n` bytes of a handed-over body were taken around the codec.
+    pub(crate) fn input_taken(&mut self, n: u64) {
+        if let State::HandedOver { remaining } = &mut self.state {
+            *remaining = remaining.saturating_sub(n);
+            if *remaining == 0 {
+                self.state = State::Head(HeadReader::default());
+            }
         }
     }
 
@@ -99,9 +123,14 @@ impl Decoder {
                 input.clear();
                 Ok(false)
             }
+            state @ State::HandedOver { .. } => {
+                // The handler takes these bytes; nothing is decoded past them.
+                self.state = state;
+                Ok(false)
+            }
             State::Head(mut reader) => match reader.read(input, &self.limits)? {
                 Some(head) => {
-                    self.state = self.body_state(head)?;
+                    self.state = self.body_state(head, out)?;
                     Ok(true)
                 }
                 None => {
@@ -151,12 +180,25 @@ impl Decoder {
 
     /// What follows `head`: checks what it says about the body and the
     /// connection.
-    fn body_state(&self, head: Head) -> Result<State, HttpError> {
+    /// A request whose body is handed over is delivered into `out` at once.
+    fn body_state(
+        &self,
+        head: Head,
+        out: &mut Vec<Result<HttpRequest, HttpError>>,
+    ) -> Result<State, HttpError> {
         let version = head.line.version;
         check_host(&head.headers, version)?;
         let framing = framing(&head.headers)?;
         let mut keep_alive = keep_alive(&head.headers, version);
         Ok(match framing {
+            Framing::Length(length)
+                if length > 0 && self.hand_over.is_some_and(|f| f(&head.line.method)) =>
+            {
+                let mut request = request(head, keep_alive, ByteBuf::new(), HeaderMap::new());
+                request.unread_body = Some(length);
+                out.push(Ok(request));
+                State::HandedOver { remaining: length }
+            }
             Framing::Length(length) => {
                 let length = usize::try_from(length)
                     .ok()
@@ -194,5 +236,6 @@ fn request(head: Head, keep_alive: bool, body: ByteBuf, trailers: HeaderMap) -> 
         body,
         trailers,
         keep_alive,
+        unread_body: None,
     }
 }

@@ -53,6 +53,14 @@ pub struct HttpRequest {
     /// `Connection: keep-alive`, and never after a chunked HTTP/1.0
     /// request (RFC 9112 §6.1).
     pub keep_alive: bool,
+    /// The length of a body the codec handed over instead of reading it
+    /// (see [`HttpServerCodec::hand_over_bodies`](crate::HttpServerCodec::hand_over_bodies)):
+    /// the request came at its head, `body` is empty, and the handler
+    /// takes the bytes with
+    /// [`Context::receive_file`](wharf_transport::Context::receive_file)
+    /// or [`Context::skip_input`](wharf_transport::Context::skip_input)
+    /// (or closes the connection). `None` otherwise.
+    pub unread_body: Option<u64>,
 }
 
 impl HttpRequest {

@@ -46,6 +46,17 @@ impl Connection {
             {
                 self.arm_stall_timer(env, limit);
             }
+            if let Some((received, taken)) =
+                self.core.receives.as_mut().and_then(|r| r.next_ended())
+            {
+                self.guarded(env, |pipeline, core, env| {
+                    pipeline.receive_ended(core, env, received, taken)
+                });
+                continue;
+            }
+            if self.core.receives.as_ref().is_some_and(|r| r.is_idle()) {
+                self.core.receives = None;
+            }
             if let Some(error) = self.core.errors.pop_front() {
                 self.guarded(env, |pipeline, core, env| pipeline.error(core, env, error));
                 continue;

@@ -192,6 +192,30 @@ pub trait Codec: Send + 'static {
         None
     }
 
+    /// Whether decoding stopped in front of bytes the handler takes itself:
+    /// a body the codec announced in the message it just decoded (an HTTP
+    /// upload, say) for the handler to store with
+    /// [`Context::receive_file`](crate::Context::receive_file) or throw
+    /// away with [`Context::skip_input`](crate::Context::skip_input).
+    /// Asked after every decode; the default is never.
+    ///
+    /// While this is `true` the channel reads nothing more: the input stays
+    /// as it is (bounded, whatever the peer sends) until the handler takes
+    /// the bytes, or closes the channel. A codec that claims input must
+    /// leave it in `input` untouched and decode nothing past it, until
+    /// [`input_taken`](Self::input_taken) says the bytes are gone.
+    fn input_claimed(&self) -> bool {
+        false
+    }
+
+    /// `n` bytes at the front of the input were taken around the codec (by
+    /// [`Context::receive_file`](crate::Context::receive_file) or
+    /// [`Context::skip_input`](crate::Context::skip_input)): the codec goes
+    /// on decoding after them.
+    fn input_taken(&mut self, n: u64) {
+        let _ = n;
+    }
+
     /// About how many bytes `msg` will take once encoded. Writes made off
     /// the event loop (worker threads, [`ChannelHandle`](crate::ChannelHandle)s)
     /// count this against the water marks until they are encoded, so a
@@ -274,6 +298,14 @@ where
 
     fn size_hint(&self, input: &ByteBuf) -> Option<usize> {
         self.codec.size_hint(input)
+    }
+
+    fn input_claimed(&self) -> bool {
+        self.codec.input_claimed()
+    }
+
+    fn input_taken(&mut self, n: u64) {
+        self.codec.input_taken(n)
     }
 
     fn message_size(msg: &T::Out) -> usize {

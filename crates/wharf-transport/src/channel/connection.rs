@@ -26,6 +26,7 @@ use crate::channel::idle::IdleTracker;
 use crate::channel::lifecycle::Phase;
 use crate::channel::outbound::OutboundBuffer;
 use crate::channel::pipeline::ChannelPipeline;
+use crate::channel::receive::{Receives, Receiving};
 use crate::channel::recv::AdaptiveRecvSizer;
 use crate::channel::shared::ChannelShared;
 use crate::channel::socket::Socket;
@@ -56,6 +57,10 @@ pub(crate) struct IoFlags {
     pub held_input: bool,
     /// Input was read and thrown away while closing.
     pub discarded: bool,
+    /// The codec stopped in front of bytes the handler takes itself
+    /// ([`Codec::input_claimed`](crate::Codec::input_claimed)): nothing
+    /// more is read until a receive takes them.
+    pub input_claimed: bool,
     /// The writability flips the handler has been told about.
     pub notified_flips: u64,
     /// Bytes queued for output as last counted in the loop's metrics.
@@ -95,6 +100,9 @@ pub(crate) struct ConnCore {
     /// Linked to a partner channel: the loop relays between them
     /// (`crate::relay`).
     pub relay: Option<RelayLink>,
+    /// Input received into a file, or skipped, around the pipeline
+    /// (`receive.rs`); only while there is any.
+    pub receives: Option<Box<Receives>>,
 }
 
 /// What hears that a connection became active (its handler's `on_active`
@@ -142,6 +150,7 @@ impl ConnCore {
             handshake_timer: None,
             on_active: None,
             relay: None,
+            receives: None,
         }
     }
 
@@ -196,9 +205,34 @@ impl ConnCore {
             // Relayed: read while the partner takes more.
             return link.reading_enabled();
         }
-        self.shared.auto_read()
+        if self.receiving() {
+            // Into a file: no output comes of it, no worker waits for it.
+            return self.shared.auto_read();
+        }
+        !self.io.input_claimed
+            && self.shared.auto_read()
             && (!self.config.backpressure || self.shared.is_writable())
             && !self.shared.worker.saturated()
+    }
+
+    /// Whether a receive into a file (or a skip) is under way.
+    pub(crate) fn receiving(&self) -> bool {
+        self.receives.as_ref().is_some_and(|r| r.is_receiving())
+    }
+
+    /// Starts a receive of input around the pipeline (see `receive.rs`).
+    pub(crate) fn start_receive(&mut self, receiving: Receiving, env: &mut ChannelEnv) {
+        self.receives
+            .get_or_insert_with(Box::default)
+            .start(receiving);
+        self.resume_reading(env);
+    }
+
+    /// Ends the receive under way, if any, with `error`.
+    pub(crate) fn fail_receive(&mut self, error: io::Error) {
+        if let Some(receives) = &mut self.receives {
+            receives.fail(error);
+        }
     }
 
     /// Turns the handler's reading switch.
@@ -452,9 +486,24 @@ impl Connection {
             )));
         }
         self.live.fetch_sub(1, Ordering::AcqRel);
+        core.fail_receive(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "the channel closed before all the bytes to receive arrived",
+        ));
+        let ended = core.receives.take();
         if !self.poisoned {
             let (pipeline, core) = (&mut *self.pipeline, &mut self.core);
-            if catch_unwind(AssertUnwindSafe(|| pipeline.inactive(core, env))).is_err() {
+            let inactive =
+                |pipeline: &mut dyn ChannelPipeline, core: &mut ConnCore, env: &mut ChannelEnv| {
+                    // Receives cut short are told first: the handler cleans up
+                    // their files.
+                    let mut ended = ended;
+                    while let Some((received, _)) = ended.as_mut().and_then(|r| r.next_ended()) {
+                        pipeline.user_event(core, env, UserEvent::Received(received));
+                    }
+                    pipeline.inactive(core, env);
+                };
+            if catch_unwind(AssertUnwindSafe(|| inactive(pipeline, core, env))).is_err() {
                 let channel = self.core.shared.id;
                 log::error!(channel = channel.0; "handler of channel {channel} panicked in on_inactive");
             }

@@ -18,6 +18,7 @@ use wharf_buf::Allocator;
 use crate::channel::connection::ConnCore;
 use crate::channel::env::{ChannelEnv, ChannelMsg};
 use crate::channel::handle::ChannelHandle;
+use crate::channel::receive::{FileReceive, Receiving};
 use crate::channel::shared::{ChannelId, ChannelShared};
 use crate::tls::TlsInfo;
 use crate::{EventLoopHandle, TimerId};
@@ -27,6 +28,10 @@ use crate::{EventLoopHandle, TimerId};
 pub(crate) trait Encoder<O> {
     /// Encodes and queues `msg`; an encode error is recorded on the channel.
     fn encode_into(&mut self, msg: O, core: &mut ConnCore);
+
+    /// Starts a receive around the codec: the input the codec holds is
+    /// taken first (see `receive.rs`).
+    fn start_receive(&mut self, receiving: Receiving, core: &mut ConnCore, env: &mut ChannelEnv);
 }
 
 /// An outbound operation made off the loop, applied there in order.
@@ -47,6 +52,7 @@ pub(crate) enum RemoteOp<O> {
     Schedule(TimerId, Duration, u64),
     CancelTimer(TimerId),
     UserEvent(Box<dyn Any + Send>),
+    Receive(Receiving),
 }
 
 /// Operations recorded off the loop for one channel.
@@ -246,6 +252,42 @@ impl<'a, O: Send + 'static> Context<'a, O> {
         match &mut self.inner {
             Inner::Local(cx) => cx.core.request_shutdown_output(cx.env),
             Inner::Remote(ops) => ops.ops.push(RemoteOp::ShutdownOutput),
+        }
+    }
+
+    /// Writes the next `receive.len` bytes of input into a file, around
+    /// the pipeline: an upload stored without passing through the handler
+    /// (and, on a plain socket, without a copy through user space:
+    /// `splice` socket → pipe → file). Bytes the channel already holds
+    /// undecoded go first; the rest is read from the socket as it comes,
+    /// a bounded amount per event. The end arrives as
+    /// [`UserEvent::Received`](crate::UserEvent::Received), with the file;
+    /// only then does decoding go on after the bytes (a request pipelined
+    /// behind an upload is answered after it).
+    ///
+    /// Use it from [`on_read`](crate::Handler::on_read) on the message that
+    /// announced the bytes, with a codec that stops in front of them
+    /// ([`Codec::input_claimed`](crate::Codec::input_claimed); the HTTP
+    /// codec does with `HttpServerCodec::hand_over_bodies`): what the codec
+    /// already decoded into messages is not input any more. One receive
+    /// at a time; another one started meanwhile ends at once with
+    /// `InvalidInput`.
+    pub fn receive_file(&mut self, receive: FileReceive) {
+        self.receive(Receiving::file(receive));
+    }
+
+    /// Reads the next `len` bytes of input and throws them away, around the
+    /// pipeline (a refused upload on a connection that stays open). Ends
+    /// with [`UserEvent::Received`](crate::UserEvent::Received) like
+    /// [`receive_file`](Self::receive_file).
+    pub fn skip_input(&mut self, len: u64) {
+        self.receive(Receiving::skip(len));
+    }
+
+    fn receive(&mut self, receiving: Receiving) {
+        match &mut self.inner {
+            Inner::Local(cx) => cx.encoder.start_receive(receiving, cx.core, cx.env),
+            Inner::Remote(ops) => ops.ops.push(RemoteOp::Receive(receiving)),
         }
     }
 

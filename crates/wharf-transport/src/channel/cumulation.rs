@@ -15,7 +15,9 @@ use crate::channel::codec::{Codec, CodecError, Encoded};
 use crate::channel::config::ChannelConfig;
 use crate::channel::connection::ConnCore;
 use crate::channel::context::Encoder;
+use crate::channel::env::ChannelEnv;
 use crate::channel::handler::ChannelError;
+use crate::channel::receive::Receiving;
 
 /// Below this many missing bytes, reads go through the usual adaptive read
 /// buffer; above it, straight into the reserved cumulation.
@@ -59,6 +61,63 @@ impl<C: Codec> CodecState<C> {
         self.decode_pending(core)
     }
 
+    /// Passes the front of `buf` to the receive under way, if any (see
+    /// `receive.rs`); returns what is left to decode, or `None` when
+    /// nothing is: all of it was received, or what follows a receive that
+    /// ended waits in the cumulation until the handler has heard of the end.
+    pub(crate) fn divert(&mut self, core: &mut ConnCore, mut buf: ByteBuf) -> Option<ByteBuf> {
+        let receives = core.receives.as_mut()?;
+        if let Some(receiving) = receives.current() {
+            match receiving.take(&buf) {
+                Ok(n) => buf.skip(n),
+                Err(e) => receives.fail(e),
+            }
+            receives.end_if_complete();
+        } else if receives.is_idle() {
+            return Some(buf);
+        }
+        if !buf.is_empty() {
+            if let Err(e) = self.cumulation.try_reserve(buf.len()) {
+                core.fail_io(e);
+            } else {
+                self.cumulation.extend_from_slice(&buf);
+            }
+        }
+        None
+    }
+
+    /// Starts a receive: what the cumulation holds of its bytes goes first.
+    fn start_receive(
+        &mut self,
+        mut receiving: Receiving,
+        core: &mut ConnCore,
+        env: &mut ChannelEnv,
+    ) {
+        let mut failed = None;
+        if !core.receiving() {
+            let held = usize::try_from(receiving.left()).unwrap_or(usize::MAX);
+            let front = self.cumulation.split_to(held.min(self.cumulation.len()));
+            if let Err(e) = receiving.take(&front) {
+                failed = Some(e);
+            }
+            if self.cumulation.is_empty() {
+                self.cumulation = ByteBuf::new();
+            }
+        }
+        core.start_receive(receiving, env);
+        if let Some(e) = failed {
+            core.fail_receive(e);
+        }
+    }
+
+    /// The codec hears that `n` bytes went around it.
+    pub(crate) fn input_taken(&mut self, core: &mut ConnCore, n: u64) {
+        if n > 0 {
+            self.codec.input_taken(n);
+        }
+        core.io.input_claimed = self.codec.input_claimed();
+    }
+
     /// Decodes what the cumulation holds (after a read straight into it).
     pub(crate) fn decode_pending(&mut self, core: &mut ConnCore) -> Result<(), CodecError> {
         let result = self.codec.decode(&mut self.cumulation, &mut self.decoded);
@@ -78,6 +137,7 @@ impl<C: Codec> CodecState<C> {
         core: &mut ConnCore,
         result: Result<(), CodecError>,
     ) -> Result<(), CodecError> {
+        core.io.input_claimed = self.codec.input_claimed();
         if result.is_err() {
             self.cumulation = ByteBuf::new();
             return result;
@@ -131,5 +191,9 @@ impl<C: Codec> Encoder<C::Out> for CodecState<C> {
                 core.errors.push_back(ChannelError::Encode(e));
             }
         }
+    }
+
+    fn start_receive(&mut self, receiving: Receiving, core: &mut ConnCore, env: &mut ChannelEnv) {
+        CodecState::start_receive(self, receiving, core, env);
     }
 }

@@ -6,6 +6,7 @@ use std::io;
 
 use crate::channel::codec::CodecError;
 use crate::channel::context::Context;
+use crate::channel::receive::Received;
 use crate::tls::TlsError;
 
 /// Application code for one connection, at the top of its pipeline.
@@ -110,6 +111,10 @@ pub enum UserEvent {
     Timer(u64),
     /// An event fired through [`ChannelHandle::fire_user_event`](crate::ChannelHandle::fire_user_event).
     Custom(Box<dyn Any + Send>),
+    /// A receive started with [`Context::receive_file`] or
+    /// [`Context::skip_input`] ended: all its bytes are in, or what
+    /// stopped it.
+    Received(Received),
     /// The server is shutting down gracefully: no new connections come,
     /// and this one is closed once the loop has been quiet for the quiet
     /// period (or at the deadline). A protocol handler that can tell a

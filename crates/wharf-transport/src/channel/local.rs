@@ -15,6 +15,7 @@ use crate::channel::cumulation::CodecState;
 use crate::channel::env::ChannelEnv;
 use crate::channel::handler::{ChannelError, Handler, UserEvent};
 use crate::channel::pipeline::{ChannelPipeline, apply_remote_op, unbox_ops};
+use crate::channel::receive::Received;
 use crate::stats::add;
 
 /// Runs `$body` as one timed pipeline callback (when the loop's sampler
@@ -106,6 +107,9 @@ where
     }
 
     fn read(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, buf: ByteBuf) {
+        let Some(buf) = self.codec.divert(core, buf) else {
+            return;
+        };
         timed!(env, {
             let result = self.codec.decode(core, buf);
             self.deliver_decoded(core, env, result);
@@ -194,5 +198,27 @@ where
 
     fn has_partial_input(&self) -> bool {
         self.codec.has_partial_input()
+    }
+
+    fn receive_ended(
+        &mut self,
+        core: &mut ConnCore,
+        env: &mut ChannelEnv,
+        received: Received,
+        taken: u64,
+    ) {
+        timed!(env, {
+            self.codec.input_taken(core, taken);
+            self.handler.on_user_event(
+                &mut local_ctx!(self, core, env),
+                UserEvent::Received(received),
+            );
+            if core.phase.delivers_input() && self.codec.has_partial_input() {
+                // What followed the received bytes, held back until now.
+                let result = self.codec.decode_pending(core);
+                self.deliver_decoded(core, env, result);
+            }
+        });
+        core.resume_reading(env);
     }
 }

@@ -20,6 +20,7 @@ pub(crate) mod outbound;
 pub(crate) mod pipeline;
 pub(crate) mod pooled;
 pub(crate) mod reader;
+pub(crate) mod receive;
 pub(crate) mod recv;
 pub(crate) mod shared;
 pub(crate) mod socket;

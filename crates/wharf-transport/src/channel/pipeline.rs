@@ -29,6 +29,7 @@ use crate::channel::env::ChannelEnv;
 use crate::channel::handler::{ChannelError, Handler, UserEvent};
 use crate::channel::local::LocalPipeline;
 use crate::channel::pooled::PooledPipeline;
+use crate::channel::receive::Received;
 use crate::channel::shared::ChannelShared;
 use crate::worker::WorkerRef;
 
@@ -163,6 +164,16 @@ pub(crate) trait ChannelPipeline: Send {
     /// Whether bytes of an unfinished message are waiting: the peer was in
     /// the middle of sending one.
     fn has_partial_input(&self) -> bool;
+    /// A receive around the codec ended (`receive.rs`): the codec hears
+    /// that `taken` bytes went around it, the handler hears `received`,
+    /// then what followed the bytes is decoded.
+    fn receive_ended(
+        &mut self,
+        core: &mut ConnCore,
+        env: &mut ChannelEnv,
+        received: Received,
+        taken: u64,
+    );
 }
 
 /// Applies one operation made off the loop; returns a user event for the
@@ -197,6 +208,7 @@ pub(crate) fn apply_remote_op<O>(
         RemoteOp::Schedule(id, delay, token) => core.insert_user_timer(env, id, delay, token),
         RemoteOp::CancelTimer(id) => core.cancel_user_timer(env, id),
         RemoteOp::UserEvent(event) => return Some(UserEvent::Custom(event)),
+        RemoteOp::Receive(receiving) => encoder.start_receive(receiving, core, env),
     }
     None
 }

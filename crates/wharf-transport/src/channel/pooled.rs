@@ -18,6 +18,7 @@ use crate::channel::cumulation::CodecState;
 use crate::channel::env::{ChannelEnv, ChannelMsg};
 use crate::channel::handler::{ChannelError, Handler, UserEvent};
 use crate::channel::pipeline::{ChannelPipeline, apply_remote_op, unbox_ops};
+use crate::channel::receive::Received;
 use crate::channel::shared::ChannelShared;
 use crate::stats::add;
 use crate::worker::WorkerRef;
@@ -210,6 +211,9 @@ where
     }
 
     fn read(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, buf: ByteBuf) {
+        let Some(buf) = self.codec.divert(core, buf) else {
+            return;
+        };
         self.unsent_input += buf.len();
         let result = self.codec.decode(core, buf);
         self.send_decoded(core, env, result);
@@ -288,5 +292,22 @@ where
 
     fn has_partial_input(&self) -> bool {
         self.codec.has_partial_input()
+    }
+
+    fn receive_ended(
+        &mut self,
+        core: &mut ConnCore,
+        env: &mut ChannelEnv,
+        received: Received,
+        taken: u64,
+    ) {
+        self.codec.input_taken(core, taken);
+        self.post(move |handler, ctx| handler.on_user_event(ctx, UserEvent::Received(received)));
+        if core.phase.delivers_input() && self.codec.has_partial_input() {
+            // What followed the received bytes, held back until now.
+            let result = self.codec.decode_pending(core);
+            self.send_decoded(core, env, result);
+        }
+        core.resume_reading(env);
     }
 }

@@ -67,11 +67,22 @@ impl Connection {
             }
             reads += 1;
             add(&env.counters.reads, 1);
-            let outcome = if discarding {
+            let spliced = if discarding {
+                None
+            } else {
+                self.splice_once(env)
+            };
+            let outcome = if let Some(outcome) = spliced {
+                outcome
+            } else if discarding {
                 self.discard_once(env)
             } else if self.core.tls.is_some() {
                 self.read_tls_once(env, &mut delivered)
-            } else if let Some(target) = self.pipeline.direct_target() {
+            } else if let Some(target) = self
+                .pipeline
+                .direct_target()
+                .filter(|_| !self.core.receiving())
+            {
                 // A large message announced by the codec: read as much of
                 // it as the socket has, straight into its buffer.
                 let capacity = target.writable_bytes();
@@ -121,6 +132,10 @@ impl Connection {
     /// what is left (and, with half-closure, tells the handler); a closing
     /// one has nothing more to wait for.
     fn input_ended(&mut self, env: &mut ChannelEnv) {
+        self.core.fail_receive(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the peer closed its side before all the bytes to receive arrived",
+        ));
         if self.core.is_handshaking() {
             self.core.handshake_cut_off();
             return;
@@ -152,6 +167,25 @@ impl Connection {
             self.guarded(env, |pipeline, core, env| pipeline.read(core, env, buf));
         }
         Ok((n, capacity))
+    }
+
+    /// One splice round of a receive into a file (`receive.rs`), if one is
+    /// under way on a plain socket and splices; `None` to read otherwise.
+    fn splice_once(&mut self, env: &mut ChannelEnv) -> Option<io::Result<(usize, usize)>> {
+        let core = &mut self.core;
+        if core.tls.is_some() {
+            return None;
+        }
+        let receives = core.receives.as_mut()?;
+        let receiving = receives.current().filter(|r| r.splices())?;
+        let outcome = receiving.splice_from(&core.socket, env)?;
+        if let Ok((n, _)) = outcome
+            && n > 0
+        {
+            core.last_read = env.now;
+            receives.end_if_complete();
+        }
+        Some(outcome)
     }
 
     /// One read while closing or lingering: the bytes are thrown away.

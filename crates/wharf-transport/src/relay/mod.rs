@@ -49,8 +49,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 pub(crate) use link::RelayLink;
-pub(crate) use pipes::PipeShelf;
 pub use pipes::SplicedBytes;
+pub(crate) use pipes::{PipeLease, PipeShelf};
 
 use crate::channel::handle::ChannelHandle;
 

@@ -9,11 +9,14 @@
 //! pool's shelf once it is empty. A lease the pool cannot give (its limit
 //! reached, or no descriptor left) is `None`, and the relay copies through
 //! a pooled buffer instead: running out of pipes never fails a connection.
+//! Receiving into a file ([`Context::receive_file`](crate::Context::receive_file))
+//! leases from the same pool: socket → pipe, then pipe → file.
 //!
 //! Threading: a pool belongs to one loop; its shelf is behind a mutex only
 //! so that bytes in transit stay `Send` (the lock is never contended).
 
 use std::fmt;
+use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -140,6 +143,52 @@ impl PipeLease {
         };
         let n = pipe.fill_from_socket(socket.as_fd(), len.min(self.capacity))?;
         self.held += n;
+        Ok(n)
+    }
+}
+
+impl PipeLease {
+    /// Bytes the pipe holds.
+    pub(crate) fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Splices what the pipe holds into `file` at `*offset` (advanced by
+    /// what was written); returns the bytes written. On an error, what the
+    /// pipe still holds stays there (see [`read_out`](Self::read_out)).
+    pub(crate) fn drain_to_file(&mut self, file: &File, offset: &mut u64) -> io::Result<usize> {
+        let Some(pipe) = &self.pipe else {
+            return Ok(0);
+        };
+        let mut written = 0;
+        while self.held > 0 {
+            let mut at = i64::try_from(*offset).map_err(|_| io::ErrorKind::FileTooLarge)?;
+            match pipe.drain_to_file(file.as_fd(), &mut at, self.held) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.held -= n;
+                    *offset += n as u64;
+                    written += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(written)
+    }
+
+    /// Copies bytes out of the pipe into `buf` (what a failed splice into a
+    /// file left behind); returns the bytes taken.
+    pub(crate) fn read_out(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(pipe) = &self.pipe else {
+            return Ok(0);
+        };
+        let len = buf.len().min(self.held);
+        if len == 0 {
+            return Ok(0);
+        }
+        let n = pipe.read_into(&mut buf[..len])?;
+        self.held -= n;
         Ok(n)
     }
 }

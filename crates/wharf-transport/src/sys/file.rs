@@ -93,6 +93,26 @@ impl Pipe {
         .map_err(io::Error::from)
     }
 
+    /// `splice(2)` from the pipe into `file` at `*offset` (advanced by what
+    /// was written). The write to the file blocks as a `write` would (page
+    /// cache), the pipe side does not.
+    pub(crate) fn drain_to_file(
+        &self,
+        file: BorrowedFd<'_>,
+        offset: &mut i64,
+        len: usize,
+    ) -> io::Result<usize> {
+        nix::fcntl::splice(
+            &self.read,
+            None,
+            file,
+            Some(offset),
+            len,
+            SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK,
+        )
+        .map_err(io::Error::from)
+    }
+
     /// `splice(2)` from the pipe into `socket`. `more` says that more data
     /// follows at once (`SPLICE_F_MORE`, like `MSG_MORE`): the socket may
     /// hold back a partial segment. It must be off for the last bytes, or

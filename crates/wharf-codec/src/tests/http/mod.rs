@@ -15,6 +15,7 @@ mod chunked;
 mod decode;
 mod encode;
 mod errors;
+mod hand_over;
 mod hostile;
 mod keep_alive;
 mod limits;
