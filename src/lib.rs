@@ -58,11 +58,12 @@ pub use wharf_transport::tls;
 
 pub use wharf_transport::{
     Balance, Bootstrap, ChannelConfig, ChannelError, ChannelHandle, ChannelId, ChunkedFile, Codec,
-    CodecError, CodecExt, Context, Encoded, EventLoopGroup, EventLoopHandle, FileRegion, Handler,
-    IdleConfig, IdleState, Lingering, LoopMetrics, LoopStats, MetricsHandle, OutboundMessage,
-    ParseModeError, Pipeline, RawBytes, RawMessages, ReactorMode, RecvSize, Relay, RelayConfig,
-    RelayStats, Server, ServerBootstrap, ServerMetrics, ShutdownHandle, SocketOption, SpliceMode,
-    TimerId, TransferStats, TransferStrategy, Transform, Trigger, UserEvent, WaterMark,
+    CodecError, CodecExt, Context, Encoded, EventLoopGroup, EventLoopHandle, FileReceive,
+    FileRegion, Handler, IdleConfig, IdleState, Lingering, LoopMetrics, LoopStats, MetricsHandle,
+    OutboundMessage, ParseModeError, Pipeline, RawBytes, RawMessages, ReactorMode, Received,
+    RecvSize, Relay, RelayConfig, RelayStats, Server, ServerBootstrap, ServerMetrics,
+    ShutdownHandle, SocketOption, SpliceMode, TimerId, TransferStats, TransferStrategy, Transform,
+    Trigger, UserEvent, WaterMark,
 };
 
 /// The names most programs need, in one `use`.

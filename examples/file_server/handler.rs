@@ -17,6 +17,12 @@
 //! (the transport's lingering close), so the response is not lost to a
 //! reset over requests the client pipelined behind it.
 //!
+//! Uploads (`--upload`): a PUT's body is received into its file by the
+//! transport (see [`crate::upload`]); the handler answers once it is all
+//! in. An upload that makes no progress for the header timeout is
+//! answered 408 and closed, and whatever ends it early (the client going
+//! away, the file failing) leaves nothing behind.
+//!
 //! Backpressure: while the connection's output is above its high water
 //! mark (a client pipelining requests without reading the answers), the
 //! handler stops reading, so such a client holds one connection's worth of
@@ -28,11 +34,14 @@ use std::sync::Arc;
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, Method, StatusCode};
 use wharf::codec::{HttpError, HttpRequest, HttpResponse};
-use wharf::{ChannelError, Context, Handler, TimerId, UserEvent};
+use wharf::{
+    ChannelError, Context, FileReceive, Handler, Received, TimerId, TransferStrategy, UserEvent,
+};
 
 use crate::access_log;
 use crate::respond::respond;
 use crate::settings::Settings;
+use crate::upload::{self, Upload};
 
 /// A response prepared on the open pool, on its way back to the handler.
 struct Prepared {
@@ -47,6 +56,16 @@ enum Waiting {
     Head,
     /// Between requests.
     Idle,
+    /// An upload's body is on its way.
+    Body,
+}
+
+/// An upload whose body the transport is receiving.
+struct Uploading {
+    upload: Upload,
+    request: HttpRequest,
+    /// Bytes in its file at the last progress check.
+    seen: u64,
 }
 
 /// One connection.
@@ -70,6 +89,8 @@ pub struct FileServer {
     reading: bool,
     /// The keep-alive timer found a response still being sent.
     sending: bool,
+    /// An upload under way.
+    uploading: Option<Uploading>,
 }
 
 impl FileServer {
@@ -87,7 +108,102 @@ impl FileServer {
             awaiting: false,
             reading: true,
             sending: false,
+            uploading: None,
         }
+    }
+
+    /// A PUT with uploads on: receive its body into a temporary file, or
+    /// refuse it before any byte is written.
+    fn start_upload(&mut self, ctx: &mut Context<'_, HttpResponse>, request: HttpRequest) {
+        let (upload, file) = match upload::begin(&self.settings, &request) {
+            Ok(started) => started,
+            Err(response) if request.unread_body.is_some() => {
+                // The body was not read and will not be: answer, then close
+                // (the lingering close drops what the client still sends).
+                self.send(ctx, Some(&request), response.close());
+                self.close_after(ctx);
+                return;
+            }
+            Err(response) => return self.answer(ctx, request, response),
+        };
+        if upload.len == 0 {
+            return self.stored(ctx, upload, request);
+        }
+        if upload.expects_continue {
+            ctx.write(HttpResponse::new(StatusCode::CONTINUE));
+            ctx.flush();
+        }
+        let splice = self.settings.transfer != TransferStrategy::ReadWrite;
+        ctx.receive_file(FileReceive::new(file, 0, upload.len).splice(splice));
+        self.uploading = Some(Uploading {
+            upload,
+            request,
+            seen: 0,
+        });
+        self.arm(ctx, Waiting::Body);
+    }
+
+    /// The body is all in: rename it into place and answer.
+    fn stored(
+        &mut self,
+        ctx: &mut Context<'_, HttpResponse>,
+        upload: Upload,
+        request: HttpRequest,
+    ) {
+        let response = match upload.commit() {
+            Ok(stored) => stored.response(),
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                HttpResponse::text(StatusCode::CONFLICT, "a directory is in the way\n")
+            }
+            Err(e) => HttpResponse::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot store the upload: {e}\n"),
+            ),
+        };
+        self.answer(ctx, request, response);
+    }
+
+    /// An upload ended: stored, or (the client went away, the file could
+    /// not be written) dropped with its temporary file.
+    fn upload_ended(&mut self, ctx: &mut Context<'_, HttpResponse>, received: Received) {
+        let Some(Uploading {
+            upload, request, ..
+        }) = self.uploading.take()
+        else {
+            return;
+        };
+        self.disarm(ctx);
+        drop(received.file);
+        match received.result {
+            Ok(()) => self.stored(ctx, upload, request),
+            Err(e) if !self.closing => {
+                // The rest of the body is unread: answer and close.
+                let response = HttpResponse::text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("cannot store the upload: {e}\n"),
+                );
+                self.send(ctx, Some(&request), response.close());
+                self.close_after(ctx);
+            }
+            Err(_) => {}
+        }
+        ctx.flush();
+    }
+
+    /// The body timer fired: an upload that made progress goes on, one
+    /// that made none is answered 408 and closed.
+    fn check_upload(&mut self, ctx: &mut Context<'_, HttpResponse>) {
+        let Some(uploading) = &mut self.uploading else {
+            return;
+        };
+        let received = uploading.upload.received();
+        if received > uploading.seen {
+            uploading.seen = received;
+            self.arm(ctx, Waiting::Body);
+            return;
+        }
+        let response = HttpResponse::text(StatusCode::REQUEST_TIMEOUT, "upload timeout\n").close();
+        self.finish(ctx, response);
     }
 
     /// Reads while the client takes its answers and no answer is being
@@ -111,7 +227,7 @@ impl FileServer {
     /// and tests/file_server/shutdown.rs.
     fn shut_down(&mut self, ctx: &mut Context<'_, HttpResponse>) {
         self.shutting_down = true;
-        if self.closing || self.awaiting {
+        if self.closing || self.awaiting || self.uploading.is_some() {
             return;
         }
         self.closing = true;
@@ -156,7 +272,7 @@ impl FileServer {
         self.generation += 1;
         self.waiting = waiting;
         let delay = match waiting {
-            Waiting::Head => self.settings.header_timeout,
+            Waiting::Head | Waiting::Body => self.settings.header_timeout,
             Waiting::Idle => self.settings.keepalive_timeout,
         };
         let id = ctx.schedule(delay, self.generation);
@@ -250,6 +366,12 @@ impl Handler for FileServer {
                 return;
             }
         };
+        if request.method == Method::PUT && self.settings.upload {
+            // Creating and renaming the file happen here, also when opens
+            // go to the pool (a network file system): a known limit.
+            self.start_upload(ctx, request);
+            return;
+        }
         if self.settings.open_pool.is_none() {
             let response = respond(&self.settings, &request);
             self.answer(ctx, request, response);
@@ -300,12 +422,20 @@ impl Handler for FileServer {
                 self.shut_down(ctx);
                 return;
             }
+            UserEvent::Received(received) => {
+                self.upload_ended(ctx, received);
+                return;
+            }
             _ => return,
         };
         if self.timer.map(|(_, g)| g) != Some(generation) {
             return;
         }
         self.timer = None;
+        if self.waiting == Waiting::Body {
+            self.check_upload(ctx);
+            return;
+        }
         if self.waiting == Waiting::Idle && ctx.pending_outbound_bytes() > 0 {
             // Still sending the last response: not idle (a reader that
             // stopped is `stalled`, not idle).
@@ -337,6 +467,9 @@ impl Handler for FileServer {
     }
 
     fn on_inactive(&mut self, _ctx: &mut Context<'_, HttpResponse>) {
+        // An upload cut short leaves nothing behind (its drop removes the
+        // temporary file).
+        self.uploading = None;
         if std::mem::take(&mut self.registered) {
             self.settings.connections.closed();
         }

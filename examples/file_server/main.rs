@@ -14,7 +14,9 @@
 //! that fits the descriptor limit. Files go out with the chosen transfer
 //! strategy (sendfile by default); `--directio` sends large files with
 //! `O_DIRECT` reads off the event loop. `--tls-cert` and `--tls-key` serve
-//! the same over HTTPS (TLS 1.3 and 1.2, ALPN `http/1.1`). Ctrl-C or SIGTERM shuts it down
+//! the same over HTTPS (TLS 1.3 and 1.2, ALPN `http/1.1`). `--upload`
+//! stores `PUT` bodies under the root (spliced straight into the file,
+//! renamed into place once complete; `--max-upload`, 1 GiB by default). Ctrl-C or SIGTERM shuts it down
 //! gracefully, a second one at once. The README's file-server section
 //! says what it refuses and why.
 
@@ -36,6 +38,7 @@ mod serve;
 mod settings;
 #[path = "../common/tls_args.rs"]
 mod tls_args;
+mod upload;
 
 use std::process::ExitCode;
 

@@ -29,6 +29,10 @@ use crate::settings::Settings;
 /// The response to one well-formed request.
 pub fn respond(settings: &Settings, request: &HttpRequest) -> HttpResponse {
     if request.method != Method::GET && request.method != Method::HEAD {
+        if settings.upload {
+            return HttpResponse::text(StatusCode::METHOD_NOT_ALLOWED, "only GET, HEAD and PUT\n")
+                .header(ALLOW, HeaderValue::from_static("GET, HEAD, PUT"));
+        }
         return HttpResponse::text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n")
             .header(ALLOW, HeaderValue::from_static("GET, HEAD"));
     }
@@ -36,7 +40,7 @@ pub fn respond(settings: &Settings, request: &HttpRequest) -> HttpResponse {
 }
 
 /// The answer to a path that was refused.
-fn refusal(refused: Refused) -> HttpResponse {
+pub fn refusal(refused: Refused) -> HttpResponse {
     match refused {
         Refused::BadRequest => HttpResponse::text(StatusCode::BAD_REQUEST, "bad path\n"),
         Refused::Forbidden => HttpResponse::text(StatusCode::FORBIDDEN, "forbidden\n"),

@@ -27,7 +27,7 @@ use crate::settings::{Settings, bootstrap};
 use crate::tls_args::TlsArgs;
 
 /// wharf static file server (HTTP/1.1: GET, HEAD, Range, conditional
-/// requests, directory listings).
+/// requests, directory listings; PUT uploads with --upload).
 #[derive(Debug, Parser)]
 #[command(version)]
 pub struct Args {
@@ -57,7 +57,16 @@ pub struct Args {
     /// listed and are answered 404.
     #[arg(long)]
     show_hidden: bool,
-    /// Seconds a client may take to send a request head.
+    /// Store `PUT` request bodies under the root (201 new, 204 replaced),
+    /// received straight into the file; without it PUT is answered 405.
+    #[arg(long)]
+    upload: bool,
+    /// The largest upload accepted, in bytes; larger ones are answered 413
+    /// before any byte is written.
+    #[arg(long, default_value_t = 1 << 30)]
+    max_upload: u64,
+    /// Seconds a client may take to send a request head (and an upload may
+    /// go without any of its body arriving).
     #[arg(long, default_value_t = 10.0)]
     header_timeout: f64,
     /// Seconds an idle kept-alive connection stays open.
@@ -190,6 +199,8 @@ fn run(args: Args) -> std::io::Result<Stopped> {
         show_hidden: args.show_hidden,
         open_pool,
         tls: args.tls.server(&["http/1.1"])?,
+        upload: args.upload,
+        max_upload: args.max_upload,
         ..Settings::new(root)
     });
     let base = ServerBootstrap::new().mode(mode).trigger(trigger);
@@ -212,6 +223,12 @@ fn run(args: Args) -> std::io::Result<Stopped> {
         },
     );
     println!("{opens}");
+    if args.upload {
+        println!(
+            "uploads: PUT stores files under the root, at most {} bytes each",
+            args.max_upload
+        );
+    }
     println!("{budget}");
     let exporter = args.metrics.serve(&server)?;
     let signal = wait_for_termination()?;

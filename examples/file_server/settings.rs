@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::Method;
 use wharf::codec::HttpServerCodec;
 use wharf::tls::TlsServer;
 use wharf::{Lingering, Pipeline, ServerBootstrap, TransferStrategy};
@@ -47,12 +48,16 @@ pub struct Settings {
     pub open_pool: Option<OpenPool>,
     /// HTTPS instead of HTTP, if set.
     pub tls: Option<TlsServer>,
+    /// Whether `PUT` stores request bodies under the root (`--upload`); off: 405.
+    pub upload: bool,
+    /// The largest upload accepted (`--max-upload`, default 1 GiB); larger: 413.
+    pub max_upload: u64,
 }
 
 impl Settings {
     /// The defaults for serving `root`: `Auto` transfers, no direct I/O,
     /// 10 s for a request head, 60 s of keep-alive, 10 000 connections,
-    /// no access log, dotfiles hidden, plain HTTP.
+    /// no access log, dotfiles hidden, plain HTTP, no uploads.
     pub fn new(root: Root) -> Settings {
         Settings {
             root,
@@ -67,6 +72,8 @@ impl Settings {
             connections: Connections::default(),
             open_pool: None,
             tls: None,
+            upload: false,
+            max_upload: 1 << 30,
         }
     }
 }
@@ -92,6 +99,14 @@ pub fn bootstrap(base: ServerBootstrap, settings: &Arc<Settings>) -> ServerBoots
         .write_timeout(Some(settings.close_timeout))
         .lingering_close(Some(lingering))
         .child_handler(move || {
-            Pipeline::new(HttpServerCodec::new(), FileServer::new(Arc::clone(&shared)))
+            let codec = HttpServerCodec::new();
+            // Uploads are received into their files by the transport, not
+            // read into memory by the codec.
+            let codec = if shared.upload {
+                codec.hand_over_bodies(|method| method == Method::PUT)
+            } else {
+                codec
+            };
+            Pipeline::new(codec, FileServer::new(Arc::clone(&shared)))
         })
 }

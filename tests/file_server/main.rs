@@ -63,6 +63,8 @@ mod registry;
 mod respond;
 #[path = "../../examples/file_server/settings.rs"]
 mod settings;
+#[path = "../../examples/file_server/upload.rs"]
+mod upload;
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -197,9 +197,10 @@ impl ConnCore {
         }
     }
 
-    /// Whether the socket may be read for the handler now: the handler
-    /// wants it, the channel is writable (with backpressure on), and its
-    /// worker (in the pooled modes) is not saturated.
+    /// Whether the socket may be read now: for a relay, while the partner
+    /// takes more; for a receive into a file, while the handler wants
+    /// input; otherwise while the handler takes messages and the codec
+    /// claims no input for a receive still to start.
     pub(crate) fn reading_enabled(&self) -> bool {
         if let Some(link) = &self.relay {
             // Relayed: read while the partner takes more.
@@ -209,8 +210,15 @@ impl ConnCore {
             // Into a file: no output comes of it, no worker waits for it.
             return self.shared.auto_read();
         }
-        !self.io.input_claimed
-            && self.shared.auto_read()
+        !self.io.input_claimed && self.takes_messages()
+    }
+
+    /// Whether the handler takes decoded messages now: it wants input, the
+    /// channel is writable (with backpressure on), and its worker (in the
+    /// pooled modes) is not saturated. (Input the codec claimed stops the
+    /// socket's reads, not the delivery of what was decoded before it.)
+    pub(crate) fn takes_messages(&self) -> bool {
+        self.shared.auto_read()
             && (!self.config.backpressure || self.shared.is_writable())
             && !self.shared.worker.saturated()
     }
@@ -248,7 +256,7 @@ impl ConnCore {
     /// meanwhile brings no new edge; held messages wait for no socket event
     /// at all.
     pub(crate) fn resume_reading(&mut self, env: &mut ChannelEnv) {
-        if self.reading_enabled() && (!env.level || self.io.held_input) {
+        if (self.reading_enabled() && !env.level) || (self.io.held_input && self.takes_messages()) {
             self.io.read_pending = true;
             self.serve_again(env);
         }

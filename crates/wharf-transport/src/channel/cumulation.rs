@@ -66,7 +66,9 @@ impl<C: Codec> CodecState<C> {
     /// nothing is: all of it was received, or what follows a receive that
     /// ended waits in the cumulation until the handler has heard of the end.
     pub(crate) fn divert(&mut self, core: &mut ConnCore, mut buf: ByteBuf) -> Option<ByteBuf> {
-        let receives = core.receives.as_mut()?;
+        let Some(receives) = core.receives.as_mut() else {
+            return Some(buf);
+        };
         if let Some(receiving) = receives.current() {
             match receiving.take(&buf) {
                 Ok(n) => buf.skip(n),

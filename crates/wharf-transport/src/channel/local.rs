@@ -66,7 +66,7 @@ where
     /// Delivers held messages in order, while reading stays on (or all of
     /// them when `all`: the input has ended).
     fn deliver_held(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, all: bool) {
-        while core.phase.delivers_input() && (all || core.reading_enabled()) {
+        while core.phase.delivers_input() && (all || core.takes_messages()) {
             let Some(msg) = self.held.pop_front() else {
                 break;
             };

@@ -38,7 +38,7 @@ impl Connection {
         let until_eof = core.io.peer_closed;
         let budget = core.config.max_messages_per_read;
         let mut delivered = false;
-        if core.io.held_input && core.reading_enabled() && core.phase.delivers_input() && !force {
+        if core.io.held_input && core.takes_messages() && core.phase.delivers_input() && !force {
             delivered = true;
             self.guarded(env, |pipeline, core, env| pipeline.resume_input(core, env));
         }
