@@ -84,6 +84,21 @@ const LOOP_COUNTERS: &[Field] = &[
         "Times an unwritable channel stopped reading (backpressure).",
         |s| s.backpressure_pauses,
     ),
+    (
+        "received_bytes",
+        "Bytes of input received into files around the pipelines.",
+        |s| s.received_bytes,
+    ),
+    (
+        "receive_splices",
+        "splice calls of receives from pipes into files.",
+        |s| s.receive_splices,
+    ),
+    (
+        "receive_writes",
+        "pwrite calls of receives into files (the copy path).",
+        |s| s.receive_writes,
+    ),
 ];
 
 /// The buckets a duration histogram is exposed with: 2^7 ns (128 ns) to

@@ -65,6 +65,9 @@ mod settings;
 #[path = "../../examples/common/tls_args.rs"]
 #[allow(dead_code, unused_imports)]
 mod tls_args;
+#[path = "../../examples/file_server/upload.rs"]
+#[allow(dead_code, unused_imports)]
+mod upload;
 
 #[path = "../file_server/client.rs"]
 #[allow(dead_code)]

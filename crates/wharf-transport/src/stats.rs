@@ -124,4 +124,12 @@ loop_counters! {
     /// Times a channel with backpressure on was left unwritable, so that
     /// it stopped reading until its queue drained below the low water mark.
     backpressure_pauses,
+    /// Bytes of input written into files by receives
+    /// ([`Context::receive_file`](crate::Context::receive_file)).
+    received_bytes,
+    /// `splice` calls of receives from their pipes into files (the splices
+    /// from sockets into the pipes count as `reads`).
+    receive_splices,
+    /// `pwrite` calls of receives into files (the copy path).
+    receive_writes,
 }

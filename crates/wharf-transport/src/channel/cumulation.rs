@@ -65,12 +65,17 @@ impl<C: Codec> CodecState<C> {
     /// `receive.rs`); returns what is left to decode, or `None` when
     /// nothing is: all of it was received, or what follows a receive that
     /// ended waits in the cumulation until the handler has heard of the end.
-    pub(crate) fn divert(&mut self, core: &mut ConnCore, mut buf: ByteBuf) -> Option<ByteBuf> {
+    pub(crate) fn divert(
+        &mut self,
+        core: &mut ConnCore,
+        env: &ChannelEnv,
+        mut buf: ByteBuf,
+    ) -> Option<ByteBuf> {
         let Some(receives) = core.receives.as_mut() else {
             return Some(buf);
         };
         if let Some(receiving) = receives.current() {
-            match receiving.take(&buf) {
+            match receiving.take(&buf, &env.counters) {
                 Ok(n) => buf.skip(n),
                 Err(e) => receives.fail(e),
             }
@@ -99,7 +104,7 @@ impl<C: Codec> CodecState<C> {
         if !core.receiving() {
             let held = usize::try_from(receiving.left()).unwrap_or(usize::MAX);
             let front = self.cumulation.split_to(held.min(self.cumulation.len()));
-            if let Err(e) = receiving.take(&front) {
+            if let Err(e) = receiving.take(&front, &env.counters) {
                 failed = Some(e);
             }
             if self.cumulation.is_empty() {

@@ -107,7 +107,7 @@ where
     }
 
     fn read(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, buf: ByteBuf) {
-        let Some(buf) = self.codec.divert(core, buf) else {
+        let Some(buf) = self.codec.divert(core, env, buf) else {
             return;
         };
         timed!(env, {

@@ -30,7 +30,7 @@ use std::os::unix::fs::FileExt;
 use crate::channel::env::ChannelEnv;
 use crate::channel::socket::Socket;
 use crate::relay::PipeLease;
-use crate::stats::add;
+use crate::stats::{LoopCounters, add};
 
 /// Bytes asked for a receive's pipe (the kernel may grant less).
 const PIPE_SIZE: usize = 1 << 20;
@@ -170,21 +170,17 @@ impl Receiving {
 
     /// Takes the front of `bytes` that belongs to the receive (all of it,
     /// up to what is left) into the file; returns how many it took.
-    pub(crate) fn take(&mut self, bytes: &[u8]) -> io::Result<usize> {
+    pub(crate) fn take(&mut self, bytes: &[u8], counters: &LoopCounters) -> io::Result<usize> {
         let n = bytes
             .len()
             .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         if let Target::File { file, .. } = &self.target {
-            file.write_all_at(&bytes[..n], self.offset)?;
+            write_all_at(file, &bytes[..n], self.offset, counters)?;
         }
-        self.advanced(n);
-        Ok(n)
-    }
-
-    fn advanced(&mut self, n: usize) {
         self.offset += n as u64;
         self.left -= n as u64;
         self.taken += n as u64;
+        Ok(n)
     }
 
     /// Whether the socket should be spliced into the file for the next
@@ -223,7 +219,7 @@ impl Receiving {
             return Some(Ok((0, asked)));
         }
         add(&env.counters.bytes_read, n as u64);
-        if let Err(e) = self.empty_pipe() {
+        if let Err(e) = self.empty_pipe(&env.counters) {
             self.failed = Some(e);
         }
         Some(Ok((n, asked)))
@@ -231,16 +227,19 @@ impl Receiving {
 
     /// Moves what the pipe holds into the file: spliced, or, when the file
     /// refuses splices, copied out of the pipe (and copied from then on).
-    fn empty_pipe(&mut self) -> io::Result<()> {
+    fn empty_pipe(&mut self, counters: &LoopCounters) -> io::Result<()> {
         let (Some(pipe), Target::File { file, splice }) = (self.pipe.as_mut(), &mut self.target)
         else {
             return Ok(());
         };
         let before = self.offset;
-        let result = pipe.drain_to_file(file, &mut self.offset);
-        let written = (self.offset - before) as usize;
-        self.left -= written as u64;
-        self.taken += written as u64;
+        let mut calls = 0;
+        let result = pipe.drain_to_file(file, &mut self.offset, &mut calls);
+        add(&counters.receive_splices, calls);
+        let written = self.offset - before;
+        add(&counters.received_bytes, written);
+        self.left -= written;
+        self.taken += written;
         match result {
             Ok(_) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
@@ -250,7 +249,7 @@ impl Receiving {
                 let mut chunk = vec![0u8; SALVAGE_CHUNK.min(pipe.held())];
                 while pipe.held() > 0 {
                     let n = pipe.read_out(&mut chunk)?;
-                    file.write_all_at(&chunk[..n], self.offset)?;
+                    write_all_at(file, &chunk[..n], self.offset, counters)?;
                     self.offset += n as u64;
                     self.left -= n as u64;
                     self.taken += n as u64;
@@ -278,6 +277,29 @@ impl Receiving {
             result,
         }
     }
+}
+
+/// `pwrite`s all of `bytes` into `file` at `offset`, counted.
+fn write_all_at(
+    file: &File,
+    mut bytes: &[u8],
+    mut offset: u64,
+    counters: &LoopCounters,
+) -> io::Result<()> {
+    while !bytes.is_empty() {
+        add(&counters.receive_writes, 1);
+        match file.write_at(bytes, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                add(&counters.received_bytes, n as u64);
+                bytes = &bytes[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A channel's receives: the one under way, and those ended that the
@@ -375,9 +397,16 @@ mod tests {
     #[test]
     fn takes_only_what_belongs_to_it_at_its_offset() {
         let (file, path) = temp_file();
+        let counters = LoopCounters::default();
         let mut r = Receiving::file(FileReceive::new(file, 3, 5));
-        assert_eq!(r.take(b"abc").unwrap(), 3);
-        assert_eq!(r.take(b"defgh").unwrap(), 2, "two more bytes belong to it");
+        assert_eq!(r.take(b"abc", &counters).unwrap(), 3);
+        assert_eq!(
+            r.take(b"defgh", &counters).unwrap(),
+            2,
+            "two more belong to it"
+        );
+        assert_eq!(counters.snapshot().received_bytes, 5);
+        assert_eq!(counters.snapshot().receive_writes, 2);
         assert_eq!(r.left(), 0);
         let mut receives = Receives::default();
         receives.start(r);

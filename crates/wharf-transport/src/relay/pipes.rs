@@ -156,13 +156,20 @@ impl PipeLease {
     /// Splices what the pipe holds into `file` at `*offset` (advanced by
     /// what was written); returns the bytes written. On an error, what the
     /// pipe still holds stays there (see [`read_out`](Self::read_out)).
-    pub(crate) fn drain_to_file(&mut self, file: &File, offset: &mut u64) -> io::Result<usize> {
+    /// `calls` counts the `splice` calls made.
+    pub(crate) fn drain_to_file(
+        &mut self,
+        file: &File,
+        offset: &mut u64,
+        calls: &mut u64,
+    ) -> io::Result<usize> {
         let Some(pipe) = &self.pipe else {
             return Ok(0);
         };
         let mut written = 0;
         while self.held > 0 {
             let mut at = i64::try_from(*offset).map_err(|_| io::ErrorKind::FileTooLarge)?;
+            *calls += 1;
             match pipe.drain_to_file(file.as_fd(), &mut at, self.held) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
