@@ -143,8 +143,9 @@ impl HttpServerCodec {
     /// (an upload stored without a copy) or
     /// [`Context::skip_input`](wharf_transport::Context::skip_input); the
     /// connection reads nothing meanwhile. [`HttpLimits::max_body`] does
-    /// not apply to such bodies: the handler decides. Chunked bodies are
-    /// read as usual.
+    /// not apply to such bodies: the handler decides. A chunked body on
+    /// such a request is refused at its head with 411 Length Required
+    /// (before the client sends it, when it waits for `100 Continue`).
     ///
     /// ```
     /// use http::Method;

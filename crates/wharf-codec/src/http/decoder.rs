@@ -210,6 +210,11 @@ impl Decoder {
                     length,
                 }
             }
+            Framing::Chunked if self.hand_over.is_some_and(|f| f(&head.line.method)) => {
+                // A body handed over is taken by its length: refuse at the
+                // head, before the client sends it (`Expect: 100-continue`).
+                return Err(HttpError::length_required());
+            }
             Framing::Chunked => {
                 // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding
                 // has faulty framing; process it, then close.

@@ -17,6 +17,7 @@ use http::StatusCode;
 /// | status | when |
 /// |---|---|
 /// | 400 Bad Request | bad syntax, a missing or repeated `Host` in HTTP/1.1, conflicting or malformed `Content-Length`, `Transfer-Encoding` with `Content-Length` or not ending in `chunked`, malformed chunked data |
+/// | 411 Length Required | a chunked body on a request whose body is handed over ([`HttpServerCodec::hand_over_bodies`](crate::HttpServerCodec::hand_over_bodies)), refused at its head |
 /// | 413 Content Too Large | a body over [`HttpLimits::max_body`](crate::HttpLimits::max_body) |
 /// | 414 URI Too Long | a request line over [`HttpLimits::max_request_line`](crate::HttpLimits::max_request_line) |
 /// | 431 Request Header Fields Too Large | a header block (or trailer section) over [`HttpLimits::max_header_size`](crate::HttpLimits::max_header_size) bytes or [`HttpLimits::max_headers`](crate::HttpLimits::max_headers) fields |
@@ -49,6 +50,14 @@ impl HttpError {
     /// 431 Request Header Fields Too Large.
     pub(crate) const fn headers_too_large(reason: &'static str) -> HttpError {
         HttpError::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, reason)
+    }
+
+    /// 411 Length Required.
+    pub(crate) const fn length_required() -> HttpError {
+        HttpError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "this request's body needs a Content-Length",
+        )
     }
 
     /// 413 Content Too Large.

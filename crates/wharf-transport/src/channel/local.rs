@@ -214,9 +214,12 @@ where
                 UserEvent::Received(received),
             );
             if core.phase.delivers_input() && self.codec.has_partial_input() {
-                // What followed the received bytes, held back until now.
+                // What followed the received bytes, held back until now: a
+                // batch of its own, ended like any other.
                 let result = self.codec.decode_pending(core);
                 self.deliver_decoded(core, env, result);
+                self.handler
+                    .on_read_complete(&mut local_ctx!(self, core, env));
             }
         });
         core.resume_reading(env);

@@ -307,6 +307,7 @@ where
             // What followed the received bytes, held back until now.
             let result = self.codec.decode_pending(core);
             self.send_decoded(core, env, result);
+            self.post(|handler, ctx| handler.on_read_complete(ctx));
         }
         core.resume_reading(env);
     }

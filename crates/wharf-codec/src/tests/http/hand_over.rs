@@ -59,7 +59,25 @@ fn a_put_comes_at_its_head_and_its_body_stays_in_the_input() {
 }
 
 #[test]
-fn other_methods_empty_bodies_and_chunked_bodies_are_read_as_usual() {
+fn a_chunked_body_of_a_picked_method_is_refused_411_at_its_head() {
+    let mut codec = uploads();
+    let data = request(
+        "PUT /c HTTP/1.1",
+        "Host: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n",
+        b"",
+    );
+    let mut input = ByteBuf::new();
+    input.extend_from_slice(&data);
+    let got = decode(&mut codec, &mut input);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].as_ref().unwrap_err().status,
+        http::StatusCode::LENGTH_REQUIRED
+    );
+}
+
+#[test]
+fn other_methods_and_empty_bodies_are_read_as_usual() {
     let mut codec = uploads();
     let mut data = request(
         "POST /f HTTP/1.1",
@@ -72,7 +90,7 @@ fn other_methods_empty_bodies_and_chunked_bodies_are_read_as_usual() {
         b"",
     ));
     data.extend(request(
-        "PUT /c HTTP/1.1",
+        "POST /c HTTP/1.1",
         "Host: a\r\nTransfer-Encoding: chunked\r\n",
         b"2\r\nok\r\n0\r\n\r\n",
     ));
