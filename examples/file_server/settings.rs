@@ -47,6 +47,10 @@ pub struct Settings {
     pub open_pool: Option<OpenPool>,
     /// HTTPS instead of HTTP, if set.
     pub tls: Option<TlsServer>,
+    /// Whether `PUT` stores request bodies under the root (`--upload`); off: 405.
+    pub upload: bool,
+    /// The largest upload accepted (`--max-upload`, default 1 GiB); larger: 413.
+    pub max_upload: u64,
 }
 
 impl Settings {
@@ -67,6 +71,8 @@ impl Settings {
             connections: Connections::default(),
             open_pool: None,
             tls: None,
+            upload: false,
+            max_upload: 1 << 30,
         }
     }
 }
