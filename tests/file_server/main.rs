@@ -30,6 +30,12 @@
 //!   `close_notify` before the close.
 //! * [`timeouts`]: slowloris gets 408, idle kept-alive connections close,
 //!   and the keep-alive timer does not run while a response is sent.
+//! * [`uploads`]: `PUT` with `--upload` (issue 11 §2): bodies of 0 B to
+//!   256 MiB stored byte-identical (201, then 204) in every mode × trigger;
+//!   aborted uploads leave no file and no temporary; nothing outside the
+//!   root is ever written; 405, 409, 411, 413 (before the body) and
+//!   `Expect: 100-continue`; concurrent uploads of one path leave exactly
+//!   one body; a replaced file's GET in progress is not disturbed.
 //!
 //! Bodies are compared byte for byte with the files (a `memcmp`, faster in
 //! a debug build than any hash computed here). No test sleeps to wait for
@@ -82,3 +88,4 @@ mod shutdown;
 mod special_files;
 mod timeouts;
 mod transfers;
+mod uploads;

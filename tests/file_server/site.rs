@@ -69,6 +69,8 @@ pub struct Spec {
     open_pool: bool,
     send_buffer: Option<usize>,
     show_hidden: bool,
+    upload: bool,
+    max_upload: u64,
     name: &'static str,
     /// HTTPS with this server setting, and clients that trust it.
     tls: Option<(TlsServer, Arc<ClientConfig>)>,
@@ -94,6 +96,8 @@ impl Spec {
             open_pool: false,
             send_buffer: None,
             show_hidden: false,
+            upload: false,
+            max_upload: 1 << 30,
             name: "fs-test",
             tls: None,
         }
@@ -162,6 +166,18 @@ impl Spec {
         self
     }
 
+    /// Whether `PUT` stores bodies under the root (`--upload`).
+    pub fn upload(mut self, on: bool) -> Spec {
+        self.upload = on;
+        self
+    }
+
+    /// The largest upload accepted (`--max-upload`).
+    pub fn max_upload(mut self, bytes: u64) -> Spec {
+        self.max_upload = bytes;
+        self
+    }
+
     /// The prefix of the server's thread names.
     pub fn name(mut self, name: &'static str) -> Spec {
         self.name = name;
@@ -179,6 +195,8 @@ impl Spec {
             close_timeout: self.close_timeout,
             max_connections: self.max_connections,
             show_hidden: self.show_hidden,
+            upload: self.upload,
+            max_upload: self.max_upload,
             open_pool: self
                 .open_pool
                 .then(|| crate::opener::OpenPool::start(2).expect("start an open pool")),
