@@ -117,14 +117,14 @@ impl FileServer {
     fn start_upload(&mut self, ctx: &mut Context<'_, HttpResponse>, request: HttpRequest) {
         let (upload, file) = match upload::begin(&self.settings, &request) {
             Ok(started) => started,
-            Err(response) if request.unread_body.is_some() => {
+            Err(refusal) if request.unread_body.is_some() => {
                 // The body was not read and will not be: answer, then close
                 // (the lingering close drops what the client still sends).
-                self.send(ctx, Some(&request), response.close());
+                self.send(ctx, Some(&request), refusal.response().close());
                 self.close_after(ctx);
                 return;
             }
-            Err(response) => return self.answer(ctx, request, response),
+            Err(refusal) => return self.answer(ctx, request, refusal.response()),
         };
         if upload.len == 0 {
             return self.stored(ctx, upload, request);

@@ -71,41 +71,69 @@ impl Stored {
     }
 }
 
+/// Why an upload was refused before any byte was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No `Content-Length`: 411.
+    NoLength,
+    /// Over `--max-upload` (the limit): 413.
+    TooLarge(u64),
+    /// The path, as for GET: 400, 403, 404, 503 or 500.
+    Path(Refused),
+    /// A directory in the way, or a parent missing: 409, and why.
+    Conflict(&'static str),
+}
+
+impl Refusal {
+    /// The response that says so.
+    pub fn response(self) -> HttpResponse {
+        match self {
+            Refusal::NoLength => HttpResponse::text(
+                StatusCode::LENGTH_REQUIRED,
+                "uploads need a Content-Length\n",
+            ),
+            Refusal::TooLarge(limit) => HttpResponse::text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("uploads are limited to {limit} bytes\n"),
+            ),
+            Refusal::Path(refused) => crate::respond::refusal(refused),
+            Refusal::Conflict(why) => HttpResponse::text(StatusCode::CONFLICT, why),
+        }
+    }
+}
+
 /// Starts the upload `request` asks for: the upload and the temporary file
-/// its body goes into, or the response that refuses it.
-pub fn begin(settings: &Settings, request: &HttpRequest) -> Result<(Upload, File), HttpResponse> {
+/// its body goes into, or why it is refused.
+pub fn begin(settings: &Settings, request: &HttpRequest) -> Result<(Upload, File), Refusal> {
     let len = body_length(request)?;
     if len > settings.max_upload {
-        return Err(text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("uploads are limited to {} bytes\n", settings.max_upload),
-        ));
+        return Err(Refusal::TooLarge(settings.max_upload));
     }
-    let mut names = segments(request.path()).map_err(refusal)?;
+    let mut names = segments(request.path()).map_err(Refusal::Path)?;
     if !settings.show_hidden && names.iter().any(|name| listing::is_hidden(name)) {
-        return Err(refusal(Refused::NotFound));
+        return Err(Refusal::Path(Refused::NotFound));
     }
     let name = match names.pop() {
         Some(name) if !names_a_directory(request.path()) => name,
-        _ => return Err(conflict("a directory cannot be uploaded to\n")),
+        _ => return Err(Refusal::Conflict("a directory cannot be uploaded to\n")),
     };
     let (dir, meta) = settings
         .root
         .open_file(&names)
         .map_err(|refused| match refused {
-            Refused::NotFound => conflict("the parent directory does not exist\n"),
-            other => refusal(other),
+            Refused::NotFound => Refusal::Conflict("the parent directory does not exist\n"),
+            other => Refusal::Path(other),
         })?;
     if !meta.is_dir() {
-        return Err(conflict("the parent is not a directory\n"));
+        return Err(Refusal::Conflict("the parent is not a directory\n"));
     }
     match nix::sys::stat::fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(stat) if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR => {
-            return Err(conflict("a directory is in the way\n"));
+            return Err(Refusal::Conflict("a directory is in the way\n"));
         }
         _ => {}
     }
-    let (temp, file) = create_temp(&dir).map_err(|e| refusal(Refused::of(&e)))?;
+    let (temp, file) = create_temp(&dir).map_err(|e| Refusal::Path(Refused::of(&e)))?;
     let upload = Upload {
         dir,
         temp,
@@ -165,15 +193,12 @@ impl Drop for Upload {
 }
 
 /// The body's length: `Content-Length` is required.
-fn body_length(request: &HttpRequest) -> Result<u64, HttpResponse> {
+fn body_length(request: &HttpRequest) -> Result<u64, Refusal> {
     if let Some(len) = request.unread_body {
         return Ok(len);
     }
     if request.header(TRANSFER_ENCODING).is_some() || request.header(CONTENT_LENGTH).is_none() {
-        return Err(text(
-            StatusCode::LENGTH_REQUIRED,
-            "uploads need a Content-Length\n",
-        ));
+        return Err(Refusal::NoLength);
     }
     // `Content-Length: 0`: the codec delivered the (empty) body.
     Ok(request.body.len() as u64)
@@ -197,16 +222,4 @@ fn create_temp(dir: &File) -> io::Result<(OsString, File)> {
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-fn text(status: StatusCode, body: &str) -> HttpResponse {
-    HttpResponse::text(status, body)
-}
-
-fn conflict(why: &str) -> HttpResponse {
-    text(StatusCode::CONFLICT, why)
-}
-
-fn refusal(refused: Refused) -> HttpResponse {
-    crate::respond::refusal(refused)
 }

@@ -141,3 +141,48 @@ fn https_closes_with_close_notify_after_connection_close() {
     assert!(rest.is_empty(), "bytes after the response: {rest:?}");
     end.expect("an orderly end of the TLS stream (close_notify)");
 }
+
+/// Uploads over HTTPS (issue 11 §2) arrive byte for byte: the decrypted
+/// body is copied into the file (a splice cannot decrypt), while over
+/// plain HTTP the same upload is spliced from the socket into the file.
+#[test]
+fn uploads_are_copied_over_https_and_spliced_over_http() {
+    let site = Site::new("https-uploads");
+    let body = crate::site::data(77, 8 << 20);
+    for tls in [false, true] {
+        for trigger in [Trigger::Edge, Trigger::Level] {
+            let what = format!("tls={tls}/{trigger:?}");
+            let spec = Spec::new(&site.root).upload(true).trigger(trigger);
+            let running = if tls { https(spec) } else { spec }.start();
+            let mut client = running.client();
+            let target = format!("/upload-{tls}-{trigger:?}.bin");
+            let mut bytes = crate::client::request(
+                "PUT",
+                &target,
+                &[("Content-Length", &body.len().to_string())],
+            );
+            bytes.extend_from_slice(&body[..1000]);
+            client.try_send(&bytes).expect("head");
+            client.try_send(&body[1000..]).expect("body");
+            let response = client.response(false).expect("a response");
+            assert_eq!(response.status, 201, "{what}: {response:?}");
+            let stored = std::fs::read(site.root.join(&target[1..])).expect("stored");
+            assert!(
+                stored == body,
+                "{what}: the stored file differs from byte {:?}",
+                first_difference(&stored, &body)
+            );
+            let stats = running.server.stats();
+            assert_eq!(stats.received_bytes, body.len() as u64, "{what}: {stats:?}");
+            if tls {
+                assert_eq!(stats.receive_splices, 0, "{what}: spliced over TLS");
+                assert!(stats.receive_writes > 0, "{what}: {stats:?}");
+            } else {
+                assert!(
+                    stats.receive_splices > 0,
+                    "{what}: never spliced: {stats:?}"
+                );
+            }
+        }
+    }
+}

@@ -88,4 +88,5 @@ mod shutdown;
 mod special_files;
 mod timeouts;
 mod transfers;
+mod upload_refusals;
 mod uploads;
