@@ -23,51 +23,17 @@ use crate::channel::config::ChannelConfig;
 use crate::channel::env::{ChannelEnv, ChannelMsg, Readiness};
 use crate::channel::handler::{ChannelError, UserEvent};
 use crate::channel::idle::IdleTracker;
+pub(crate) use crate::channel::io_flags::IoFlags;
 use crate::channel::lifecycle::Phase;
 use crate::channel::outbound::OutboundBuffer;
 use crate::channel::pipeline::ChannelPipeline;
-use crate::channel::receive::{Receives, Receiving};
+use crate::channel::receive::Receives;
 use crate::channel::recv::AdaptiveRecvSizer;
 use crate::channel::shared::ChannelShared;
 use crate::channel::socket::Socket;
 use crate::relay::RelayLink;
 use crate::sys::epoll::LtInterest;
 use crate::tls::session::TlsSession;
-
-/// Scheduling state of a connection's I/O: what it waits for, what it owes.
-/// (Its life is the [`Phase`].)
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct IoFlags {
-    /// A write would block: wait for writability.
-    pub waiting_writable: bool,
-    /// A file region waits for the blocking-I/O pool to read.
-    pub waiting_file: bool,
-    /// On the loop's ready list.
-    pub queued: bool,
-    /// Reading used up its budget (edge-triggered): read again soon.
-    pub read_pending: bool,
-    /// Flushing used up its spin budget: flush again soon.
-    pub flush_pending: bool,
-    /// An event said the peer closed its side: read to the end of stream
-    /// even past short reads, also when reading resumes from the ready
-    /// list (no new edge comes for a FIN already reported).
-    pub peer_closed: bool,
-    /// The pipeline holds decoded messages that reading was turned off
-    /// before it could deliver: deliver them when reading resumes.
-    pub held_input: bool,
-    /// Input was read and thrown away while closing.
-    pub discarded: bool,
-    /// The codec stopped in front of bytes the handler takes itself
-    /// ([`Codec::input_claimed`](crate::Codec::input_claimed)): nothing
-    /// more is read until a receive takes them.
-    pub input_claimed: bool,
-    /// The writability flips the handler has been told about.
-    pub notified_flips: u64,
-    /// Bytes queued for output as last counted in the loop's metrics.
-    pub outbound_counted: usize,
-    /// Level-triggered interest currently registered.
-    pub registered: LtInterest,
-}
 
 /// The state of a connection that a handler's context works on.
 #[derive(Debug)]
@@ -206,9 +172,15 @@ impl ConnCore {
             // Relayed: read while the partner takes more.
             return link.reading_enabled();
         }
-        if self.receiving() {
-            // Into a file: no output comes of it, no worker waits for it.
-            return self.shared.auto_read();
+        if let Some(receives) = &self.receives {
+            if receives.is_receiving() {
+                // Into a file: no output comes of it, no worker waits for it.
+                return self.shared.auto_read();
+            }
+            if receives.has_untold() {
+                // What follows a receive waits until the handler heard its end.
+                return false;
+            }
         }
         !self.io.input_claimed && self.takes_messages()
     }
@@ -221,26 +193,6 @@ impl ConnCore {
         self.shared.auto_read()
             && (!self.config.backpressure || self.shared.is_writable())
             && !self.shared.worker.saturated()
-    }
-
-    /// Whether a receive into a file (or a skip) is under way.
-    pub(crate) fn receiving(&self) -> bool {
-        self.receives.as_ref().is_some_and(|r| r.is_receiving())
-    }
-
-    /// Starts a receive of input around the pipeline (see `receive.rs`).
-    pub(crate) fn start_receive(&mut self, receiving: Receiving, env: &mut ChannelEnv) {
-        self.receives
-            .get_or_insert_with(Box::default)
-            .start(receiving);
-        self.resume_reading(env);
-    }
-
-    /// Ends the receive under way, if any, with `error`.
-    pub(crate) fn fail_receive(&mut self, error: io::Error) {
-        if let Some(receives) = &mut self.receives {
-            receives.fail(error);
-        }
     }
 
     /// Turns the handler's reading switch.
@@ -256,7 +208,9 @@ impl ConnCore {
     /// meanwhile brings no new edge; held messages wait for no socket event
     /// at all.
     pub(crate) fn resume_reading(&mut self, env: &mut ChannelEnv) {
-        if (self.reading_enabled() && !env.level) || (self.io.held_input && self.takes_messages()) {
+        if (self.reading_enabled() && (!env.level || self.io.eof_pending))
+            || (self.io.held_input && self.takes_messages())
+        {
             self.io.read_pending = true;
             self.serve_again(env);
         }

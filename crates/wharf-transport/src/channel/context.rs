@@ -66,6 +66,10 @@ pub(crate) struct RemoteOps<O> {
     pub backpressure: bool,
     /// The handler closed the channel: it gets no more messages.
     pub closed: bool,
+    /// Receives the handler started whose end it has not heard: each is
+    /// told before `on_inactive`, also one the loop never saw (the channel
+    /// closed while it was on its way).
+    pub receives: usize,
 }
 
 impl<O: Send + 'static> RemoteOps<O> {
@@ -82,6 +86,7 @@ impl<O: Send + 'static> RemoteOps<O> {
             ops: Vec::new(),
             backpressure,
             closed: false,
+            receives: 0,
         }
     }
 
@@ -287,7 +292,10 @@ impl<'a, O: Send + 'static> Context<'a, O> {
     fn receive(&mut self, receiving: Receiving) {
         match &mut self.inner {
             Inner::Local(cx) => cx.encoder.start_receive(receiving, cx.core, cx.env),
-            Inner::Remote(ops) => ops.ops.push(RemoteOp::Receive(receiving)),
+            Inner::Remote(ops) => {
+                ops.receives += 1;
+                ops.ops.push(RemoteOp::Receive(receiving));
+            }
         }
     }
 

@@ -101,7 +101,7 @@ impl<C: Codec> CodecState<C> {
         env: &mut ChannelEnv,
     ) {
         let mut failed = None;
-        if !core.receiving() {
+        if !core.receives.as_ref().is_some_and(|r| r.busy()) {
             let held = usize::try_from(receiving.left()).unwrap_or(usize::MAX);
             let front = self.cumulation.split_to(held.min(self.cumulation.len()));
             if let Err(e) = receiving.take(&front, &env.counters) {

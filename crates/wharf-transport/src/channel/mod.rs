@@ -14,6 +14,7 @@ pub(crate) mod handle;
 pub(crate) mod handler;
 pub(crate) mod idle;
 pub(crate) mod init;
+pub(crate) mod io_flags;
 pub(crate) mod lifecycle;
 pub(crate) mod local;
 pub(crate) mod outbound;

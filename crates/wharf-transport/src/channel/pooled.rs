@@ -155,6 +155,17 @@ where
         }
     }
 
+    /// Tells the handler on its worker that a receive ended.
+    fn post_received(&self, received: Received) {
+        self.post_side(move |side| {
+            side.ops.receives = side.ops.receives.saturating_sub(1);
+            side.handler.on_user_event(
+                &mut Context::remote(&mut side.ops),
+                UserEvent::Received(received),
+            );
+        });
+    }
+
     /// Runs `f` with the handler on the connection's worker, then sends
     /// what the handler did back to the loop.
     fn post(&self, f: impl FnOnce(&mut H, &mut Context<'_, H::Out>) + Send + 'static) {
@@ -262,7 +273,10 @@ where
     }
 
     fn user_event(&mut self, _core: &mut ConnCore, _env: &mut ChannelEnv, event: UserEvent) {
-        self.post(move |handler, ctx| handler.on_user_event(ctx, event));
+        match event {
+            UserEvent::Received(received) => self.post_received(received),
+            event => self.post(move |handler, ctx| handler.on_user_event(ctx, event)),
+        }
     }
 
     fn error(&mut self, _core: &mut ConnCore, _env: &mut ChannelEnv, error: ChannelError) {
@@ -270,7 +284,26 @@ where
     }
 
     fn inactive(&mut self, _core: &mut ConnCore, _env: &mut ChannelEnv) {
-        self.post(|handler, ctx| handler.on_inactive(ctx));
+        self.post_side(|side| {
+            // Receives asked for as the channel closed never reached the
+            // loop: they end here, before `on_inactive`.
+            for _ in 0..std::mem::take(&mut side.ops.receives) {
+                let received = Received {
+                    file: None,
+                    bytes: 0,
+                    result: Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "the channel closed before the receive started",
+                    )),
+                };
+                side.handler.on_user_event(
+                    &mut Context::remote(&mut side.ops),
+                    UserEvent::Received(received),
+                );
+            }
+            side.handler
+                .on_inactive(&mut Context::remote(&mut side.ops));
+        });
     }
 
     fn remote_ops(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, ops: Box<dyn Any + Send>) {
@@ -302,8 +335,11 @@ where
         taken: u64,
     ) {
         self.codec.input_taken(core, taken);
-        self.post(move |handler, ctx| handler.on_user_event(ctx, UserEvent::Received(received)));
-        if core.phase.delivers_input() && self.codec.has_partial_input() {
+        self.post_received(received);
+        if core.phase.delivers_input()
+            && self.codec.has_partial_input()
+            && !core.receives.as_ref().is_some_and(|r| r.has_untold())
+        {
             // What followed the received bytes, held back until now.
             let result = self.codec.decode_pending(core);
             self.send_decoded(core, env, result);

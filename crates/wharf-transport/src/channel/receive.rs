@@ -27,6 +27,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
+use crate::channel::connection::ConnCore;
 use crate::channel::env::ChannelEnv;
 use crate::channel::socket::Socket;
 use crate::relay::PipeLease;
@@ -314,10 +315,10 @@ pub(crate) struct Receives {
 }
 
 impl Receives {
-    /// Starts `receiving`, unless one is under way: that one goes on, and
-    /// this one ends at once with `InvalidInput`.
+    /// Starts `receiving`, unless one is under way (or ended untold): that
+    /// one goes on, and this one ends at once with `InvalidInput`.
     pub(crate) fn start(&mut self, receiving: Receiving) {
-        if self.current.is_some() {
+        if self.busy() {
             let error = io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a receive is already under way on this channel",
@@ -337,6 +338,17 @@ impl Receives {
     /// Whether a receive is under way.
     pub(crate) fn is_receiving(&self) -> bool {
         self.current.is_some()
+    }
+
+    /// Whether a receive is under way or ended without the handler having
+    /// heard: another one now would take bytes meant for what follows.
+    pub(crate) fn busy(&self) -> bool {
+        self.current.is_some() || !self.ended.is_empty()
+    }
+
+    /// Whether ended receives wait to be told.
+    pub(crate) fn has_untold(&self) -> bool {
+        !self.ended.is_empty()
     }
 
     /// Ends the receive under way if all its bytes are in, or if writing
@@ -369,6 +381,36 @@ impl Receives {
     /// Whether nothing is under way or left to tell.
     pub(crate) fn is_idle(&self) -> bool {
         self.current.is_none() && self.ended.is_empty()
+    }
+}
+
+impl ConnCore {
+    /// Whether a receive into a file (or a skip) is under way.
+    pub(crate) fn receiving(&self) -> bool {
+        self.receives.as_ref().is_some_and(|r| r.is_receiving())
+    }
+
+    /// Starts a receive of input around the pipeline (see `receive.rs`).
+    pub(crate) fn start_receive(&mut self, receiving: Receiving, env: &mut ChannelEnv) {
+        self.receives
+            .get_or_insert_with(Box::default)
+            .start(receiving);
+        self.resume_reading(env);
+    }
+
+    /// Whether input read waits for a receive: the codec claims bytes
+    /// no receive takes yet, or a receive ended untold (what followed its
+    /// bytes is parked). A receive under way is not waiting: an end of
+    /// input cuts it short.
+    pub(crate) fn input_waits_for_receive(&self) -> bool {
+        !self.receiving() && (self.io.input_claimed || self.receives.is_some())
+    }
+
+    /// Ends the receive under way, if any, with `error`.
+    pub(crate) fn fail_receive(&mut self, error: io::Error) {
+        if let Some(receives) = &mut self.receives {
+            receives.fail(error);
+        }
     }
 }
 

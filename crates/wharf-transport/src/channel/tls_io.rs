@@ -45,6 +45,9 @@ impl Connection {
         delivered: &mut bool,
     ) -> io::Result<(usize, usize)> {
         let core = &mut self.core;
+        if std::mem::take(&mut core.io.eof_pending) {
+            return Ok((0, 0));
+        }
         let allocator = core.config.allocator;
         let want = core.recv.next_size();
         let Some(tls) = &mut core.tls else {
@@ -90,6 +93,12 @@ impl Connection {
             });
         }
         if received.peer_closed {
+            if self.core.input_waits_for_receive() {
+                // Plaintext before the end is parked behind a receive the
+                // handler has not heard the end of: end the input after it.
+                self.core.io.eof_pending = true;
+                return Ok((n, capacity));
+            }
             return Ok((0, capacity));
         }
         Ok((n, capacity))
