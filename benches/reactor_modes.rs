@@ -18,6 +18,8 @@
 
 #[path = "support/load.rs"]
 mod load;
+#[path = "support/mio_floor.rs"]
+mod mio_floor;
 #[path = "support/servers.rs"]
 mod servers;
 

@@ -1,4 +1,5 @@
-//! Compares wharf's reactor modes and triggers, and a tokio echo server,
+//! Compares wharf's reactor modes and triggers, a tokio echo server and
+//! a hand-written `mio` loop (the floor),
 //! on the same echo workload in one run, and prints a markdown table and
 //! writes an SVG chart.
 //!
@@ -16,6 +17,8 @@
 
 #[path = "../benches/support/load.rs"]
 mod load;
+#[path = "../benches/support/mio_floor.rs"]
+mod mio_floor;
 #[path = "../benches/support/servers.rs"]
 mod servers;
 
@@ -28,8 +31,8 @@ use clap::{Parser, ValueEnum};
 use plotters::prelude::*;
 use servers::{Target, Workload};
 
-/// Reactor modes × triggers (and tokio) on one echo workload: a table and
-/// an SVG chart.
+/// Reactor modes × triggers (and tokio, and the hand-written `mio` floor)
+/// on one echo workload: a table and an SVG chart.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -39,6 +42,10 @@ struct Args {
     /// Concurrent connections.
     #[arg(long, default_value_t = 64)]
     conns: usize,
+    /// Load client threads, each driving its share of the connections
+    /// (they compete with the server for the same cores).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
     /// Message size in bytes.
     #[arg(long, default_value_t = 64)]
     size: usize,
@@ -48,7 +55,8 @@ struct Args {
     /// Hash rounds per byte for `--workload hash`.
     #[arg(long, default_value_t = 20)]
     rounds: u32,
-    /// Only servers whose name contains this (e.g. `multi`, `edge`, `tokio`).
+    /// Only servers whose name contains one of these, comma-separated
+    /// (e.g. `multi`, `edge`, `single-edge,tokio,mio-floor`).
     #[arg(long)]
     only: Option<String>,
     /// Where to write the SVG chart.
@@ -105,7 +113,7 @@ fn run(args: &Args) -> std::io::Result<()> {
         .filter(|t| {
             args.only
                 .as_ref()
-                .is_none_or(|f| t.name().contains(f.as_str()))
+                .is_none_or(|f| f.split(',').any(|f| t.name().contains(f.trim())))
         })
         .collect();
     eprintln!(
@@ -140,21 +148,26 @@ fn measure(
     duration: Duration,
 ) -> std::io::Result<Row> {
     let server = target.start(workload);
-    let mut driver = load::Driver::connect(server.addr(), args.conns, args.size)?;
+    let threads = args.client_threads.clamp(1, args.conns.max(1));
+    let mut drivers = (0..threads)
+        .map(|i| {
+            let conns = args.conns / threads + usize::from(i < args.conns % threads);
+            load::Driver::connect(server.addr(), conns, args.size)
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
     // Warm up (connections, caches, the pool), then measure.
-    driver.run_for(Duration::from_millis(500), None, |_| {})?;
+    drive(&mut drivers, Duration::from_millis(500), false)?;
     let stats_before = server.stats();
     let cpu_before = servers::server_cpu_time();
-    let mut latencies = load::latencies();
     let started = Instant::now();
-    let messages = driver.run_for(duration, Some(&mut latencies), |_| eprint!("."))?;
+    let (messages, latencies) = drive(&mut drivers, duration, true)?;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = servers::server_cpu_time() - cpu_before;
     let stats = match (server.stats(), stats_before) {
         (Some(after), Some(before)) => Some(after.since(&before)),
         _ => None,
     };
-    drop(driver);
+    drop(drivers);
     server.stop();
     let per_msg = |n: u64| n as f64 / messages.max(1) as f64;
     Ok(Row {
@@ -171,26 +184,71 @@ fn measure(
     })
 }
 
+/// Runs every driver for `duration`, each on a thread of its own: the
+/// round trips completed and their latencies.
+fn drive(
+    drivers: &mut [load::Driver],
+    duration: Duration,
+    report: bool,
+) -> std::io::Result<(u64, load::Latencies)> {
+    let results = std::thread::scope(|scope| {
+        let running: Vec<_> = drivers
+            .iter_mut()
+            .enumerate()
+            .map(|(i, driver)| {
+                scope.spawn(move || {
+                    let mut latencies = load::latencies();
+                    let progress = |_| {
+                        if report && i == 0 {
+                            eprint!(".");
+                        }
+                    };
+                    driver
+                        .run_for(duration, Some(&mut latencies), progress)
+                        .map(|n| (n, latencies))
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|t| t.join().expect("a load thread panicked"))
+            .collect::<Vec<_>>()
+    });
+    let mut total = 0;
+    let mut all = load::latencies();
+    for result in results {
+        let (n, latencies) = result?;
+        total += n;
+        all.add(&latencies).expect("same bounds");
+    }
+    Ok((total, all))
+}
+
 fn print_table(args: &Args, workload: Workload, rows: &[Row]) {
     let tokio = rows
         .iter()
         .find(|r| r.name == "tokio")
         .map(|r| r.messages_per_sec);
+    let floor = rows
+        .iter()
+        .find(|r| r.name == "mio-floor")
+        .map(|r| r.cpu_us_per_msg);
     println!(
-        "\n{} connections, {}-byte messages, one in flight each, {:?}, {:.0} s per server\n",
-        args.conns, args.size, workload, args.duration
+        "\n{} connections, {}-byte messages, one in flight each, {:?}, {:.0} s per server, {} load client thread(s)\n",
+        args.conns, args.size, workload, args.duration, args.client_threads
     );
     println!(
-        "| server | msg/s | vs tokio | MB/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/msg | epoll_wait/msg | reads/event | epoll_ctl/msg |"
+        "| server | msg/s | vs tokio | MB/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/msg | CPU vs floor | epoll_wait/msg | reads/event | epoll_ctl/msg |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
     for r in rows {
         let ratio = tokio.map_or("-".to_string(), |t| {
             format!("{:.2}x", r.messages_per_sec / t)
         });
+        let vs_floor = floor.map_or("-".to_string(), |f| format!("{:.2}x", r.cpu_us_per_msg / f));
         println!(
-            "| {} | {:.0} | {} | {:.2} | {} | {} | {} | {:.2} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {:.2} | {} | {} | {} | {:.2} | {} | {} | {} | {} |",
             r.name,
             r.messages_per_sec,
             ratio,
@@ -199,6 +257,7 @@ fn print_table(args: &Args, workload: Workload, rows: &[Row]) {
             r.p99,
             r.p999,
             r.cpu_us_per_msg,
+            vs_floor,
             opt(r.polls_per_msg),
             opt(r.reads_per_event),
             opt(r.ctl_per_msg),

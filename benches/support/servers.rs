@@ -1,6 +1,7 @@
 //! The servers the comparisons run: wharf in each reactor mode × trigger,
-//! and a tokio echo server as the Rust peer, all on loopback in-process,
-//! with a workload: plain echo, or echo after some CPU work per byte.
+//! a tokio echo server as the Rust peer, and a hand-written `mio` loop as
+//! the floor, all on loopback in-process, with a workload: plain echo, or
+//! echo after some CPU work per byte.
 
 #![allow(dead_code)]
 
@@ -11,6 +12,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wharf::buf::{Allocator, ByteBuf};
 use wharf::{Context, Handler, Pipeline, ReactorMode, Server, ServerBootstrap, Trigger};
+
+use crate::mio_floor::MioFloor;
 
 /// What the server does with each read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,8 @@ pub enum Target {
     },
     /// tokio's multi-threaded runtime with this many worker threads.
     Tokio { threads: usize },
+    /// The hand-written single-thread `mio` loop (the floor).
+    Floor,
 }
 
 impl Target {
@@ -60,6 +65,7 @@ impl Target {
             }
         }
         all.push(Target::Tokio { threads: 2 });
+        all.push(Target::Floor);
         all
     }
 
@@ -81,6 +87,7 @@ impl Target {
                 if *pooled { "" } else { "-unpooled" }
             ),
             Target::Tokio { .. } => "tokio".to_string(),
+            Target::Floor => "mio-floor".to_string(),
         }
     }
 
@@ -109,6 +116,7 @@ impl Target {
                 Running::Wharf(server)
             }
             Target::Tokio { threads } => Running::Tokio(TokioEcho::start(threads, workload)),
+            Target::Floor => Running::Floor(MioFloor::start(workload)),
         }
     }
 }
@@ -182,6 +190,7 @@ impl Handler for Worker {
 pub enum Running {
     Wharf(Server),
     Tokio(TokioEcho),
+    Floor(MioFloor),
 }
 
 impl Running {
@@ -189,6 +198,7 @@ impl Running {
         match self {
             Running::Wharf(s) => s.local_addr(),
             Running::Tokio(t) => t.addr,
+            Running::Floor(f) => f.addr,
         }
     }
 
@@ -196,7 +206,7 @@ impl Running {
     pub fn stats(&self) -> Option<wharf::LoopStats> {
         match self {
             Running::Wharf(s) => Some(s.stats()),
-            Running::Tokio(_) => None,
+            Running::Tokio(_) | Running::Floor(_) => None,
         }
     }
 
@@ -207,6 +217,7 @@ impl Running {
                 let _ = s.shutdown_gracefully(Duration::ZERO, Duration::from_secs(2));
             }
             Running::Tokio(t) => drop(t),
+            Running::Floor(f) => drop(f),
         }
     }
 }
