@@ -177,11 +177,14 @@ impl FileServer {
         match received.result {
             Ok(()) => self.stored(ctx, upload, request),
             Err(e) if !self.closing => {
-                // The rest of the body is unread: answer and close.
-                let response = HttpResponse::text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("cannot store the upload: {e}\n"),
-                );
+                // The rest of the body is unread: answer and close. A full
+                // disk (or quota) says so: 507.
+                let status = match e.raw_os_error() {
+                    Some(libc::ENOSPC | libc::EDQUOT) => StatusCode::INSUFFICIENT_STORAGE,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                let response =
+                    HttpResponse::text(status, &format!("cannot store the upload: {e}\n"));
                 self.send(ctx, Some(&request), response.close());
                 self.close_after(ctx);
             }
