@@ -38,9 +38,14 @@ done
 rounds=${1:-5}
 secs=${2:-10}
 files=(1k.bin 1m.bin)
-nginx_port=18090
-wharf_port=18091
-haproxy_port=18092
+# Ports apart from the other compare scripts' (18080...), so that another
+# bench on the same machine is not measured by mistake, and below the
+# ephemeral range (32768...), where an outgoing connection's TIME_WAIT would
+# keep HAProxy from binding; each is checked to be free before a server
+# starts on it.
+nginx_port=${NGINX_PORT:-28180}
+wharf_port=$((nginx_port + 1))
+haproxy_port=$((nginx_port + 2))
 tools=$(cd .. && pwd)/shared/tools
 work=$(mktemp -d /tmp/wharf-vs-haproxy.XXXXXX)
 cleanup() {
@@ -70,10 +75,21 @@ cargo build --release --example tcp_proxy >/dev/null 2>&1
 # wait_port, ticks_of
 source scripts/measure_lib.sh
 
+# port_free PORT: nothing listens there yet (else another program would be
+# measured instead of ours).
+port_free() {
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+        echo "port $1 is taken by another program; set NGINX_PORT to another base" >&2
+        exit 1
+    fi
+}
+
+port_free "$nginx_port"
 "$tools/nginx-peer.sh" start "$nginx_port" "$work/www" >/dev/null
 nginx_started=1
 
 start_wharf() {
+    port_free "$wharf_port"
     ./target/release/examples/tcp_proxy --listen "127.0.0.1:$wharf_port" \
         --upstream "127.0.0.1:$nginx_port" --mode "$1" >> "$work/wharf.log" &
     proxy_pid=$!
@@ -82,6 +98,7 @@ start_wharf() {
 }
 
 start_haproxy() {
+    port_free "$haproxy_port"
     "$tools/haproxy-peer.sh" run "$haproxy_port" "$nginx_port" >> "$work/haproxy.log" 2>&1 &
     proxy_pid=$!
     proxy_port=$haproxy_port
@@ -107,6 +124,12 @@ stop_proxy() {
 
 hz=$(getconf CLK_TCK)
 
+# alive NAME: the proxy measured is still the one started (it did not exit,
+# for instance because it could not bind).
+alive() {
+    kill -0 "$proxy_pid" 2>/dev/null || { echo "$1 exited during its run" >&2; exit 1; }
+}
+
 # run NAME FILE: one wrk run through the running proxy; appends
 # "name file req/s MB/s cpu_us/req".
 run() {
@@ -114,6 +137,7 @@ run() {
     before=$(ticks_of "$proxy_pid")
     out=$(wrk -t2 -c50 -d"${secs}s" "http://127.0.0.1:$proxy_port/$file")
     after=$(ticks_of "$proxy_pid")
+    alive "$name"
     if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then
         echo "  $name $file: errors: $(grep 'Non-2xx\|Socket errors' <<<"$out")" >&2
     fi
@@ -133,6 +157,7 @@ stream() {
     read -r secs_taken size < <(curl -s -o /dev/null -w '%{time_total} %{size_download}\n' \
         "http://127.0.0.1:$proxy_port/1g.bin")
     after=$(ticks_of "$proxy_pid")
+    alive "$name"
     [[ $size == 1073741824 ]] || echo "  $name 1 GiB: got $size bytes" >&2
     awk -v n="$name" -v s="$secs_taken" -v t=$((after - before)) -v hz="$hz" \
         'BEGIN { printf "%s %s %.1f\n", n, s, (t / hz) * 1e3 }' >> "$work/streams"
