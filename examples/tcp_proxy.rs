@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release --example tcp_proxy -- --listen 127.0.0.1:8000 --upstream 127.0.0.1:8080
 //! cargo run --release --example tcp_proxy -- --listen 127.0.0.1:8000 --upstream 127.0.0.1:8080 \
-//!     --mode reuseport --reactors 2 --splice never
+//!     --mode reuseport:2 --splice never
 //! ```
 //!
 //! It prints where it listens, then stays quiet; Ctrl-C or SIGTERM shuts it

@@ -3,7 +3,8 @@
 //! byte-exact from 0 B to 256 MiB, half-closes in both orders, upstreams
 //! that refuse or never answer, resets passed on both ways, backpressure
 //! both ways, 1 000 proxied connections at once, the splice and copy paths
-//! each forced, and pipes running out.
+//! each forced, pipes running out, descriptors running out (copying
+//! instead), and an upstream outage logged once.
 //!
 //! Every mode × trigger, with the pooled allocator (the relay reads into
 //! pooled buffers below the splice threshold; the allocator itself is
@@ -14,6 +15,7 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::upstream::{
@@ -192,6 +194,106 @@ fn running_out_of_pipes_copies_instead_and_fails_nothing() {
     );
 }
 
+/// Set in the child process of the test below: it runs the test's body.
+const OUT_OF_DESCRIPTORS_CHILD: &str = "WHARF_TEST_PROXY_OUT_OF_DESCRIPTORS";
+
+#[test]
+fn out_of_descriptors_the_relay_copies_and_fails_nothing() {
+    // The body lowers the descriptor limit and fills the table: every other
+    // test of this binary would fail meanwhile, so it runs alone in a child
+    // process (this executable again, this test only).
+    if std::env::var_os(OUT_OF_DESCRIPTORS_CHILD).is_some() {
+        return out_of_descriptors_in_this_process();
+    }
+    let name = "out_of_descriptors_the_relay_copies_and_fails_nothing";
+    let out = std::process::Command::new(std::env::current_exe().expect("this test's executable"))
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(OUT_OF_DESCRIPTORS_CHILD, "1")
+        .output()
+        .expect("run the child");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.contains("relayed out of descriptors"),
+        "the child: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+/// A relayed connection that moves bulk data (so it would splice) while
+/// the process has no descriptor left for a pipe: it copies instead, every
+/// byte arrives, and once descriptors are free again it splices.
+fn out_of_descriptors_in_this_process() {
+    use wharf::transport::sys::limits;
+    let config = configs()[0];
+    let echo = wharf::ServerBootstrap::new()
+        .child_handler(|| Pipeline::bytes(Echo))
+        .bind("127.0.0.1:0")
+        .expect("echo upstream");
+    // Auto: the first reads copy, so no pipe exists before the table is
+    // full, and the bulk reads after it ask for one.
+    let (server, proxy) = proxy(config, echo.local_addr(), RelayConfig::default());
+    let mut conn = connect(server.local_addr());
+    conn.write_all(b"hello").expect("send");
+    assert_eq!(common::read_exact_n(&mut conn, 5), b"hello", "linked");
+
+    let (soft, _) = limits::fd_limits().expect("the descriptor limits");
+    let limit = limits::open_descriptors().expect("open descriptors") as u64 + 64;
+    limits::set_fd_soft_limit(limit).expect("lower the descriptor limit");
+    let mut dummies = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => dummies.push(f),
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+            Err(e) => panic!("opening /dev/null: {e}"),
+        }
+        assert!(dummies.len() < limit as usize, "the limit is not enforced");
+    }
+    let echo_through = |conn: &TcpStream, seed: u64, len: usize| {
+        let data = pattern(seed, len);
+        std::thread::scope(|s| {
+            let sender = s.spawn(|| {
+                let mut writer = conn;
+                writer.write_all(&data)
+            });
+            let mut back = vec![0u8; len];
+            let mut reader = conn;
+            reader
+                .read_exact(&mut back)
+                .unwrap_or_else(|e| panic!("the echo of {len} B: {e}"));
+            sender.join().expect("sender").expect("send");
+            assert!(back == data, "byte-exact echo");
+        });
+    };
+    echo_through(&conn, 1, 8 << 20);
+    let starved = proxy.stats().relay;
+    drop(dummies);
+    limits::set_fd_soft_limit(soft).expect("restore the descriptor limit");
+    assert!(
+        starved.pipe_shortages > 0,
+        "the relay asked for pipes: {starved:?}"
+    );
+    assert_eq!(
+        starved.spliced_bytes, 0,
+        "no pipe to splice with: {starved:?}"
+    );
+    assert!(
+        starved.copied_bytes >= 2 * (8 << 20),
+        "both ways copied: {starved:?}"
+    );
+
+    // Descriptors again: the same connection splices.
+    echo_through(&conn, 2, 8 << 20);
+    let stats = proxy.stats().relay;
+    assert!(stats.spliced_bytes > 0, "splicing again: {stats:?}");
+    drop(conn);
+    common::wait_for_no_connections(&server);
+    assert_eq!(proxy.stats().relay.resets, 0, "nothing failed");
+    println!("relayed out of descriptors: {starved:?}, then {stats:?}");
+}
+
 #[test]
 fn half_closes_pass_through_in_both_orders() {
     common::for_each(configs(), |config| {
@@ -249,6 +351,81 @@ fn an_upstream_that_refuses_closes_the_client_and_is_counted() {
         let stats = proxy.stats();
         assert_eq!(stats.upstream_failures, 3, "{config}: {stats:?}");
         assert_eq!(stats.relay.links, 0, "{config}");
+    });
+}
+
+/// Records of wharf's loggers at info and above, for the test that counts
+/// the proxy's: the logger is the process's, so every test of this binary
+/// logs here once it is set, and that test picks its own by address.
+static RECORDS: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.target().starts_with("wharf")
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let mut records = RECORDS.lock().unwrap_or_else(|e| e.into_inner());
+            records.push((record.level(), record.args().to_string()));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+#[test]
+fn an_upstream_outage_is_logged_once_and_the_next_one_again() {
+    // Issue 11: "Upstream refused ...: close the client connection, log
+    // once, count it." Logging every failure would flood the log during
+    // an outage under load.
+    let _ = log::set_logger(&Capture);
+    log::set_max_level(log::LevelFilter::Info);
+    common::for_each(configs(), |config| {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let (server, proxy) = proxy(config, addr, RelayConfig::default());
+        let about_this_upstream = |level: log::Level| {
+            let records = RECORDS.lock().unwrap_or_else(|e| e.into_inner());
+            records
+                .iter()
+                .filter(|(l, m)| *l == level && m.contains(&addr.to_string()))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let refused = |times: usize| {
+            for _ in 0..times {
+                let mut conn = connect(server.local_addr());
+                assert_eq!(read_to_the_end(&mut conn), Ok(0), "{config}: closed");
+            }
+        };
+        refused(4);
+        assert_eq!(proxy.stats().upstream_failures, 4, "{config}");
+        let warnings = about_this_upstream(log::Level::Warn);
+        assert_eq!(
+            warnings.len(),
+            1,
+            "{config}: one outage, one record: {warnings:#?}"
+        );
+        assert!(warnings[0].1.contains("failed"), "{config}: {warnings:?}");
+        // The upstream is back: one connection gets through...
+        let listener = TcpListener::bind(addr).expect("the upstream's port again");
+        let mut conn = connect(server.local_addr());
+        let (mut upstream_end, _) = listener.accept().expect("the proxy connects");
+        upstream_end.write_all(b"back").expect("greet");
+        assert_eq!(common::read_exact_n(&mut conn, 4), b"back", "{config}");
+        drop((conn, upstream_end, listener));
+        let infos = about_this_upstream(log::Level::Info);
+        assert_eq!(infos.len(), 1, "{config}: the recovery, once: {infos:#?}");
+        // ...and the next outage is logged again, once.
+        refused(3);
+        let warnings = about_this_upstream(log::Level::Warn);
+        assert_eq!(warnings.len(), 2, "{config}: two outages: {warnings:#?}");
+        assert_eq!(proxy.stats().upstream_failures, 7, "{config}");
+        common::wait_for_no_connections(&server);
     });
 }
 
