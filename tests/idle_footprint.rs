@@ -30,7 +30,7 @@ use wharf::{Pipeline, ReactorMode, ServerBootstrap, Trigger};
 const CONNECTIONS: usize = 1_000;
 
 /// Heap bytes per idle connection the server may hold.
-const BOUND: isize = 2_600;
+const BOUND: isize = 1_100;
 
 /// Size classes counted apart, 16 bytes wide; the last takes the rest.
 const CLASSES: usize = 256;

@@ -1,6 +1,7 @@
 //! The codec of one connection with the buffers it works in: the bytes read
-//! and not yet decoded (the cumulation), the messages decoded from them,
-//! and the sink encoded messages go through.
+//! and not yet decoded (the cumulation) and the messages decoded from them.
+//! The collections that decoded and encoded messages pass through are the
+//! loop's spares (`spare.rs`) between uses: an idle connection holds none.
 //!
 //! Large messages arrive in linear time. When the codec knows how long the
 //! message at the front is ([`Codec::size_hint`]), the cumulation is
@@ -12,12 +13,12 @@
 use wharf_buf::ByteBuf;
 
 use crate::channel::codec::{Codec, CodecError, Encoded};
-use crate::channel::config::ChannelConfig;
 use crate::channel::connection::ConnCore;
 use crate::channel::context::Encoder;
 use crate::channel::env::ChannelEnv;
 use crate::channel::handler::ChannelError;
 use crate::channel::receive::Receiving;
+use crate::channel::spare;
 
 /// Below this many missing bytes, reads go through the usual adaptive read
 /// buffer; above it, straight into the reserved cumulation.
@@ -30,16 +31,14 @@ pub(crate) struct CodecState<C: Codec> {
     cumulation: ByteBuf,
     /// Messages decoded by the last call, not yet passed on.
     pub decoded: Vec<C::In>,
-    encoded: Encoded,
 }
 
 impl<C: Codec> CodecState<C> {
-    pub(crate) fn new(codec: C, config: &ChannelConfig) -> Self {
+    pub(crate) fn new(codec: C) -> Self {
         CodecState {
             codec,
             cumulation: ByteBuf::new(),
             decoded: Vec::new(),
-            encoded: Encoded::new(config.allocator),
         }
     }
 
@@ -127,16 +126,31 @@ impl<C: Codec> CodecState<C> {
 
     /// Decodes what the cumulation holds (after a read straight into it).
     pub(crate) fn decode_pending(&mut self, core: &mut ConnCore) -> Result<(), CodecError> {
+        self.take_spare();
         let result = self.codec.decode(&mut self.cumulation, &mut self.decoded);
         self.after_decode(core, result)
     }
 
     /// Decodes what is left at the end of input.
     pub(crate) fn decode_eof(&mut self, core: &mut ConnCore) -> Result<(), CodecError> {
+        self.take_spare();
         let result = self
             .codec
             .decode_eof(&mut self.cumulation, &mut self.decoded);
         self.after_decode(core, result)
+    }
+
+    /// Decodes into the loop's spare `Vec`, unless `decoded` has room of
+    /// its own.
+    fn take_spare(&mut self) {
+        if self.decoded.capacity() == 0 {
+            self.decoded = spare::take();
+        }
+    }
+
+    /// Gives `decoded` back to the loop once its messages are passed on.
+    pub(crate) fn give_back_decoded(&mut self) {
+        spare::give_back_if_empty(&mut self.decoded);
     }
 
     fn after_decode(
@@ -186,18 +200,21 @@ impl<C: Codec> Encoder<C::Out> for CodecState<C> {
         if !core.accepts_writes() {
             return;
         }
-        match self.codec.encode(msg, &mut self.encoded) {
+        // The sink's entries are the loop's spare: a connection keeps none.
+        let mut encoded = Encoded::with_entries(core.config.allocator, spare::take());
+        match self.codec.encode(msg, &mut encoded) {
             Ok(()) => {
-                for entry in self.encoded.drain() {
+                for entry in encoded.drain() {
                     let weight = core.out.push(entry);
                     core.shared.add_pending(weight);
                 }
             }
             Err(e) => {
-                self.encoded.drain();
+                encoded.drain();
                 core.errors.push_back(ChannelError::Encode(e));
             }
         }
+        spare::give(encoded.into_entries());
     }
 
     fn start_receive(&mut self, receiving: Receiving, core: &mut ConnCore, env: &mut ChannelEnv) {

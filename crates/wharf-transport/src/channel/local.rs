@@ -73,6 +73,41 @@ where
             self.handler.on_read(&mut local_ctx!(self, core, env), msg);
         }
         core.io.held_input = !self.held.is_empty();
+        if !core.io.held_input && self.held.capacity() > 0 {
+            // Held messages are the exception: keep no room for them.
+            self.held = VecDeque::new();
+        }
+    }
+
+    /// Delivers what the codec decoded, in order, while reading stays on
+    /// (or all of it when `all`); holds the rest, behind any held before.
+    fn deliver_fresh(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, all: bool) {
+        add(
+            &env.counters.messages_decoded,
+            self.codec.decoded.len() as u64,
+        );
+        if !self.held.is_empty() {
+            self.held.extend(self.codec.decoded.drain(..));
+            self.codec.give_back_decoded();
+            self.deliver_held(core, env, all);
+            return;
+        }
+        // Straight from the codec's `Vec` (taken out of it, since the
+        // handler's context borrows the codec to encode).
+        let mut decoded = std::mem::take(&mut self.codec.decoded);
+        let mut fresh = decoded.drain(..);
+        while core.phase.delivers_input() && (all || core.takes_messages()) {
+            let Some(msg) = fresh.next() else {
+                break;
+            };
+            self.handler.on_read(&mut local_ctx!(self, core, env), msg);
+        }
+        self.held.extend(fresh);
+        core.io.held_input = !self.held.is_empty();
+        if self.codec.decoded.is_empty() {
+            self.codec.decoded = decoded;
+        }
+        self.codec.give_back_decoded();
     }
 
     /// Delivers what a decode produced (as far as reading stays on), then
@@ -83,12 +118,7 @@ where
         env: &mut ChannelEnv,
         result: Result<(), CodecError>,
     ) {
-        add(
-            &env.counters.messages_decoded,
-            self.codec.decoded.len() as u64,
-        );
-        self.held.extend(self.codec.decoded.drain(..));
-        self.deliver_held(core, env, false);
+        self.deliver_fresh(core, env, false);
         if let Err(e) = result {
             core.fail_decode(e);
         }
@@ -143,13 +173,8 @@ where
     fn input_closed(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
         timed!(env, {
             let result = self.codec.decode_eof(core);
-            add(
-                &env.counters.messages_decoded,
-                self.codec.decoded.len() as u64,
-            );
-            self.held.extend(self.codec.decoded.drain(..));
             // No more input will come to wait for: everything received goes.
-            self.deliver_held(core, env, true);
+            self.deliver_fresh(core, env, true);
             if let Err(e) = result {
                 core.fail_decode(e);
             }

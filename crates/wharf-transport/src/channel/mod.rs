@@ -24,6 +24,7 @@ pub(crate) mod receive;
 pub(crate) mod recv;
 pub(crate) mod shared;
 pub(crate) mod socket;
+pub(crate) mod spare;
 pub(crate) mod timers;
 pub(crate) mod tls_io;
 pub(crate) mod writer;

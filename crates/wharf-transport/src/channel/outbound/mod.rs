@@ -23,6 +23,7 @@ use std::io::{self, IoSlice};
 use wharf_buf::{Allocator, ByteBuf, FrozenBuf};
 
 use crate::channel::socket::Socket;
+use crate::channel::spare;
 use crate::file_region::{FileRegion, Step, TransferCx};
 use crate::relay::SplicedBytes;
 use crate::sys::net::send_vectored;
@@ -179,6 +180,9 @@ impl OutboundBuffer {
         }
         let weight = msg.weight();
         self.weight += weight;
+        if self.entries.capacity() == 0 {
+            self.entries = spare::take();
+        }
         self.entries.push_back(msg);
         weight
     }
@@ -293,6 +297,7 @@ impl OutboundBuffer {
             self.entries.pop_front();
             self.flushed -= 1;
             released += ENTRY_OVERHEAD;
+            spare::give_back_if_empty(&mut self.entries);
         }
         self.weight -= released;
         Progress { bytes: n, released }
@@ -330,6 +335,7 @@ impl OutboundBuffer {
         }
         debug_assert_eq!(n, 0, "the socket took more bytes than were offered");
         self.weight -= released;
+        spare::give_back_if_empty(&mut self.entries);
         Progress {
             bytes: written,
             released,
@@ -341,6 +347,7 @@ impl OutboundBuffer {
     pub(crate) fn discard(&mut self) -> usize {
         let weight = self.weight;
         self.entries.clear();
+        spare::give_back_if_empty(&mut self.entries);
         self.flushed = 0;
         self.weight = 0;
         weight

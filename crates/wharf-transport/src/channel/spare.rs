@@ -1,0 +1,128 @@
+//! The loop thread's spare collections: the `Vec`s and `VecDeque`s a
+//! connection needs only while something is in them (the outbound queue,
+//! what the codec decoded and encoded).
+//!
+//! A connection that keeps an emptied collection keeps its capacity: four
+//! entries after its first message, 528 bytes for an outbound queue. With
+//! ten thousand idle connections that was most of their memory (issue 12,
+//! goal 4). So an emptied collection goes back to its thread instead, one
+//! spare per element type, and the next connection that needs one takes
+//! it: a busy loop reuses the same few allocations, an idle connection
+//! holds none. Only the loop's own thread sees its spares (a thread
+//! local, no locking); a spare much larger than a usual batch is dropped
+//! rather than kept.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+/// A spare larger than this many bytes is not kept.
+const MAX_SPARE_BYTES: usize = 64 << 10;
+
+thread_local! {
+    /// One spare per element type, each a `Box<C>` of an empty collection
+    /// (a handful of types per loop: a linear search).
+    static SPARES: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A collection whose emptied allocation can be kept for reuse.
+pub(crate) trait Reusable: Any + Default {
+    /// Bytes its allocation holds.
+    fn allocated(&self) -> usize;
+    /// Whether it holds no elements.
+    fn holds_nothing(&self) -> bool;
+}
+
+impl<T: 'static> Reusable for Vec<T> {
+    fn allocated(&self) -> usize {
+        self.capacity() * size_of::<T>()
+    }
+
+    fn holds_nothing(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl<T: 'static> Reusable for VecDeque<T> {
+    fn allocated(&self) -> usize {
+        self.capacity() * size_of::<T>()
+    }
+
+    fn holds_nothing(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+/// An empty collection: this thread's spare if it has one (with its
+/// capacity), otherwise a new one (without).
+pub(crate) fn take<C: Reusable>() -> C {
+    SPARES.with(|spares| {
+        let mut spares = spares.borrow_mut();
+        spares
+            .iter_mut()
+            .find_map(|spare| spare.downcast_mut::<C>())
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
+}
+
+/// Gives an emptied collection back to this thread, unless the thread has
+/// a spare at least as large already, or it is too large to keep.
+pub(crate) fn give<C: Reusable>(collection: C) {
+    debug_assert!(collection.holds_nothing(), "a spare must be empty");
+    let bytes = collection.allocated();
+    if bytes == 0 || bytes > MAX_SPARE_BYTES || !collection.holds_nothing() {
+        return;
+    }
+    SPARES.with(|spares| {
+        let mut spares = spares.borrow_mut();
+        match spares
+            .iter_mut()
+            .find_map(|spare| spare.downcast_mut::<C>())
+        {
+            Some(spare) if spare.allocated() < bytes => *spare = collection,
+            Some(_) => {}
+            None => spares.push(Box::new(collection)),
+        }
+    });
+}
+
+/// Gives `collection`'s allocation back to this thread if it is empty and
+/// has one, leaving it without.
+pub(crate) fn give_back_if_empty<C: Reusable>(collection: &mut C) {
+    if collection.holds_nothing() && collection.allocated() > 0 {
+        give(std::mem::take(collection));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emptied_collection_is_taken_again_with_its_capacity() {
+        let mut v: Vec<u64> = take();
+        assert_eq!(v.capacity(), 0, "no spare at first");
+        v.extend([1, 2, 3]);
+        v.clear();
+        let cap = v.capacity();
+        give_back_if_empty(&mut v);
+        assert_eq!(v.capacity(), 0, "given back");
+        let again: Vec<u64> = take();
+        assert_eq!(again.capacity(), cap, "the spare, with its capacity");
+        let none: Vec<u64> = take();
+        assert_eq!(none.capacity(), 0, "one spare per type");
+        let other: VecDeque<u64> = take();
+        assert_eq!(other.capacity(), 0, "spares are per type");
+    }
+
+    #[test]
+    fn the_larger_spare_is_kept_and_huge_ones_are_not() {
+        give(Vec::<u32>::with_capacity(4));
+        give(Vec::<u32>::with_capacity(16));
+        give(Vec::<u32>::with_capacity(8));
+        assert_eq!(take::<Vec<u32>>().capacity(), 16);
+        give(Vec::<u32>::with_capacity(MAX_SPARE_BYTES));
+        assert_eq!(take::<Vec<u32>>().capacity(), 0, "too large to keep");
+    }
+}
