@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use crate::EventLoopHandle;
 use crate::channel::config::WaterMark;
 use crate::channel::env::ChannelMsg;
-use crate::file_region::TransferCounters;
+use crate::file_region::ChannelTransfers;
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::tls::TlsInfo;
 use crate::token::Token;
@@ -204,9 +204,10 @@ pub(crate) struct ChannelShared {
     /// on a worker turning it off stops the loop's very next read.
     auto_read: AtomicBool,
     /// File bytes sent, by strategy.
-    pub transfers: TransferCounters,
-    /// What the TLS handshake settled, once it is done.
-    tls: OnceLock<TlsInfo>,
+    pub transfers: ChannelTransfers,
+    /// What the TLS handshake settled, once it is done (boxed: a plain
+    /// channel pays a pointer for it, not the whole).
+    tls: OnceLock<Box<TlsInfo>>,
 }
 
 impl ChannelShared {
@@ -228,7 +229,7 @@ impl ChannelShared {
             worker: WorkerTasks::default(),
             active: AtomicBool::new(false),
             auto_read: AtomicBool::new(auto_read),
-            transfers: TransferCounters::default(),
+            transfers: ChannelTransfers::default(),
             tls: OnceLock::new(),
         }
     }
@@ -290,12 +291,12 @@ impl ChannelShared {
     /// What the TLS handshake settled (set once, before the channel is
     /// active).
     pub(crate) fn set_tls(&self, info: TlsInfo) {
-        let _ = self.tls.set(info);
+        let _ = self.tls.set(Box::new(info));
     }
 
     /// What the TLS handshake settled, on a TLS channel.
     pub(crate) fn tls(&self) -> Option<&TlsInfo> {
-        self.tls.get()
+        self.tls.get().map(|info| &**info)
     }
 }
 
