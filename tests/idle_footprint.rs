@@ -30,7 +30,7 @@ use wharf::{Pipeline, ReactorMode, ServerBootstrap, Trigger};
 const CONNECTIONS: usize = 1_000;
 
 /// Heap bytes per idle connection the server may hold.
-const BOUND: isize = 1_100;
+const BOUND: isize = 600;
 
 /// Size classes counted apart, 16 bytes wide; the last takes the rest.
 const CLASSES: usize = 256;

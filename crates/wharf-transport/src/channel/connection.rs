@@ -10,7 +10,6 @@
 //! `writer.rs`, the close sequence in `closing.rs`, timers in
 //! `timers.rs`, the TLS layer in `tls_io.rs`.
 
-use std::collections::VecDeque;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -24,7 +23,7 @@ use crate::channel::env::{ChannelEnv, ChannelMsg, Readiness};
 use crate::channel::handler::{ChannelError, UserEvent};
 use crate::channel::idle::IdleTracker;
 use crate::channel::lifecycle::Phase;
-use crate::channel::outbound::OutboundBuffer;
+use crate::channel::outbound::{Gathering, OutboundBuffer};
 use crate::channel::pipeline::ChannelPipeline;
 use crate::channel::receive::{Receives, Receiving};
 use crate::channel::recv::AdaptiveRecvSizer;
@@ -79,30 +78,53 @@ pub(crate) struct ConnCore {
     pub recv: AdaptiveRecvSizer,
     pub phase: Phase,
     pub io: IoFlags,
-    pub errors: VecDeque<ChannelError>,
     pub last_read: Instant,
     pub last_write: Instant,
-    pub idle: IdleTracker,
+    /// Idle detection, on a channel configured for it.
+    pub idle: Option<Box<IdleTracker>>,
+    pub idle_timer: Option<TimerId>,
+    /// What few connections need at a time, out of line (see [`Rare`]).
+    pub rare: Option<Box<Rare>>,
+    /// The TLS layer, on a TLS channel.
+    pub tls: Option<Box<TlsSession>>,
+    /// Linked to a partner channel: the loop relays between them
+    /// (`crate::relay`). Boxed, as everything here that few connections
+    /// use: every idle connection pays for the room kept inline.
+    pub relay: Option<Box<RelayLink>>,
+    /// Input received into a file, or skipped, around the pipeline
+    /// (`receive.rs`); only while there is any.
+    pub receives: Option<Box<Receives>>,
+}
+
+/// What a connection needs only now and then, kept out of line: an idle
+/// connection would otherwise carry room for all of it (issue 12, goal 4).
+/// Made when first needed, dropped once empty again ([`ConnCore::tidy`]).
+#[derive(Debug, Default)]
+pub(crate) struct Rare {
+    /// Failures the handler is still to hear of, oldest first.
+    pub errors: Vec<ChannelError>,
     /// Timers the handler scheduled, cancelled when the channel closes.
     pub user_timers: Vec<TimerId>,
-    pub idle_timer: Option<TimerId>,
-    /// The close timeout of a closing channel.
+    /// The close (or write) timeout of output that waits.
     pub stall_timer: Option<TimerId>,
     /// The deadline of a lingering close.
     pub linger_timer: Option<TimerId>,
-    /// The TLS layer, on a TLS channel.
-    pub tls: Option<Box<TlsSession>>,
     /// The deadline of a TLS handshake.
     pub handshake_timer: Option<TimerId>,
     /// Told once the connection is active, or that it failed first (a
     /// client connect waiting for its TLS handshake).
     pub on_active: Option<ActiveHook>,
-    /// Linked to a partner channel: the loop relays between them
-    /// (`crate::relay`).
-    pub relay: Option<RelayLink>,
-    /// Input received into a file, or skipped, around the pipeline
-    /// (`receive.rs`); only while there is any.
-    pub receives: Option<Box<Receives>>,
+}
+
+impl Rare {
+    fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+            && self.user_timers.is_empty()
+            && self.stall_timer.is_none()
+            && self.linger_timer.is_none()
+            && self.handshake_timer.is_none()
+            && self.on_active.is_none()
+    }
 }
 
 /// What hears that a connection became active (its handler's `on_active`
@@ -134,24 +156,55 @@ impl ConnCore {
             socket,
             shared,
             recv: AdaptiveRecvSizer::new(config.recv_size),
-            out: OutboundBuffer::new(config.coalesce_writes, config.allocator),
+            out: OutboundBuffer::default(),
             config,
             phase: Phase::ACTIVE,
             io,
-            errors: VecDeque::new(),
             last_read: now,
             last_write: now,
-            idle: IdleTracker::default(),
-            user_timers: Vec::new(),
+            idle: None,
             idle_timer: None,
-            stall_timer: None,
-            linger_timer: None,
+            rare: None,
             tls: None,
-            handshake_timer: None,
-            on_active: None,
             relay: None,
             receives: None,
         }
+    }
+
+    /// How the outbound queue gathers small writes (the configuration's).
+    pub(crate) fn gathering(&self) -> Gathering {
+        Gathering {
+            max: self.config.coalesce_writes,
+            allocator: self.config.allocator,
+        }
+    }
+
+    /// The out-of-line part, made if need be.
+    pub(crate) fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The out-of-line part, if there is one.
+    pub(crate) fn rare_mut(&mut self) -> Option<&mut Rare> {
+        self.rare.as_deref_mut()
+    }
+
+    /// Drops the out-of-line part once nothing is in it.
+    pub(crate) fn tidy(&mut self) {
+        if self.rare.as_ref().is_some_and(|rare| rare.is_empty()) {
+            self.rare = None;
+        }
+    }
+
+    /// The oldest failure the handler is still to hear of.
+    pub(crate) fn take_error(&mut self) -> Option<ChannelError> {
+        let errors = &mut self.rare_mut()?.errors;
+        (!errors.is_empty()).then(|| errors.remove(0))
+    }
+
+    /// Takes the hook waiting for the connection to become active.
+    pub(crate) fn take_on_active(&mut self) -> Option<ActiveHook> {
+        self.rare_mut()?.on_active.take()
     }
 
     /// Whether writes are still accepted.
@@ -164,7 +217,7 @@ impl ConnCore {
     pub(crate) fn fail_io(&mut self, error: io::Error) {
         if !self.phase.is_aborting() && !self.phase.is_closed() {
             self.phase = self.phase.aborted();
-            self.errors.push_back(ChannelError::Io(error));
+            self.rare().errors.push(ChannelError::Io(error));
         }
     }
 
@@ -173,7 +226,7 @@ impl ConnCore {
     pub(crate) fn fail_decode(&mut self, error: CodecError) {
         if self.phase.delivers_input() {
             self.phase = self.phase.close_requested();
-            self.errors.push_back(ChannelError::Decode(error));
+            self.rare().errors.push(ChannelError::Decode(error));
         }
     }
 
@@ -378,7 +431,7 @@ impl Connection {
         self.core.shared.set_active(true);
         self.core.start_idle(env);
         self.guarded(env, |pipeline, core, env| pipeline.active(core, env));
-        if let Some(hook) = self.core.on_active.take() {
+        if let Some(hook) = self.core.take_on_active() {
             hook.call(Ok(Arc::clone(&self.core.shared)));
         }
     }
@@ -487,7 +540,7 @@ impl Connection {
             let _ = socket2::SockRef::from(&core.socket).set_linger(Some(Duration::ZERO));
         }
         core.cancel_timers(env);
-        if let Some(hook) = core.on_active.take() {
+        if let Some(hook) = core.take_on_active() {
             hook.call(Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 "the connection closed before it became active",

@@ -29,8 +29,14 @@ pub(crate) struct CodecState<C: Codec> {
     codec: C,
     /// Bytes read and not yet decoded.
     cumulation: ByteBuf,
-    /// Messages decoded by the last call, not yet passed on.
-    pub decoded: Vec<C::In>,
+}
+
+/// What one decode produced: the messages (in the loop's spare `Vec`,
+/// which the caller gives back once they are passed on) and how it ended.
+/// Messages decoded before an error are passed on before it is reported.
+pub(crate) struct Decoded<T> {
+    pub messages: Vec<T>,
+    pub result: Result<(), CodecError>,
 }
 
 impl<C: Codec> CodecState<C> {
@@ -38,22 +44,21 @@ impl<C: Codec> CodecState<C> {
         CodecState {
             codec,
             cumulation: ByteBuf::new(),
-            decoded: Vec::new(),
         }
     }
 
     /// Appends `buf` to what is pending (without a copy when nothing is
-    /// pending and no room was reserved) and decodes into `self.decoded`.
-    /// A decode error leaves the messages decoded before it in
-    /// `self.decoded`, for the caller to deliver before it reports the
-    /// error.
-    pub(crate) fn decode(&mut self, core: &mut ConnCore, buf: ByteBuf) -> Result<(), CodecError> {
+    /// pending and no room was reserved) and decodes it.
+    pub(crate) fn decode(&mut self, core: &mut ConnCore, buf: ByteBuf) -> Decoded<C::In> {
         if self.cumulation.is_empty() && self.cumulation.capacity() < buf.len() {
             self.cumulation = buf;
         } else if let Err(e) = self.cumulation.try_reserve(buf.len()) {
             // No memory for what the peer sent: fail this channel only.
             core.fail_io(e);
-            return Ok(());
+            return Decoded {
+                messages: Vec::new(),
+                result: Ok(()),
+            };
         } else {
             self.cumulation.extend_from_slice(&buf);
         }
@@ -125,32 +130,23 @@ impl<C: Codec> CodecState<C> {
     }
 
     /// Decodes what the cumulation holds (after a read straight into it).
-    pub(crate) fn decode_pending(&mut self, core: &mut ConnCore) -> Result<(), CodecError> {
-        self.take_spare();
-        let result = self.codec.decode(&mut self.cumulation, &mut self.decoded);
-        self.after_decode(core, result)
-    }
-
-    /// Decodes what is left at the end of input.
-    pub(crate) fn decode_eof(&mut self, core: &mut ConnCore) -> Result<(), CodecError> {
-        self.take_spare();
-        let result = self
-            .codec
-            .decode_eof(&mut self.cumulation, &mut self.decoded);
-        self.after_decode(core, result)
-    }
-
-    /// Decodes into the loop's spare `Vec`, unless `decoded` has room of
-    /// its own.
-    fn take_spare(&mut self) {
-        if self.decoded.capacity() == 0 {
-            self.decoded = spare::take();
+    pub(crate) fn decode_pending(&mut self, core: &mut ConnCore) -> Decoded<C::In> {
+        let mut messages = spare::take();
+        let result = self.codec.decode(&mut self.cumulation, &mut messages);
+        Decoded {
+            messages,
+            result: self.after_decode(core, result),
         }
     }
 
-    /// Gives `decoded` back to the loop once its messages are passed on.
-    pub(crate) fn give_back_decoded(&mut self) {
-        spare::give_back_if_empty(&mut self.decoded);
+    /// Decodes what is left at the end of input.
+    pub(crate) fn decode_eof(&mut self, core: &mut ConnCore) -> Decoded<C::In> {
+        let mut messages = spare::take();
+        let result = self.codec.decode_eof(&mut self.cumulation, &mut messages);
+        Decoded {
+            messages,
+            result: self.after_decode(core, result),
+        }
     }
 
     fn after_decode(
@@ -204,14 +200,15 @@ impl<C: Codec> Encoder<C::Out> for CodecState<C> {
         let mut encoded = Encoded::with_entries(core.config.allocator, spare::take());
         match self.codec.encode(msg, &mut encoded) {
             Ok(()) => {
+                let gathering = core.gathering();
                 for entry in encoded.drain() {
-                    let weight = core.out.push(entry);
+                    let weight = core.out.push(entry, gathering);
                     core.shared.add_pending(weight);
                 }
             }
             Err(e) => {
                 encoded.drain();
-                core.errors.push_back(ChannelError::Encode(e));
+                core.rare().errors.push(ChannelError::Encode(e));
             }
         }
         spare::give(encoded.into_entries());

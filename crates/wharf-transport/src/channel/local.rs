@@ -8,14 +8,15 @@ use std::collections::VecDeque;
 
 use wharf_buf::ByteBuf;
 
-use crate::channel::codec::{Codec, CodecError};
+use crate::channel::codec::Codec;
 use crate::channel::connection::ConnCore;
 use crate::channel::context::{Context, LocalCx};
-use crate::channel::cumulation::CodecState;
+use crate::channel::cumulation::{CodecState, Decoded};
 use crate::channel::env::ChannelEnv;
 use crate::channel::handler::{ChannelError, Handler, UserEvent};
 use crate::channel::pipeline::{ChannelPipeline, apply_remote_op, unbox_ops};
 use crate::channel::receive::Received;
+use crate::channel::spare;
 use crate::stats::add;
 
 /// Runs `$body` as one timed pipeline callback (when the loop's sampler
@@ -34,7 +35,37 @@ pub(crate) struct LocalPipeline<C: Codec, H> {
     handler: H,
     /// Decoded messages not yet delivered because the handler turned
     /// reading off (at most one read's worth).
-    held: VecDeque<C::In>,
+    held: Held<C::In>,
+}
+
+/// Held messages: the exception (the handler turned reading off in the
+/// middle of a batch), so boxed, and only while there are any.
+#[expect(
+    clippy::box_collection,
+    reason = "a pointer in every pipeline instead of a VecDeque's 32 bytes: held messages are rare"
+)]
+struct Held<T>(Option<Box<VecDeque<T>>>);
+
+impl<T> Held<T> {
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn extend(&mut self, messages: impl Iterator<Item = T>) {
+        let mut messages = messages.peekable();
+        if messages.peek().is_some() {
+            self.0.get_or_insert_with(Box::default).extend(messages);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<T> {
+        let held = self.0.as_mut()?;
+        let msg = held.pop_front();
+        if held.is_empty() {
+            self.0 = None;
+        }
+        msg
+    }
 }
 
 /// A context over a local pipeline's parts (a macro, so the borrows of the
@@ -59,7 +90,7 @@ where
         LocalPipeline {
             codec,
             handler,
-            held: VecDeque::new(),
+            held: Held(None),
         }
     }
 
@@ -73,28 +104,24 @@ where
             self.handler.on_read(&mut local_ctx!(self, core, env), msg);
         }
         core.io.held_input = !self.held.is_empty();
-        if !core.io.held_input && self.held.capacity() > 0 {
-            // Held messages are the exception: keep no room for them.
-            self.held = VecDeque::new();
-        }
     }
 
     /// Delivers what the codec decoded, in order, while reading stays on
     /// (or all of it when `all`); holds the rest, behind any held before.
-    fn deliver_fresh(&mut self, core: &mut ConnCore, env: &mut ChannelEnv, all: bool) {
-        add(
-            &env.counters.messages_decoded,
-            self.codec.decoded.len() as u64,
-        );
+    fn deliver_fresh(
+        &mut self,
+        core: &mut ConnCore,
+        env: &mut ChannelEnv,
+        mut decoded: Vec<C::In>,
+        all: bool,
+    ) {
+        add(&env.counters.messages_decoded, decoded.len() as u64);
         if !self.held.is_empty() {
-            self.held.extend(self.codec.decoded.drain(..));
-            self.codec.give_back_decoded();
+            self.held.extend(decoded.drain(..));
+            spare::give(decoded);
             self.deliver_held(core, env, all);
             return;
         }
-        // Straight from the codec's `Vec` (taken out of it, since the
-        // handler's context borrows the codec to encode).
-        let mut decoded = std::mem::take(&mut self.codec.decoded);
         let mut fresh = decoded.drain(..);
         while core.phase.delivers_input() && (all || core.takes_messages()) {
             let Some(msg) = fresh.next() else {
@@ -104,10 +131,7 @@ where
         }
         self.held.extend(fresh);
         core.io.held_input = !self.held.is_empty();
-        if self.codec.decoded.is_empty() {
-            self.codec.decoded = decoded;
-        }
-        self.codec.give_back_decoded();
+        spare::give(decoded);
     }
 
     /// Delivers what a decode produced (as far as reading stays on), then
@@ -116,10 +140,10 @@ where
         &mut self,
         core: &mut ConnCore,
         env: &mut ChannelEnv,
-        result: Result<(), CodecError>,
+        decoded: Decoded<C::In>,
     ) {
-        self.deliver_fresh(core, env, false);
-        if let Err(e) = result {
+        self.deliver_fresh(core, env, decoded.messages, false);
+        if let Err(e) = decoded.result {
             core.fail_decode(e);
         }
     }
@@ -172,10 +196,10 @@ where
 
     fn input_closed(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
         timed!(env, {
-            let result = self.codec.decode_eof(core);
+            let decoded = self.codec.decode_eof(core);
             // No more input will come to wait for: everything received goes.
-            self.deliver_fresh(core, env, true);
-            if let Err(e) = result {
+            self.deliver_fresh(core, env, decoded.messages, true);
+            if let Err(e) = decoded.result {
                 core.fail_decode(e);
             }
             if core.config.allow_half_closure {

@@ -10,6 +10,8 @@ pub(crate) mod connection;
 pub(crate) mod context;
 pub(crate) mod cumulation;
 pub(crate) mod env;
+#[cfg(test)]
+mod footprint;
 pub(crate) mod handle;
 pub(crate) mod handler;
 pub(crate) mod idle;

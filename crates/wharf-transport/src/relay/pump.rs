@@ -247,7 +247,7 @@ fn got(
     src.core.last_read = env.now;
     add(&env.counters.bytes_read, n as u64);
     let core = &mut dst.core;
-    let weight = core.out.push(msg);
+    let weight = core.out.push(msg, core.gathering());
     core.shared.add_pending(weight);
     core.out.mark_flushed();
     dst.guarded(env, |_, core, env| core.flush(env));

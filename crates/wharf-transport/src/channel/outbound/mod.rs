@@ -153,28 +153,35 @@ pub(crate) struct OutboundBuffer {
     flushed: usize,
     /// Total weight of all entries.
     weight: usize,
-    /// Writes up to this many bytes are gathered (0: none).
-    coalesce_max: usize,
-    /// Where a buffer that gathers small writes comes from.
-    allocator: Allocator,
+}
+
+/// Which writes a queue gathers: those of up to `max` bytes (0: none),
+/// into buffers from `allocator`. The channel's configuration says; it is
+/// passed to each push rather than kept in every connection's queue.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gathering {
+    pub max: usize,
+    pub allocator: Allocator,
+}
+
+impl Gathering {
+    /// No write is gathered.
+    #[cfg(test)]
+    pub(crate) fn none() -> Gathering {
+        Gathering {
+            max: 0,
+            allocator: Allocator::unpooled(),
+        }
+    }
 }
 
 impl OutboundBuffer {
-    /// An empty queue that gathers writes of up to `coalesce_max` bytes,
-    /// in buffers from `allocator`.
-    pub(crate) fn new(coalesce_max: usize, allocator: Allocator) -> OutboundBuffer {
-        OutboundBuffer {
-            coalesce_max,
-            allocator,
-            ..OutboundBuffer::default()
-        }
-    }
-
-    /// Queues a message (not yet flushed); returns the weight it adds (its
-    /// bytes alone when it was gathered into the last entry).
-    pub(crate) fn push(&mut self, msg: OutboundMessage) -> usize {
+    /// Queues a message (not yet flushed), gathered into the last entry
+    /// if `gathering` allows; returns the weight it adds (its bytes alone
+    /// when it was gathered).
+    pub(crate) fn push(&mut self, msg: OutboundMessage, gathering: Gathering) -> usize {
         let len = msg.len();
-        if len > 0 && len <= self.coalesce_max && self.gather(&msg) {
+        if len > 0 && len <= gathering.max && self.gather(&msg, gathering) {
             self.weight += len;
             return len;
         }
