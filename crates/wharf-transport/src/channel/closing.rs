@@ -69,7 +69,8 @@ impl Connection {
             // it is now: a producer on another thread may have seen the
             // channel unwritable, and a flush here made it writable again
             // before we looked; it still needs to hear "writable".
-            let flips = self.core.shared.writes.flips();
+            // The low bits only (see `IoFlags::notified_flips`).
+            let flips = self.core.shared.writes.flips() as u32;
             if !phase.is_aborting() && flips != self.core.io.notified_flips {
                 self.core.io.notified_flips = flips;
                 let writable = self.core.shared.is_writable();

@@ -61,7 +61,9 @@ pub(crate) struct IoFlags {
     /// more is read until a receive takes them.
     pub input_claimed: bool,
     /// The writability flips the handler has been told about.
-    pub notified_flips: u64,
+    /// (The low 32 bits of the count: only changes and their number
+    /// matter, and no channel flips 2^32 times between two looks.)
+    pub notified_flips: u32,
     /// Bytes queued for output as last counted in the loop's metrics.
     pub outbound_counted: usize,
     /// Level-triggered interest currently registered.
@@ -78,7 +80,6 @@ pub(crate) struct ConnCore {
     pub recv: AdaptiveRecvSizer,
     pub phase: Phase,
     pub io: IoFlags,
-    pub last_read: Instant,
     pub last_write: Instant,
     /// Idle detection, on a channel configured for it.
     pub idle: Option<Box<IdleTracker>>,
@@ -160,7 +161,6 @@ impl ConnCore {
             config,
             phase: Phase::ACTIVE,
             io,
-            last_read: now,
             last_write: now,
             idle: None,
             idle_timer: None,
@@ -205,6 +205,11 @@ impl ConnCore {
     /// Takes the hook waiting for the connection to become active.
     pub(crate) fn take_on_active(&mut self) -> Option<ActiveHook> {
         self.rare_mut()?.on_active.take()
+    }
+
+    /// Something was read at `now` (idle tracking wants to know).
+    pub(crate) fn read_at(&mut self, now: Instant) {
+        crate::channel::idle::read_at(&mut self.idle, now);
     }
 
     /// Whether writes are still accepted.

@@ -28,11 +28,11 @@ fn at_most<T>(bound: usize) {
 #[test]
 fn a_connection_is_small() {
     // The slab entry: a connection and its generation.
-    at_most::<(u32, Slot)>(272);
-    at_most::<Connection>(264);
-    at_most::<ConnCore>(232);
+    at_most::<(u32, Slot)>(248);
+    at_most::<Connection>(240);
+    at_most::<ConnCore>(208);
     // The Arc'd state other threads see.
-    at_most::<ChannelShared>(192);
+    at_most::<ChannelShared>(144);
     // The boxed pipeline of a bytes echo: the cumulation, and a pointer
     // for held messages.
     at_most::<LocalPipeline<RawBytes, Echo>>(40);

@@ -8,7 +8,7 @@
 //! worker task to end wakes a loop that waits for it to close. Both are
 //! model-checked with loom (the `tests` module, `--cfg loom`).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::OnceLock;
 
 use crate::EventLoopHandle;
@@ -31,6 +31,50 @@ impl std::fmt::Display for ChannelId {
 }
 
 static NEXT_CHANNEL_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A channel's local and peer addresses: 16 bytes for the usual IPv4
+/// pair instead of 64 for two `Option<SocketAddr>`, which every channel
+/// kept (issue 12, goal 4); other pairs are boxed.
+#[derive(Debug)]
+pub(crate) enum ChannelAddrs {
+    /// Both known, both IPv4.
+    V4 {
+        local: SocketAddrV4,
+        peer: SocketAddrV4,
+    },
+    /// Neither known (a Unix-domain socket without names).
+    Neither,
+    /// Anything else.
+    Other(Box<(Option<SocketAddr>, Option<SocketAddr>)>),
+}
+
+impl ChannelAddrs {
+    pub(crate) fn new(local: Option<SocketAddr>, peer: Option<SocketAddr>) -> ChannelAddrs {
+        match (local, peer) {
+            (Some(SocketAddr::V4(local)), Some(SocketAddr::V4(peer))) => {
+                ChannelAddrs::V4 { local, peer }
+            }
+            (None, None) => ChannelAddrs::Neither,
+            pair => ChannelAddrs::Other(Box::new(pair)),
+        }
+    }
+
+    pub(crate) fn local(&self) -> Option<SocketAddr> {
+        match self {
+            ChannelAddrs::V4 { local, .. } => Some(SocketAddr::V4(*local)),
+            ChannelAddrs::Neither => None,
+            ChannelAddrs::Other(pair) => pair.0,
+        }
+    }
+
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
+        match self {
+            ChannelAddrs::V4 { peer, .. } => Some(SocketAddr::V4(*peer)),
+            ChannelAddrs::Neither => None,
+            ChannelAddrs::Other(pair) => pair.1,
+        }
+    }
+}
 
 /// Bytes waiting to be sent and the writable flag they drive.
 #[derive(Debug)]
@@ -195,8 +239,7 @@ pub(crate) struct ChannelShared {
     /// The channel's token on its loop.
     pub token: Token,
     pub event_loop: EventLoopHandle,
-    pub local_addr: Option<SocketAddr>,
-    pub peer_addr: Option<SocketAddr>,
+    addrs: ChannelAddrs,
     pub writes: WriteAccount,
     pub worker: WorkerTasks,
     active: AtomicBool,
@@ -223,8 +266,7 @@ impl ChannelShared {
             id: ChannelId(NEXT_CHANNEL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
             token,
             event_loop,
-            local_addr,
-            peer_addr,
+            addrs: ChannelAddrs::new(local_addr, peer_addr),
             writes: WriteAccount::new(water_mark),
             worker: WorkerTasks::default(),
             active: AtomicBool::new(false),
@@ -232,6 +274,16 @@ impl ChannelShared {
             transfers: ChannelTransfers::default(),
             tls: OnceLock::new(),
         }
+    }
+
+    /// The local address of the connection.
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        self.addrs.local()
+    }
+
+    /// The peer's address.
+    pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
+        self.addrs.peer()
     }
 
     /// Counts `n` more bytes waiting to be sent.
@@ -303,6 +355,24 @@ impl ChannelShared {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_come_back_as_given() {
+        let v4: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let v4b: SocketAddr = "10.0.0.2:65535".parse().unwrap();
+        let v6: SocketAddr = "[::1%3]:443".parse().unwrap();
+        for (local, peer) in [
+            (Some(v4), Some(v4b)),
+            (Some(v4), Some(v6)),
+            (Some(v6), None),
+            (None, Some(v4)),
+            (None, None),
+        ] {
+            let addrs = ChannelAddrs::new(local, peer);
+            assert_eq!((addrs.local(), addrs.peer()), (local, peer));
+        }
+        assert!(size_of::<ChannelAddrs>() <= 16);
+    }
 
     #[test]
     fn writability_flips_with_hysteresis_between_the_water_marks() {

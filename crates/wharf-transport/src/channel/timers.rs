@@ -108,7 +108,8 @@ impl Connection {
         let Some(idle) = core.idle.as_mut() else {
             return;
         };
-        let due = idle.due(core.config.idle, env.now, core.last_read, core.last_write);
+        let last_read = idle.last_read.unwrap_or(env.now);
+        let due = idle.due(core.config.idle, env.now, last_read, core.last_write);
         if !core.phase.is_closed()
             && let Some(at) = idle.next_check()
         {

@@ -60,7 +60,7 @@ impl Connection {
         buf.commit(n);
         add(&env.counters.bytes_read, n as u64);
         core.recv.record(n, capacity);
-        core.last_read = env.now;
+        crate::channel::idle::read_at(&mut core.idle, env.now);
         let received = match tls.receive(allocator) {
             Ok(received) => received,
             Err(e) => {

@@ -244,7 +244,7 @@ fn got(
     n: usize,
     msg: OutboundMessage,
 ) {
-    src.core.last_read = env.now;
+    src.core.read_at(env.now);
     add(&env.counters.bytes_read, n as u64);
     let core = &mut dst.core;
     let weight = core.out.push(msg, core.gathering());
