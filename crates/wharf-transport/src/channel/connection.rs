@@ -60,6 +60,9 @@ pub(crate) struct IoFlags {
     /// ([`Codec::input_claimed`](crate::Codec::input_claimed)): nothing
     /// more is read until a receive takes them.
     pub input_claimed: bool,
+    /// The handler panicked: it gets no more calls. (Here rather than in
+    /// `Connection`, where it took a word of its own.)
+    pub poisoned: bool,
     /// The writability flips the handler has been told about.
     /// (The low 32 bits of the count: only changes and their number
     /// matter, and no channel flips 2^32 times between two looks.)
@@ -365,8 +368,6 @@ pub(crate) struct Connection {
     pub(crate) pipeline: Box<dyn ChannelPipeline>,
     /// The bootstrap's count of open connections, decremented on close.
     live: Arc<AtomicUsize>,
-    /// The handler panicked: it gets no more calls.
-    poisoned: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -390,7 +391,6 @@ impl Connection {
             core,
             pipeline,
             live,
-            poisoned: false,
         }
     }
 
@@ -401,7 +401,7 @@ impl Connection {
         env: &mut ChannelEnv,
         f: impl FnOnce(&mut dyn ChannelPipeline, &mut ConnCore, &mut ChannelEnv),
     ) {
-        if self.poisoned {
+        if self.core.io.poisoned {
             return;
         }
         let (pipeline, core) = (&mut *self.pipeline, &mut self.core);
@@ -411,14 +411,14 @@ impl Connection {
                 channel = channel.0;
                 "handler of channel {channel} panicked on its event loop; closing the channel"
             );
-            self.poisoned = true;
+            self.core.io.poisoned = true;
             self.core.phase = self.core.phase.aborted();
         }
     }
 
     /// Whether the handler panicked.
     pub(crate) fn is_poisoned(&self) -> bool {
-        self.poisoned
+        self.core.io.poisoned
     }
 
     /// The connection is registered: it becomes active, or (over TLS)
@@ -557,7 +557,7 @@ impl Connection {
             "the channel closed before all the bytes to receive arrived",
         ));
         let ended = core.receives.take();
-        if !self.poisoned {
+        if !self.core.io.poisoned {
             let (pipeline, core) = (&mut *self.pipeline, &mut self.core);
             let inactive =
                 |pipeline: &mut dyn ChannelPipeline, core: &mut ConnCore, env: &mut ChannelEnv| {

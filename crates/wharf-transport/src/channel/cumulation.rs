@@ -197,7 +197,7 @@ impl<C: Codec> Encoder<C::Out> for CodecState<C> {
             return;
         }
         // The sink's entries are the loop's spare: a connection keeps none.
-        let mut encoded = Encoded::with_entries(core.config.allocator, spare::take());
+        let mut encoded = Encoded::with_entries(core.config.allocator, spare::take_entries());
         match self.codec.encode(msg, &mut encoded) {
             Ok(()) => {
                 let gathering = core.gathering();
@@ -211,7 +211,7 @@ impl<C: Codec> Encoder<C::Out> for CodecState<C> {
                 core.rare().errors.push(ChannelError::Encode(e));
             }
         }
-        spare::give(encoded.into_entries());
+        spare::give_entries(encoded.into_entries());
     }
 
     fn start_receive(&mut self, receiving: Receiving, core: &mut ConnCore, env: &mut ChannelEnv) {

@@ -28,11 +28,11 @@ fn at_most<T>(bound: usize) {
 #[test]
 fn a_connection_is_small() {
     // The slab entry: a connection and its generation.
-    at_most::<(u32, Slot)>(248);
-    at_most::<Connection>(240);
+    at_most::<(u32, Slot)>(240);
+    at_most::<Connection>(232);
     at_most::<ConnCore>(208);
     // The Arc'd state other threads see.
-    at_most::<ChannelShared>(144);
+    at_most::<ChannelShared>(128);
     // The boxed pipeline of a bytes echo: the cumulation, and a pointer
     // for held messages.
     at_most::<LocalPipeline<RawBytes, Echo>>(40);

@@ -141,6 +141,6 @@ impl<O: Send + 'static> ChannelHandle<O> {
 
     /// File bytes and system calls of this channel, by transfer strategy.
     pub fn transfer_stats(&self) -> TransferStats {
-        self.shared.transfers.snapshot()
+        self.shared.extras.snapshot()
     }
 }

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use crate::EventLoopHandle;
 use crate::channel::config::WaterMark;
 use crate::channel::env::ChannelMsg;
-use crate::file_region::ChannelTransfers;
+use crate::file_region::{TransferCounters, TransferStats, TransferStrategy};
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::tls::TlsInfo;
 use crate::token::Token;
@@ -232,6 +232,38 @@ impl WorkerTasks {
     }
 }
 
+/// What a channel's shared state makes only when first needed: the TLS
+/// details once the handshake settles them, the per-strategy file
+/// counters at the first file transfer. One box for both: most channels
+/// need neither, and pay a pointer and a flag instead of 160 bytes
+/// (issue 12, goal 4).
+#[derive(Debug, Default)]
+pub(crate) struct ChannelExtras(OnceLock<Box<Extras>>);
+
+#[derive(Debug, Default)]
+struct Extras {
+    tls: OnceLock<TlsInfo>,
+    transfers: TransferCounters,
+}
+
+impl ChannelExtras {
+    fn made(&self) -> &Extras {
+        self.0.get_or_init(Box::default)
+    }
+
+    /// Counts file bytes and system calls of this channel.
+    pub(crate) fn add(&self, strategy: TransferStrategy, bytes: usize, syscalls: u64) {
+        self.made().transfers.add(strategy, bytes, syscalls);
+    }
+
+    /// The file counters of this channel.
+    pub(crate) fn snapshot(&self) -> TransferStats {
+        self.0
+            .get()
+            .map_or_else(TransferStats::default, |e| e.transfers.snapshot())
+    }
+}
+
 /// Shared state of one channel, behind an `Arc`.
 #[derive(Debug)]
 pub(crate) struct ChannelShared {
@@ -246,11 +278,8 @@ pub(crate) struct ChannelShared {
     /// Reading is on (the handler's switch): an atomic, so that a handler
     /// on a worker turning it off stops the loop's very next read.
     auto_read: AtomicBool,
-    /// File bytes sent, by strategy.
-    pub transfers: ChannelTransfers,
-    /// What the TLS handshake settled, once it is done (boxed: a plain
-    /// channel pays a pointer for it, not the whole).
-    tls: OnceLock<Box<TlsInfo>>,
+    /// File bytes sent, by strategy, and the TLS details, when any.
+    pub extras: ChannelExtras,
 }
 
 impl ChannelShared {
@@ -271,8 +300,7 @@ impl ChannelShared {
             worker: WorkerTasks::default(),
             active: AtomicBool::new(false),
             auto_read: AtomicBool::new(auto_read),
-            transfers: ChannelTransfers::default(),
-            tls: OnceLock::new(),
+            extras: ChannelExtras::default(),
         }
     }
 
@@ -343,12 +371,12 @@ impl ChannelShared {
     /// What the TLS handshake settled (set once, before the channel is
     /// active).
     pub(crate) fn set_tls(&self, info: TlsInfo) {
-        let _ = self.tls.set(Box::new(info));
+        let _ = self.extras.made().tls.set(info);
     }
 
     /// What the TLS handshake settled, on a TLS channel.
     pub(crate) fn tls(&self) -> Option<&TlsInfo> {
-        self.tls.get().map(|info| &**info)
+        self.extras.0.get()?.tls.get()
     }
 }
 

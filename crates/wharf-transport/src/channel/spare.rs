@@ -10,11 +10,16 @@
 //! it: a busy loop reuses the same few allocations, an idle connection
 //! holds none. Only the loop's own thread sees its spares (a thread
 //! local, no locking); a spare much larger than a usual batch is dropped
-//! rather than kept.
+//! rather than kept. The outbound queue and the encoded entries, taken
+//! and given back around every write, have cells of their own; other
+//! element types (a codec's messages) are found by type among the rest.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::thread::LocalKey;
+
+use crate::channel::outbound::OutboundMessage;
 
 /// A spare larger than this many bytes is not kept.
 const MAX_SPARE_BYTES: usize = 64 << 10;
@@ -23,6 +28,10 @@ thread_local! {
     /// One spare per element type, each a `Box<C>` of an empty collection
     /// (a handful of types per loop: a linear search).
     static SPARES: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+    /// The outbound queue's spare.
+    static QUEUE: Cell<VecDeque<OutboundMessage>> = const { Cell::new(VecDeque::new()) };
+    /// The encoded entries' spare.
+    static ENTRIES: Cell<Vec<OutboundMessage>> = const { Cell::new(Vec::new()) };
 }
 
 /// A collection whose emptied allocation can be kept for reuse.
@@ -69,11 +78,10 @@ pub(crate) fn take<C: Reusable>() -> C {
 /// Gives an emptied collection back to this thread, unless the thread has
 /// a spare at least as large already, or it is too large to keep.
 pub(crate) fn give<C: Reusable>(collection: C) {
-    debug_assert!(collection.holds_nothing(), "a spare must be empty");
-    let bytes = collection.allocated();
-    if bytes == 0 || bytes > MAX_SPARE_BYTES || !collection.holds_nothing() {
+    if !keepable(&collection) {
         return;
     }
+    let bytes = collection.allocated();
     SPARES.with(|spares| {
         let mut spares = spares.borrow_mut();
         match spares
@@ -87,12 +95,48 @@ pub(crate) fn give<C: Reusable>(collection: C) {
     });
 }
 
-/// Gives `collection`'s allocation back to this thread if it is empty and
-/// has one, leaving it without.
-pub(crate) fn give_back_if_empty<C: Reusable>(collection: &mut C) {
-    if collection.holds_nothing() && collection.allocated() > 0 {
-        give(std::mem::take(collection));
+/// Whether `collection` is worth keeping as a spare.
+fn keepable<C: Reusable>(collection: &C) -> bool {
+    debug_assert!(collection.holds_nothing(), "a spare must be empty");
+    let bytes = collection.allocated();
+    bytes > 0 && bytes <= MAX_SPARE_BYTES && collection.holds_nothing()
+}
+
+/// Keeps the larger of `collection` and the spare in `cell`.
+fn keep_larger<C: Reusable>(cell: &'static LocalKey<Cell<C>>, collection: C) {
+    if keepable(&collection) {
+        cell.with(|cell| {
+            let spare = cell.take();
+            cell.set(if spare.allocated() < collection.allocated() {
+                collection
+            } else {
+                spare
+            });
+        });
     }
+}
+
+/// An empty outbound queue: this thread's spare if it has one.
+pub(crate) fn take_queue() -> VecDeque<OutboundMessage> {
+    QUEUE.take()
+}
+
+/// Gives an outbound queue's allocation back to this thread if the queue
+/// is empty and has one, leaving it without.
+pub(crate) fn give_back_queue(queue: &mut VecDeque<OutboundMessage>) {
+    if queue.is_empty() && queue.capacity() > 0 {
+        keep_larger(&QUEUE, std::mem::take(queue));
+    }
+}
+
+/// Empty encoded entries: this thread's spare if it has them.
+pub(crate) fn take_entries() -> Vec<OutboundMessage> {
+    ENTRIES.take()
+}
+
+/// Gives emptied encoded entries back to this thread.
+pub(crate) fn give_entries(entries: Vec<OutboundMessage>) {
+    keep_larger(&ENTRIES, entries);
 }
 
 #[cfg(test)]
@@ -106,8 +150,7 @@ mod tests {
         v.extend([1, 2, 3]);
         v.clear();
         let cap = v.capacity();
-        give_back_if_empty(&mut v);
-        assert_eq!(v.capacity(), 0, "given back");
+        give(v);
         let again: Vec<u64> = take();
         assert_eq!(again.capacity(), cap, "the spare, with its capacity");
         let none: Vec<u64> = take();
@@ -124,5 +167,19 @@ mod tests {
         assert_eq!(take::<Vec<u32>>().capacity(), 16);
         give(Vec::<u32>::with_capacity(MAX_SPARE_BYTES));
         assert_eq!(take::<Vec<u32>>().capacity(), 0, "too large to keep");
+    }
+
+    #[test]
+    fn the_outbound_spares_have_cells_of_their_own() {
+        let mut queue = take_queue();
+        queue.push_back(OutboundMessage::Buf(wharf_buf::ByteBuf::new()));
+        queue.clear();
+        let cap = queue.capacity();
+        give_back_queue(&mut queue);
+        assert_eq!(queue.capacity(), 0, "given back");
+        assert_eq!(take_queue().capacity(), cap);
+        give_entries(Vec::with_capacity(3));
+        assert_eq!(take_entries().capacity(), 3);
+        assert_eq!(take_entries().capacity(), 0, "one spare");
     }
 }

@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 use wharf_buf::{Allocator, ByteBuf};
 
 use crate::channel::env::ChannelMsg;
-use crate::channel::shared::ChannelShared;
+use crate::channel::shared::{ChannelExtras, ChannelShared};
 use crate::channel::socket::Socket;
 use crate::sys::file::{MapWindow, Pipe};
 use direct::DirectState;
@@ -186,26 +186,6 @@ impl ChannelAddr {
     }
 }
 
-/// One channel's [`TransferCounters`], made at its first file transfer:
-/// most channels never send a file, and an idle connection should not
-/// carry 64 bytes of zeros for it (issue 12, goal 4).
-#[derive(Debug, Default)]
-pub(crate) struct ChannelTransfers(std::sync::OnceLock<Box<TransferCounters>>);
-
-impl ChannelTransfers {
-    pub(crate) fn add(&self, strategy: TransferStrategy, bytes: usize, syscalls: u64) {
-        self.0
-            .get_or_init(Box::default)
-            .add(strategy, bytes, syscalls);
-    }
-
-    pub(crate) fn snapshot(&self) -> TransferStats {
-        self.0
-            .get()
-            .map_or_else(TransferStats::default, |c| c.snapshot())
-    }
-}
-
 /// What a region needs from its channel and loop for one step.
 pub(crate) struct TransferCx<'a> {
     pub default: TransferStrategy,
@@ -213,7 +193,7 @@ pub(crate) struct TransferCx<'a> {
     /// The loop's spare pipe for `Splice`.
     pub pipe: &'a mut Option<Pipe>,
     pub loop_stats: &'a TransferCounters,
-    pub channel_stats: &'a ChannelTransfers,
+    pub channel_stats: &'a ChannelExtras,
     pub max_bytes: usize,
     pub waker: ChannelAddr,
 }

@@ -188,7 +188,7 @@ impl OutboundBuffer {
         let weight = msg.weight();
         self.weight += weight;
         if self.entries.capacity() == 0 {
-            self.entries = spare::take();
+            self.entries = spare::take_queue();
         }
         self.entries.push_back(msg);
         weight
@@ -304,7 +304,7 @@ impl OutboundBuffer {
             self.entries.pop_front();
             self.flushed -= 1;
             released += ENTRY_OVERHEAD;
-            spare::give_back_if_empty(&mut self.entries);
+            spare::give_back_queue(&mut self.entries);
         }
         self.weight -= released;
         Progress { bytes: n, released }
@@ -342,7 +342,7 @@ impl OutboundBuffer {
         }
         debug_assert_eq!(n, 0, "the socket took more bytes than were offered");
         self.weight -= released;
-        spare::give_back_if_empty(&mut self.entries);
+        spare::give_back_queue(&mut self.entries);
         Progress {
             bytes: written,
             released,
@@ -354,7 +354,7 @@ impl OutboundBuffer {
     pub(crate) fn discard(&mut self) -> usize {
         let weight = self.weight;
         self.entries.clear();
-        spare::give_back_if_empty(&mut self.entries);
+        spare::give_back_queue(&mut self.entries);
         self.flushed = 0;
         self.weight = 0;
         weight

@@ -33,7 +33,7 @@ impl OutboundBuffer {
         let mut taken = Taken::default();
         let result = self.fill(dst, cx, &mut taken);
         self.weight -= taken.released;
-        spare::give_back_if_empty(&mut self.entries);
+        spare::give_back_queue(&mut self.entries);
         result.map(|()| taken)
     }
 
