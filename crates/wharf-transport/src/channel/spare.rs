@@ -13,6 +13,8 @@
 //! rather than kept. The outbound queue and the encoded entries, taken
 //! and given back around every write, have cells of their own; other
 //! element types (a codec's messages) are found by type among the rest.
+//! While the thread's locals are being torn down, nothing is kept or
+//! taken: collections are then made and dropped as usual.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -65,14 +67,16 @@ impl<T: 'static> Reusable for VecDeque<T> {
 /// An empty collection: this thread's spare if it has one (with its
 /// capacity), otherwise a new one (without).
 pub(crate) fn take<C: Reusable>() -> C {
-    SPARES.with(|spares| {
-        let mut spares = spares.borrow_mut();
-        spares
-            .iter_mut()
-            .find_map(|spare| spare.downcast_mut::<C>())
-            .map(std::mem::take)
-            .unwrap_or_default()
-    })
+    SPARES
+        .try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            spares
+                .iter_mut()
+                .find_map(|spare| spare.downcast_mut::<C>())
+                .map(std::mem::take)
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
 }
 
 /// Gives an emptied collection back to this thread, unless the thread has
@@ -82,7 +86,7 @@ pub(crate) fn give<C: Reusable>(collection: C) {
         return;
     }
     let bytes = collection.allocated();
-    SPARES.with(|spares| {
+    let _ = SPARES.try_with(|spares| {
         let mut spares = spares.borrow_mut();
         match spares
             .iter_mut()
@@ -105,7 +109,7 @@ fn keepable<C: Reusable>(collection: &C) -> bool {
 /// Keeps the larger of `collection` and the spare in `cell`.
 fn keep_larger<C: Reusable>(cell: &'static LocalKey<Cell<C>>, collection: C) {
     if keepable(&collection) {
-        cell.with(|cell| {
+        let _ = cell.try_with(|cell| {
             let spare = cell.take();
             cell.set(if spare.allocated() < collection.allocated() {
                 collection
@@ -118,7 +122,7 @@ fn keep_larger<C: Reusable>(cell: &'static LocalKey<Cell<C>>, collection: C) {
 
 /// An empty outbound queue: this thread's spare if it has one.
 pub(crate) fn take_queue() -> VecDeque<OutboundMessage> {
-    QUEUE.take()
+    QUEUE.try_with(Cell::take).unwrap_or_default()
 }
 
 /// Gives an outbound queue's allocation back to this thread if the queue
@@ -131,7 +135,7 @@ pub(crate) fn give_back_queue(queue: &mut VecDeque<OutboundMessage>) {
 
 /// Empty encoded entries: this thread's spare if it has them.
 pub(crate) fn take_entries() -> Vec<OutboundMessage> {
-    ENTRIES.take()
+    ENTRIES.try_with(Cell::take).unwrap_or_default()
 }
 
 /// Gives emptied encoded entries back to this thread.
