@@ -41,7 +41,11 @@ impl Connection {
                 self.guarded(env, |_, core, env| core.flush(env));
             }
             if self.core.output_waiting()
-                && self.core.stall_timer.is_none()
+                && self
+                    .core
+                    .rare
+                    .as_ref()
+                    .is_none_or(|r| r.stall_timer.is_none())
                 && let Some(limit) = self.core.stall_limit()
             {
                 self.arm_stall_timer(env, limit);
@@ -57,7 +61,7 @@ impl Connection {
             if self.core.receives.as_ref().is_some_and(|r| r.is_idle()) {
                 self.core.receives = None;
             }
-            if let Some(error) = self.core.errors.pop_front() {
+            if let Some(error) = self.core.take_error() {
                 self.guarded(env, |pipeline, core, env| pipeline.error(core, env, error));
                 continue;
             }
@@ -65,7 +69,8 @@ impl Connection {
             // it is now: a producer on another thread may have seen the
             // channel unwritable, and a flush here made it writable again
             // before we looked; it still needs to hear "writable".
-            let flips = self.core.shared.writes.flips();
+            // The low bits only (see `IoFlags::notified_flips`).
+            let flips = self.core.shared.writes.flips() as u32;
             if !phase.is_aborting() && flips != self.core.io.notified_flips {
                 self.core.io.notified_flips = flips;
                 let writable = self.core.shared.is_writable();
@@ -85,6 +90,7 @@ impl Connection {
             }
             break;
         }
+        self.core.tidy();
         if self.is_poisoned() || self.core.phase.is_aborting() || self.core.phase.is_closed() {
             return Settled::Close;
         }
@@ -131,8 +137,9 @@ impl Connection {
         // for a close to reset the connection over.)
         let unread = core.io.discarded || self.pipeline.has_partial_input();
         core.phase = core.phase.flushed(unread, lingering, env.now);
-        if let (Phase::Lingering { until, .. }, true) = (core.phase, core.linger_timer.is_none()) {
-            if let Some(id) = core.stall_timer.take() {
+        let lingers = core.rare.as_ref().is_none_or(|r| r.linger_timer.is_none());
+        if let (Phase::Lingering { until, .. }, true) = (core.phase, lingers) {
+            if let Some(id) = core.rare_mut().and_then(|r| r.stall_timer.take()) {
                 env.cancel(id);
             }
             if let Err(e) = core.socket.shutdown_write()
@@ -141,7 +148,8 @@ impl Connection {
                 core.fail_io(e);
                 return;
             }
-            core.linger_timer = Some(env.schedule(until, core.shared.token, ChannelTimer::Linger));
+            let timer = env.schedule(until, core.shared.token, ChannelTimer::Linger);
+            core.rare().linger_timer = Some(timer);
             // Input that arrived meanwhile brings no new edge.
             core.io.read_pending = true;
             core.serve_again(env);
@@ -153,7 +161,8 @@ impl Connection {
     fn arm_stall_timer(&mut self, env: &mut ChannelEnv, limit: std::time::Duration) {
         let core = &mut self.core;
         let at = saturating_add(core.last_write.max(env.now), limit);
-        core.stall_timer = Some(env.schedule(at, core.shared.token, ChannelTimer::Stall));
+        let timer = env.schedule(at, core.shared.token, ChannelTimer::Stall);
+        core.rare().stall_timer = Some(timer);
     }
 
     /// The stall timer fired: a channel whose socket still takes data (a
@@ -162,7 +171,9 @@ impl Connection {
     /// closing) or the write timeout (when open) is failed, and reset.
     pub(crate) fn stall_timed_out(&mut self, env: &mut ChannelEnv) {
         let core = &mut self.core;
-        core.stall_timer = None;
+        if let Some(rare) = core.rare_mut() {
+            rare.stall_timer = None;
+        }
         let Some(limit) = core.stall_limit() else {
             return;
         };
@@ -172,7 +183,8 @@ impl Connection {
         }
         let next = saturating_add(core.last_write, limit);
         if next > env.now {
-            core.stall_timer = Some(env.schedule(next, core.shared.token, ChannelTimer::Stall));
+            let timer = env.schedule(next, core.shared.token, ChannelTimer::Stall);
+            core.rare().stall_timer = Some(timer);
             return;
         }
         let what = if core.phase.is_closing() {
@@ -186,7 +198,9 @@ impl Connection {
     /// The lingering close's time is up.
     pub(crate) fn linger_timed_out(&mut self, env: &mut ChannelEnv) {
         let core = &mut self.core;
-        core.linger_timer = None;
+        if let Some(rare) = core.rare_mut() {
+            rare.linger_timer = None;
+        }
         core.phase = core.phase.discarded(0, env.now, false);
     }
 }

@@ -80,6 +80,17 @@ impl Encoded {
         }
     }
 
+    /// A sink with `entries` to push into (empty, with their capacity).
+    pub(crate) fn with_entries(alloc: Allocator, entries: Vec<OutboundMessage>) -> Encoded {
+        debug_assert!(entries.is_empty());
+        Encoded { alloc, entries }
+    }
+
+    /// The (drained) entries back, with their capacity.
+    pub(crate) fn into_entries(self) -> Vec<OutboundMessage> {
+        self.entries
+    }
+
     /// A new buffer from the channel's allocator, to fill and
     /// [`push`](Self::push).
     pub fn buffer(&self, capacity: usize) -> ByteBuf {

@@ -10,7 +10,6 @@
 //! `writer.rs`, the close sequence in `closing.rs`, timers in
 //! `timers.rs`, the TLS layer in `tls_io.rs`.
 
-use std::collections::VecDeque;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -25,8 +24,9 @@ use crate::channel::handler::{ChannelError, UserEvent};
 use crate::channel::idle::IdleTracker;
 pub(crate) use crate::channel::io_flags::IoFlags;
 use crate::channel::lifecycle::Phase;
-use crate::channel::outbound::OutboundBuffer;
+use crate::channel::outbound::{Gathering, OutboundBuffer};
 use crate::channel::pipeline::ChannelPipeline;
+pub(crate) use crate::channel::rare::{ActiveHook, Rare};
 use crate::channel::receive::Receives;
 use crate::channel::recv::AdaptiveRecvSizer;
 use crate::channel::shared::ChannelShared;
@@ -45,47 +45,21 @@ pub(crate) struct ConnCore {
     pub recv: AdaptiveRecvSizer,
     pub phase: Phase,
     pub io: IoFlags,
-    pub errors: VecDeque<ChannelError>,
-    pub last_read: Instant,
     pub last_write: Instant,
-    pub idle: IdleTracker,
-    /// Timers the handler scheduled, cancelled when the channel closes.
-    pub user_timers: Vec<TimerId>,
+    /// Idle detection, on a channel configured for it.
+    pub idle: Option<Box<IdleTracker>>,
     pub idle_timer: Option<TimerId>,
-    /// The close timeout of a closing channel.
-    pub stall_timer: Option<TimerId>,
-    /// The deadline of a lingering close.
-    pub linger_timer: Option<TimerId>,
+    /// What few connections need at a time, out of line (see [`Rare`]).
+    pub rare: Option<Box<Rare>>,
     /// The TLS layer, on a TLS channel.
     pub tls: Option<Box<TlsSession>>,
-    /// The deadline of a TLS handshake.
-    pub handshake_timer: Option<TimerId>,
-    /// Told once the connection is active, or that it failed first (a
-    /// client connect waiting for its TLS handshake).
-    pub on_active: Option<ActiveHook>,
     /// Linked to a partner channel: the loop relays between them
-    /// (`crate::relay`).
-    pub relay: Option<RelayLink>,
+    /// (`crate::relay`). Boxed, as everything here that few connections
+    /// use: every idle connection pays for the room kept inline.
+    pub relay: Option<Box<RelayLink>>,
     /// Input received into a file, or skipped, around the pipeline
     /// (`receive.rs`); only while there is any.
     pub receives: Option<Box<Receives>>,
-}
-
-/// What hears that a connection became active (its handler's `on_active`
-/// has run), or failed before.
-pub(crate) struct ActiveHook(pub Box<dyn FnOnce(io::Result<Arc<ChannelShared>>) + Send>);
-
-impl ActiveHook {
-    /// Tells the outcome.
-    pub(crate) fn call(self, outcome: io::Result<Arc<ChannelShared>>) {
-        (self.0)(outcome)
-    }
-}
-
-impl std::fmt::Debug for ActiveHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ActiveHook")
-    }
 }
 
 impl ConnCore {
@@ -100,24 +74,59 @@ impl ConnCore {
             socket,
             shared,
             recv: AdaptiveRecvSizer::new(config.recv_size),
-            out: OutboundBuffer::new(config.coalesce_writes, config.allocator),
+            out: OutboundBuffer::default(),
             config,
             phase: Phase::ACTIVE,
             io,
-            errors: VecDeque::new(),
-            last_read: now,
             last_write: now,
-            idle: IdleTracker::default(),
-            user_timers: Vec::new(),
+            idle: None,
             idle_timer: None,
-            stall_timer: None,
-            linger_timer: None,
+            rare: None,
             tls: None,
-            handshake_timer: None,
-            on_active: None,
             relay: None,
             receives: None,
         }
+    }
+
+    /// How the outbound queue gathers small writes (the configuration's).
+    pub(crate) fn gathering(&self) -> Gathering {
+        Gathering {
+            max: self.config.coalesce_writes,
+            allocator: self.config.allocator,
+        }
+    }
+
+    /// The out-of-line part, made if need be.
+    pub(crate) fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The out-of-line part, if there is one.
+    pub(crate) fn rare_mut(&mut self) -> Option<&mut Rare> {
+        self.rare.as_deref_mut()
+    }
+
+    /// Drops the out-of-line part once nothing is in it.
+    pub(crate) fn tidy(&mut self) {
+        if self.rare.as_ref().is_some_and(|rare| rare.is_empty()) {
+            self.rare = None;
+        }
+    }
+
+    /// The oldest failure the handler is still to hear of.
+    pub(crate) fn take_error(&mut self) -> Option<ChannelError> {
+        let errors = &mut self.rare_mut()?.errors;
+        (!errors.is_empty()).then(|| errors.remove(0))
+    }
+
+    /// Takes the hook waiting for the connection to become active.
+    pub(crate) fn take_on_active(&mut self) -> Option<ActiveHook> {
+        self.rare_mut()?.on_active.take()
+    }
+
+    /// Something was read at `now` (idle tracking wants to know).
+    pub(crate) fn read_at(&mut self, now: Instant) {
+        crate::channel::idle::read_at(&mut self.idle, now);
     }
 
     /// Whether writes are still accepted.
@@ -130,7 +139,7 @@ impl ConnCore {
     pub(crate) fn fail_io(&mut self, error: io::Error) {
         if !self.phase.is_aborting() && !self.phase.is_closed() {
             self.phase = self.phase.aborted();
-            self.errors.push_back(ChannelError::Io(error));
+            self.rare().errors.push(ChannelError::Io(error));
         }
     }
 
@@ -139,7 +148,7 @@ impl ConnCore {
     pub(crate) fn fail_decode(&mut self, error: CodecError) {
         if self.phase.delivers_input() {
             self.phase = self.phase.close_requested();
-            self.errors.push_back(ChannelError::Decode(error));
+            self.rare().errors.push(ChannelError::Decode(error));
         }
     }
 
@@ -208,7 +217,7 @@ impl ConnCore {
     /// meanwhile brings no new edge; held messages wait for no socket event
     /// at all.
     pub(crate) fn resume_reading(&mut self, env: &mut ChannelEnv) {
-        if (self.reading_enabled() && (!env.level || self.io.eof_pending))
+        if (self.reading_enabled() && (!env.level || self.eof_held()))
             || (self.io.held_input && self.takes_messages())
         {
             self.io.read_pending = true;
@@ -261,8 +270,6 @@ pub(crate) struct Connection {
     pub(crate) pipeline: Box<dyn ChannelPipeline>,
     /// The bootstrap's count of open connections, decremented on close.
     live: Arc<AtomicUsize>,
-    /// The handler panicked: it gets no more calls.
-    poisoned: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -286,7 +293,6 @@ impl Connection {
             core,
             pipeline,
             live,
-            poisoned: false,
         }
     }
 
@@ -297,7 +303,7 @@ impl Connection {
         env: &mut ChannelEnv,
         f: impl FnOnce(&mut dyn ChannelPipeline, &mut ConnCore, &mut ChannelEnv),
     ) {
-        if self.poisoned {
+        if self.core.io.poisoned {
             return;
         }
         let (pipeline, core) = (&mut *self.pipeline, &mut self.core);
@@ -307,14 +313,14 @@ impl Connection {
                 channel = channel.0;
                 "handler of channel {channel} panicked on its event loop; closing the channel"
             );
-            self.poisoned = true;
+            self.core.io.poisoned = true;
             self.core.phase = self.core.phase.aborted();
         }
     }
 
     /// Whether the handler panicked.
     pub(crate) fn is_poisoned(&self) -> bool {
-        self.poisoned
+        self.core.io.poisoned
     }
 
     /// The connection is registered: it becomes active, or (over TLS)
@@ -332,7 +338,7 @@ impl Connection {
         self.core.shared.set_active(true);
         self.core.start_idle(env);
         self.guarded(env, |pipeline, core, env| pipeline.active(core, env));
-        if let Some(hook) = self.core.on_active.take() {
+        if let Some(hook) = self.core.take_on_active() {
             hook.call(Ok(Arc::clone(&self.core.shared)));
         }
     }
@@ -441,7 +447,7 @@ impl Connection {
             let _ = socket2::SockRef::from(&core.socket).set_linger(Some(Duration::ZERO));
         }
         core.cancel_timers(env);
-        if let Some(hook) = core.on_active.take() {
+        if let Some(hook) = core.take_on_active() {
             hook.call(Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 "the connection closed before it became active",
@@ -453,7 +459,7 @@ impl Connection {
             "the channel closed before all the bytes to receive arrived",
         ));
         let ended = core.receives.take();
-        if !self.poisoned {
+        if !self.core.io.poisoned {
             let (pipeline, core) = (&mut *self.pipeline, &mut self.core);
             let inactive =
                 |pipeline: &mut dyn ChannelPipeline, core: &mut ConnCore, env: &mut ChannelEnv| {

@@ -368,12 +368,12 @@ impl<'a, O: Send + 'static> Context<'a, O> {
 
     /// The local address of the connection.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.shared().local_addr
+        self.shared().local_addr()
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.shared().peer_addr
+        self.shared().peer_addr()
     }
 
     /// What the TLS handshake settled (version, cipher suite, ALPN

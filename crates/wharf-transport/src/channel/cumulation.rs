@@ -1,6 +1,7 @@
 //! The codec of one connection with the buffers it works in: the bytes read
-//! and not yet decoded (the cumulation), the messages decoded from them,
-//! and the sink encoded messages go through.
+//! and not yet decoded (the cumulation) and the messages decoded from them.
+//! The collections that decoded and encoded messages pass through are the
+//! loop's spares (`spare.rs`) between uses: an idle connection holds none.
 //!
 //! Large messages arrive in linear time. When the codec knows how long the
 //! message at the front is ([`Codec::size_hint`]), the cumulation is
@@ -12,12 +13,12 @@
 use wharf_buf::ByteBuf;
 
 use crate::channel::codec::{Codec, CodecError, Encoded};
-use crate::channel::config::ChannelConfig;
 use crate::channel::connection::ConnCore;
 use crate::channel::context::Encoder;
 use crate::channel::env::ChannelEnv;
 use crate::channel::handler::ChannelError;
 use crate::channel::receive::Receiving;
+use crate::channel::spare;
 
 /// Below this many missing bytes, reads go through the usual adaptive read
 /// buffer; above it, straight into the reserved cumulation.
@@ -28,33 +29,36 @@ pub(crate) struct CodecState<C: Codec> {
     codec: C,
     /// Bytes read and not yet decoded.
     cumulation: ByteBuf,
-    /// Messages decoded by the last call, not yet passed on.
-    pub decoded: Vec<C::In>,
-    encoded: Encoded,
+}
+
+/// What one decode produced: the messages (in the loop's spare `Vec`,
+/// which the caller gives back once they are passed on) and how it ended.
+/// Messages decoded before an error are passed on before it is reported.
+pub(crate) struct Decoded<T> {
+    pub messages: Vec<T>,
+    pub result: Result<(), CodecError>,
 }
 
 impl<C: Codec> CodecState<C> {
-    pub(crate) fn new(codec: C, config: &ChannelConfig) -> Self {
+    pub(crate) fn new(codec: C) -> Self {
         CodecState {
             codec,
             cumulation: ByteBuf::new(),
-            decoded: Vec::new(),
-            encoded: Encoded::new(config.allocator),
         }
     }
 
     /// Appends `buf` to what is pending (without a copy when nothing is
-    /// pending and no room was reserved) and decodes into `self.decoded`.
-    /// A decode error leaves the messages decoded before it in
-    /// `self.decoded`, for the caller to deliver before it reports the
-    /// error.
-    pub(crate) fn decode(&mut self, core: &mut ConnCore, buf: ByteBuf) -> Result<(), CodecError> {
+    /// pending and no room was reserved) and decodes it.
+    pub(crate) fn decode(&mut self, core: &mut ConnCore, buf: ByteBuf) -> Decoded<C::In> {
         if self.cumulation.is_empty() && self.cumulation.capacity() < buf.len() {
             self.cumulation = buf;
         } else if let Err(e) = self.cumulation.try_reserve(buf.len()) {
             // No memory for what the peer sent: fail this channel only.
             core.fail_io(e);
-            return Ok(());
+            return Decoded {
+                messages: Vec::new(),
+                result: Ok(()),
+            };
         } else {
             self.cumulation.extend_from_slice(&buf);
         }
@@ -80,7 +84,7 @@ impl<C: Codec> CodecState<C> {
                 Err(e) => receives.fail(e),
             }
             receives.end_if_complete();
-        } else if receives.is_idle() {
+        } else if !receives.has_untold() {
             return Some(buf);
         }
         if !buf.is_empty() {
@@ -126,17 +130,23 @@ impl<C: Codec> CodecState<C> {
     }
 
     /// Decodes what the cumulation holds (after a read straight into it).
-    pub(crate) fn decode_pending(&mut self, core: &mut ConnCore) -> Result<(), CodecError> {
-        let result = self.codec.decode(&mut self.cumulation, &mut self.decoded);
-        self.after_decode(core, result)
+    pub(crate) fn decode_pending(&mut self, core: &mut ConnCore) -> Decoded<C::In> {
+        let mut messages = spare::take();
+        let result = self.codec.decode(&mut self.cumulation, &mut messages);
+        Decoded {
+            messages,
+            result: self.after_decode(core, result),
+        }
     }
 
     /// Decodes what is left at the end of input.
-    pub(crate) fn decode_eof(&mut self, core: &mut ConnCore) -> Result<(), CodecError> {
-        let result = self
-            .codec
-            .decode_eof(&mut self.cumulation, &mut self.decoded);
-        self.after_decode(core, result)
+    pub(crate) fn decode_eof(&mut self, core: &mut ConnCore) -> Decoded<C::In> {
+        let mut messages = spare::take();
+        let result = self.codec.decode_eof(&mut self.cumulation, &mut messages);
+        Decoded {
+            messages,
+            result: self.after_decode(core, result),
+        }
     }
 
     fn after_decode(
@@ -186,18 +196,22 @@ impl<C: Codec> Encoder<C::Out> for CodecState<C> {
         if !core.accepts_writes() {
             return;
         }
-        match self.codec.encode(msg, &mut self.encoded) {
+        // The sink's entries are the loop's spare: a connection keeps none.
+        let mut encoded = Encoded::with_entries(core.config.allocator, spare::take_entries());
+        match self.codec.encode(msg, &mut encoded) {
             Ok(()) => {
-                for entry in self.encoded.drain() {
-                    let weight = core.out.push(entry);
+                let gathering = core.gathering();
+                for entry in encoded.drain() {
+                    let weight = core.out.push(entry, gathering);
                     core.shared.add_pending(weight);
                 }
             }
             Err(e) => {
-                self.encoded.drain();
-                core.errors.push_back(ChannelError::Encode(e));
+                encoded.drain();
+                core.rare().errors.push(ChannelError::Encode(e));
             }
         }
+        spare::give_entries(encoded.into_entries());
     }
 
     fn start_receive(&mut self, receiving: Receiving, core: &mut ConnCore, env: &mut ChannelEnv) {

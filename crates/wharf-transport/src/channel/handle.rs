@@ -39,7 +39,7 @@ impl<O> fmt::Debug for ChannelHandle<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChannelHandle")
             .field("id", &self.shared.id)
-            .field("peer", &self.shared.peer_addr)
+            .field("peer", &self.shared.peer_addr())
             .finish()
     }
 }
@@ -126,12 +126,12 @@ impl<O: Send + 'static> ChannelHandle<O> {
 
     /// The local address of the connection.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.shared.local_addr
+        self.shared.local_addr()
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.shared.peer_addr
+        self.shared.peer_addr()
     }
 
     /// The channel's event loop.
@@ -141,6 +141,6 @@ impl<O: Send + 'static> ChannelHandle<O> {
 
     /// File bytes and system calls of this channel, by transfer strategy.
     pub fn transfer_stats(&self) -> TransferStats {
-        self.shared.transfers.snapshot()
+        self.shared.extras.snapshot()
     }
 }

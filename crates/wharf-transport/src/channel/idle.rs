@@ -19,6 +19,10 @@ pub(crate) struct IdleTracker {
     reader_next: Option<Instant>,
     writer_next: Option<Instant>,
     all_next: Option<Instant>,
+    /// When the channel last read anything (since tracking started): kept
+    /// here, since only idleness asks (a channel without idle timeouts
+    /// keeps no tracker, and no time of its last read).
+    pub last_read: Option<Instant>,
 }
 
 impl IdleTracker {
@@ -27,6 +31,7 @@ impl IdleTracker {
         self.reader_next = config.reader.map(|t| saturating_add(now, t));
         self.writer_next = config.writer.map(|t| saturating_add(now, t));
         self.all_next = config.all.map(|t| saturating_add(now, t));
+        self.last_read = Some(now);
         self.next_check()
     }
 
@@ -70,6 +75,13 @@ impl IdleTracker {
             }
         }
         due
+    }
+}
+
+/// Something was read at `now`: the tracker, if any, takes note.
+pub(crate) fn read_at(tracker: &mut Option<Box<IdleTracker>>, now: Instant) {
+    if let Some(idle) = tracker {
+        idle.last_read = Some(now);
     }
 }
 

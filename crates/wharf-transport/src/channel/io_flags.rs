@@ -26,15 +26,17 @@ pub(crate) struct IoFlags {
     pub held_input: bool,
     /// Input was read and thrown away while closing.
     pub discarded: bool,
-    /// The end of input came (a TLS `close_notify`) while what preceded it
-    /// waited for a receive to be told: reported when reading resumes.
-    pub eof_pending: bool,
     /// The codec stopped in front of bytes the handler takes itself
     /// ([`Codec::input_claimed`](crate::Codec::input_claimed)): nothing
     /// more is read until a receive takes them.
     pub input_claimed: bool,
+    /// The handler panicked: it gets no more calls. (Here rather than in
+    /// `Connection`, where it took a word of its own.)
+    pub poisoned: bool,
     /// The writability flips the handler has been told about.
-    pub notified_flips: u64,
+    /// (The low 32 bits of the count: only changes and their number
+    /// matter, and no channel flips 2^32 times between two looks.)
+    pub notified_flips: u32,
     /// Bytes queued for output as last counted in the loop's metrics.
     pub outbound_counted: usize,
     /// Level-triggered interest currently registered.

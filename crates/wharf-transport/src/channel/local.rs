@@ -8,14 +8,15 @@ use std::collections::VecDeque;
 
 use wharf_buf::ByteBuf;
 
-use crate::channel::codec::{Codec, CodecError};
+use crate::channel::codec::Codec;
 use crate::channel::connection::ConnCore;
 use crate::channel::context::{Context, LocalCx};
-use crate::channel::cumulation::CodecState;
+use crate::channel::cumulation::{CodecState, Decoded};
 use crate::channel::env::ChannelEnv;
 use crate::channel::handler::{ChannelError, Handler, UserEvent};
 use crate::channel::pipeline::{ChannelPipeline, apply_remote_op, unbox_ops};
 use crate::channel::receive::Received;
+use crate::channel::spare;
 use crate::stats::add;
 
 /// Runs `$body` as one timed pipeline callback (when the loop's sampler
@@ -34,7 +35,37 @@ pub(crate) struct LocalPipeline<C: Codec, H> {
     handler: H,
     /// Decoded messages not yet delivered because the handler turned
     /// reading off (at most one read's worth).
-    held: VecDeque<C::In>,
+    held: Held<C::In>,
+}
+
+/// Held messages: the exception (the handler turned reading off in the
+/// middle of a batch), so boxed, and only while there are any.
+#[expect(
+    clippy::box_collection,
+    reason = "a pointer in every pipeline instead of a VecDeque's 32 bytes: held messages are rare"
+)]
+struct Held<T>(Option<Box<VecDeque<T>>>);
+
+impl<T> Held<T> {
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn extend(&mut self, messages: impl Iterator<Item = T>) {
+        let mut messages = messages.peekable();
+        if messages.peek().is_some() {
+            self.0.get_or_insert_with(Box::default).extend(messages);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<T> {
+        let held = self.0.as_mut()?;
+        let msg = held.pop_front();
+        if held.is_empty() {
+            self.0 = None;
+        }
+        msg
+    }
 }
 
 /// A context over a local pipeline's parts (a macro, so the borrows of the
@@ -59,7 +90,7 @@ where
         LocalPipeline {
             codec,
             handler,
-            held: VecDeque::new(),
+            held: Held(None),
         }
     }
 
@@ -75,21 +106,44 @@ where
         core.io.held_input = !self.held.is_empty();
     }
 
+    /// Delivers what the codec decoded, in order, while reading stays on
+    /// (or all of it when `all`); holds the rest, behind any held before.
+    fn deliver_fresh(
+        &mut self,
+        core: &mut ConnCore,
+        env: &mut ChannelEnv,
+        mut decoded: Vec<C::In>,
+        all: bool,
+    ) {
+        add(&env.counters.messages_decoded, decoded.len() as u64);
+        if !self.held.is_empty() {
+            self.held.extend(decoded.drain(..));
+            spare::give(decoded);
+            self.deliver_held(core, env, all);
+            return;
+        }
+        let mut fresh = decoded.drain(..);
+        while core.phase.delivers_input() && (all || core.takes_messages()) {
+            let Some(msg) = fresh.next() else {
+                break;
+            };
+            self.handler.on_read(&mut local_ctx!(self, core, env), msg);
+        }
+        self.held.extend(fresh);
+        core.io.held_input = !self.held.is_empty();
+        spare::give(decoded);
+    }
+
     /// Delivers what a decode produced (as far as reading stays on), then
     /// reports its error, if any: messages before a malformed one count.
     fn deliver_decoded(
         &mut self,
         core: &mut ConnCore,
         env: &mut ChannelEnv,
-        result: Result<(), CodecError>,
+        decoded: Decoded<C::In>,
     ) {
-        add(
-            &env.counters.messages_decoded,
-            self.codec.decoded.len() as u64,
-        );
-        self.held.extend(self.codec.decoded.drain(..));
-        self.deliver_held(core, env, false);
-        if let Err(e) = result {
+        self.deliver_fresh(core, env, decoded.messages, false);
+        if let Err(e) = decoded.result {
             core.fail_decode(e);
         }
     }
@@ -142,15 +196,10 @@ where
 
     fn input_closed(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
         timed!(env, {
-            let result = self.codec.decode_eof(core);
-            add(
-                &env.counters.messages_decoded,
-                self.codec.decoded.len() as u64,
-            );
-            self.held.extend(self.codec.decoded.drain(..));
+            let decoded = self.codec.decode_eof(core);
             // No more input will come to wait for: everything received goes.
-            self.deliver_held(core, env, true);
-            if let Err(e) = result {
+            self.deliver_fresh(core, env, decoded.messages, true);
+            if let Err(e) = decoded.result {
                 core.fail_decode(e);
             }
             if core.config.allow_half_closure {

@@ -124,7 +124,7 @@ where
 {
     Arc::new(move |shared, config, worker| {
         let Pipeline { codec, handler } = make(shared.event_loop.id());
-        let codec = CodecState::new(codec, config);
+        let codec = CodecState::new(codec);
         match worker {
             None => Box::new(LocalPipeline::new(codec, handler)),
             Some(worker) => Box::new(PooledPipeline::new(codec, handler, worker, shared, config)),

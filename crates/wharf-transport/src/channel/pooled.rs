@@ -10,16 +10,17 @@ use std::sync::{Arc, Mutex};
 
 use wharf_buf::ByteBuf;
 
-use crate::channel::codec::{Codec, CodecError};
+use crate::channel::codec::Codec;
 use crate::channel::config::ChannelConfig;
 use crate::channel::connection::ConnCore;
 use crate::channel::context::{Context, RemoteOp, RemoteOps};
-use crate::channel::cumulation::CodecState;
+use crate::channel::cumulation::{CodecState, Decoded};
 use crate::channel::env::{ChannelEnv, ChannelMsg};
 use crate::channel::handler::{ChannelError, Handler, UserEvent};
 use crate::channel::pipeline::{ChannelPipeline, apply_remote_op, unbox_ops};
 use crate::channel::receive::Received;
 use crate::channel::shared::ChannelShared;
+use crate::channel::spare;
 use crate::stats::add;
 use crate::worker::WorkerRef;
 
@@ -125,18 +126,15 @@ where
     /// came from against the worker's backlog (past its limit the loop
     /// stops reading until the worker has caught up), then reports the
     /// decode's error, if any.
-    fn send_decoded(
-        &mut self,
-        core: &mut ConnCore,
-        env: &ChannelEnv,
-        result: Result<(), CodecError>,
-    ) {
-        if !self.codec.decoded.is_empty() {
-            add(
-                &env.counters.messages_decoded,
-                self.codec.decoded.len() as u64,
-            );
-            let batch = std::mem::take(&mut self.codec.decoded);
+    fn send_decoded(&mut self, core: &mut ConnCore, env: &ChannelEnv, decoded: Decoded<C::In>) {
+        let Decoded {
+            messages: batch,
+            result,
+        } = decoded;
+        if batch.is_empty() {
+            spare::give(batch);
+        } else {
+            add(&env.counters.messages_decoded, batch.len() as u64);
             let input = std::mem::take(&mut self.unsent_input);
             self.shared.worker.add_input(input);
             // As far as the handler takes them; the loop's read-complete
@@ -250,8 +248,10 @@ where
     }
 
     fn input_closed(&mut self, core: &mut ConnCore, env: &mut ChannelEnv) {
-        let result = self.codec.decode_eof(core);
-        let batch = std::mem::take(&mut self.codec.decoded);
+        let Decoded {
+            messages: batch,
+            result,
+        } = self.codec.decode_eof(core);
         add(&env.counters.messages_decoded, batch.len() as u64);
         let half_closure = core.config.allow_half_closure;
         self.post_side(move |side| {

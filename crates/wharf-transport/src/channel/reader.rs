@@ -89,7 +89,7 @@ impl Connection {
                 match self.core.socket.read(target.spare_mut()) {
                     Ok(n) if n > 0 => {
                         target.commit(n);
-                        self.core.last_read = env.now;
+                        self.core.read_at(env.now);
                         add(&env.counters.bytes_read, n as u64);
                         delivered = true;
                         self.guarded(env, |pipeline, core, env| {
@@ -162,7 +162,7 @@ impl Connection {
             buf.commit(n);
             add(&env.counters.bytes_read, n as u64);
             core.recv.record(n, capacity);
-            core.last_read = env.now;
+            core.read_at(env.now);
             *delivered = true;
             self.guarded(env, |pipeline, core, env| pipeline.read(core, env, buf));
         }
@@ -182,7 +182,7 @@ impl Connection {
         if let Ok((n, _)) = outcome
             && n > 0
         {
-            core.last_read = env.now;
+            crate::channel::idle::read_at(&mut core.idle, env.now);
             receives.end_if_complete();
         }
         Some(outcome)
@@ -195,7 +195,7 @@ impl Connection {
         let n = core.socket.read(&mut scratch)?;
         if n > 0 {
             add(&env.counters.bytes_read, n as u64);
-            core.last_read = env.now;
+            core.read_at(env.now);
             core.io.discarded = true;
             let acknowledged = core.output_acknowledged(n, core.phase);
             core.phase = core.phase.discarded(n, env.now, acknowledged);

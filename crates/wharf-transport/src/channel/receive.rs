@@ -312,6 +312,10 @@ pub(crate) struct Receives {
     ended: VecDeque<Received>,
     /// Bytes received in full that the codec has not been told of.
     taken: u64,
+    /// The end of input came (a TLS `close_notify`) while what preceded it
+    /// waited for a receive: reported when reading resumes. (Here, not in
+    /// every connection's flags: only a receive makes it wait.)
+    pub eof_pending: bool,
 }
 
 impl Receives {
@@ -380,7 +384,7 @@ impl Receives {
 
     /// Whether nothing is under way or left to tell.
     pub(crate) fn is_idle(&self) -> bool {
-        self.current.is_none() && self.ended.is_empty()
+        self.current.is_none() && self.ended.is_empty() && !self.eof_pending
     }
 }
 
@@ -404,6 +408,23 @@ impl ConnCore {
     /// input cuts it short.
     pub(crate) fn input_waits_for_receive(&self) -> bool {
         !self.receiving() && (self.io.input_claimed || self.receives.is_some())
+    }
+
+    /// Remembers an end of input that waits for a receive's end to be told.
+    pub(crate) fn hold_eof(&mut self) {
+        self.receives.get_or_insert_with(Box::default).eof_pending = true;
+    }
+
+    /// Takes an end of input held back by [`hold_eof`](Self::hold_eof).
+    pub(crate) fn take_held_eof(&mut self) -> bool {
+        self.receives
+            .as_mut()
+            .is_some_and(|r| std::mem::take(&mut r.eof_pending))
+    }
+
+    /// Whether an end of input waits to be read.
+    pub(crate) fn eof_held(&self) -> bool {
+        self.receives.as_ref().is_some_and(|r| r.eof_pending)
     }
 
     /// Ends the receive under way, if any, with `error`.

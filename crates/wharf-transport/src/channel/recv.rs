@@ -39,13 +39,19 @@ fn index_of(size: usize) -> usize {
     table.partition_point(|&s| s < size).min(table.len() - 1)
 }
 
-/// Guesses the next read size for one channel.
+/// Guesses the next read size for one channel. Indexes into the table
+/// (of 53 sizes) are bytes: every connection keeps one of these.
 #[derive(Debug, Clone)]
 pub(crate) struct AdaptiveRecvSizer {
-    min_index: usize,
-    max_index: usize,
-    index: usize,
+    min_index: u8,
+    max_index: u8,
+    index: u8,
     decrease_now: bool,
+}
+
+/// An index into the table as kept.
+fn narrow(index: usize) -> u8 {
+    u8::try_from(index).expect("the size table has fewer than 256 entries")
 }
 
 impl AdaptiveRecvSizer {
@@ -53,35 +59,35 @@ impl AdaptiveRecvSizer {
         let min_index = index_of(config.min);
         let max_index = index_of(config.max).max(min_index);
         AdaptiveRecvSizer {
-            min_index,
-            max_index,
-            index: index_of(config.initial).clamp(min_index, max_index),
+            min_index: narrow(min_index),
+            max_index: narrow(max_index),
+            index: narrow(index_of(config.initial).clamp(min_index, max_index)),
             decrease_now: false,
         }
     }
 
     /// Size of the next read buffer.
     pub(crate) fn next_size(&self) -> usize {
-        size_table()[self.index]
+        size_table()[usize::from(self.index)]
     }
 
     /// Learns from a read of `actual` bytes into a buffer of `attempted`.
     pub(crate) fn record(&mut self, actual: usize, attempted: usize) {
         let table = size_table();
-        let lower = self
-            .index
+        let index = usize::from(self.index);
+        let lower = index
             .saturating_sub(INDEX_DECREMENT)
-            .max(self.min_index);
+            .max(usize::from(self.min_index));
         if actual < table[lower] {
             if self.decrease_now {
-                self.index = lower;
+                self.index = narrow(lower);
                 self.decrease_now = false;
             } else {
                 self.decrease_now = true;
             }
         } else {
-            if actual >= attempted.min(table[self.index]) {
-                self.index = (self.index + INDEX_INCREMENT).min(self.max_index);
+            if actual >= attempted.min(table[index]) {
+                self.index = narrow((index + INDEX_INCREMENT).min(usize::from(self.max_index)));
             }
             // Shrinking takes two small reads in a row.
             self.decrease_now = false;

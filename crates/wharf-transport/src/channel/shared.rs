@@ -8,14 +8,15 @@
 //! worker task to end wakes a loop that waits for it to close. Both are
 //! model-checked with loom (the `tests` module, `--cfg loom`).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::OnceLock;
 
 use crate::EventLoopHandle;
 use crate::channel::config::WaterMark;
 use crate::channel::env::ChannelMsg;
-use crate::file_region::TransferCounters;
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use crate::channel::write_account::WriteAccount;
+use crate::file_region::{TransferCounters, TransferStats, TransferStrategy};
+use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 use crate::tls::TlsInfo;
 use crate::token::Token;
 
@@ -32,86 +33,47 @@ impl std::fmt::Display for ChannelId {
 
 static NEXT_CHANNEL_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// Bytes waiting to be sent and the writable flag they drive.
+/// A channel's local and peer addresses: 16 bytes for the usual IPv4
+/// pair instead of 64 for two `Option<SocketAddr>`, which every channel
+/// kept (issue 12, goal 4); other pairs are boxed.
 #[derive(Debug)]
-pub(crate) struct WriteAccount {
-    water_mark: WaterMark,
-    /// Bytes queued (with entry overhead) plus estimates of writes on their
-    /// way from other threads.
-    pending: AtomicUsize,
-    writable: AtomicBool,
-    /// Times `writable` flipped, so the loop can tell the handler about a
-    /// flip even if the flag flipped back before the loop looked.
-    flips: AtomicU64,
+pub(crate) enum ChannelAddrs {
+    /// Both known, both IPv4.
+    V4 {
+        local: SocketAddrV4,
+        peer: SocketAddrV4,
+    },
+    /// Neither known (a Unix-domain socket without names).
+    Neither,
+    /// Anything else.
+    Other(Box<(Option<SocketAddr>, Option<SocketAddr>)>),
 }
 
-impl WriteAccount {
-    pub(crate) fn new(water_mark: WaterMark) -> WriteAccount {
-        WriteAccount {
-            water_mark,
-            pending: AtomicUsize::new(0),
-            writable: AtomicBool::new(true),
-            flips: AtomicU64::new(0),
-        }
-    }
-
-    /// Counts `n` more bytes waiting to be sent.
-    pub(crate) fn add(&self, n: usize) {
-        if n > 0 {
-            self.pending.fetch_add(n, Ordering::AcqRel);
-            self.update_writability();
-        }
-    }
-
-    /// Counts `n` fewer bytes waiting to be sent.
-    pub(crate) fn release(&self, n: usize) {
-        if n > 0 {
-            let before = self.pending.fetch_sub(n, Ordering::AcqRel);
-            debug_assert!(before >= n, "released {n} of {before} pending bytes");
-            self.update_writability();
-        }
-    }
-
-    /// Bytes waiting to be sent.
-    pub(crate) fn pending(&self) -> usize {
-        self.pending.load(Ordering::Acquire)
-    }
-
-    /// Flips the writable flag with hysteresis: off above the high water
-    /// mark, on again below the low one. Retries until the flag agrees with
-    /// a fresh look at the count, so concurrent producers and the loop
-    /// cannot leave it stale.
-    fn update_writability(&self) {
-        loop {
-            let writable = self.writable.load(Ordering::Acquire);
-            let pending = self.pending.load(Ordering::Acquire);
-            let want = if writable {
-                pending <= self.water_mark.high
-            } else {
-                pending < self.water_mark.low
-            };
-            if want == writable {
-                return;
+impl ChannelAddrs {
+    pub(crate) fn new(local: Option<SocketAddr>, peer: Option<SocketAddr>) -> ChannelAddrs {
+        match (local, peer) {
+            (Some(SocketAddr::V4(local)), Some(SocketAddr::V4(peer))) => {
+                ChannelAddrs::V4 { local, peer }
             }
-            if self
-                .writable
-                .compare_exchange(writable, want, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                self.flips.fetch_add(1, Ordering::AcqRel);
-            }
+            (None, None) => ChannelAddrs::Neither,
+            pair => ChannelAddrs::Other(Box::new(pair)),
         }
     }
 
-    /// How many times the writable flag has flipped.
-    pub(crate) fn flips(&self) -> u64 {
-        self.flips.load(Ordering::Acquire)
+    pub(crate) fn local(&self) -> Option<SocketAddr> {
+        match self {
+            ChannelAddrs::V4 { local, .. } => Some(SocketAddr::V4(*local)),
+            ChannelAddrs::Neither => None,
+            ChannelAddrs::Other(pair) => pair.0,
+        }
     }
 
-    /// Whether the outbound queue is below the high water mark (with
-    /// hysteresis, see [`WaterMark`]).
-    pub(crate) fn is_writable(&self) -> bool {
-        self.writable.load(Ordering::Acquire)
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
+        match self {
+            ChannelAddrs::V4 { peer, .. } => Some(SocketAddr::V4(*peer)),
+            ChannelAddrs::Neither => None,
+            ChannelAddrs::Other(pair) => pair.1,
+        }
     }
 }
 
@@ -188,6 +150,38 @@ impl WorkerTasks {
     }
 }
 
+/// What a channel's shared state makes only when first needed: the TLS
+/// details once the handshake settles them, the per-strategy file
+/// counters at the first file transfer. One box for both: most channels
+/// need neither, and pay a pointer and a flag instead of 160 bytes
+/// (issue 12, goal 4).
+#[derive(Debug, Default)]
+pub(crate) struct ChannelExtras(OnceLock<Box<Extras>>);
+
+#[derive(Debug, Default)]
+struct Extras {
+    tls: OnceLock<TlsInfo>,
+    transfers: TransferCounters,
+}
+
+impl ChannelExtras {
+    fn made(&self) -> &Extras {
+        self.0.get_or_init(Box::default)
+    }
+
+    /// Counts file bytes and system calls of this channel.
+    pub(crate) fn add(&self, strategy: TransferStrategy, bytes: usize, syscalls: u64) {
+        self.made().transfers.add(strategy, bytes, syscalls);
+    }
+
+    /// The file counters of this channel.
+    pub(crate) fn snapshot(&self) -> TransferStats {
+        self.0
+            .get()
+            .map_or_else(TransferStats::default, |e| e.transfers.snapshot())
+    }
+}
+
 /// Shared state of one channel, behind an `Arc`.
 #[derive(Debug)]
 pub(crate) struct ChannelShared {
@@ -195,18 +189,15 @@ pub(crate) struct ChannelShared {
     /// The channel's token on its loop.
     pub token: Token,
     pub event_loop: EventLoopHandle,
-    pub local_addr: Option<SocketAddr>,
-    pub peer_addr: Option<SocketAddr>,
+    addrs: ChannelAddrs,
     pub writes: WriteAccount,
     pub worker: WorkerTasks,
     active: AtomicBool,
     /// Reading is on (the handler's switch): an atomic, so that a handler
     /// on a worker turning it off stops the loop's very next read.
     auto_read: AtomicBool,
-    /// File bytes sent, by strategy.
-    pub transfers: TransferCounters,
-    /// What the TLS handshake settled, once it is done.
-    tls: OnceLock<TlsInfo>,
+    /// File bytes sent, by strategy, and the TLS details, when any.
+    pub extras: ChannelExtras,
 }
 
 impl ChannelShared {
@@ -222,15 +213,23 @@ impl ChannelShared {
             id: ChannelId(NEXT_CHANNEL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
             token,
             event_loop,
-            local_addr,
-            peer_addr,
+            addrs: ChannelAddrs::new(local_addr, peer_addr),
             writes: WriteAccount::new(water_mark),
             worker: WorkerTasks::default(),
             active: AtomicBool::new(false),
             auto_read: AtomicBool::new(auto_read),
-            transfers: TransferCounters::default(),
-            tls: OnceLock::new(),
+            extras: ChannelExtras::default(),
         }
+    }
+
+    /// The local address of the connection.
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        self.addrs.local()
+    }
+
+    /// The peer's address.
+    pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
+        self.addrs.peer()
     }
 
     /// Counts `n` more bytes waiting to be sent.
@@ -290,18 +289,36 @@ impl ChannelShared {
     /// What the TLS handshake settled (set once, before the channel is
     /// active).
     pub(crate) fn set_tls(&self, info: TlsInfo) {
-        let _ = self.tls.set(info);
+        let _ = self.extras.made().tls.set(info);
     }
 
     /// What the TLS handshake settled, on a TLS channel.
     pub(crate) fn tls(&self) -> Option<&TlsInfo> {
-        self.tls.get()
+        self.extras.0.get()?.tls.get()
     }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_come_back_as_given() {
+        let v4: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let v4b: SocketAddr = "10.0.0.2:65535".parse().unwrap();
+        let v6: SocketAddr = "[::1%3]:443".parse().unwrap();
+        for (local, peer) in [
+            (Some(v4), Some(v4b)),
+            (Some(v4), Some(v6)),
+            (Some(v6), None),
+            (None, Some(v4)),
+            (None, None),
+        ] {
+            let addrs = ChannelAddrs::new(local, peer);
+            assert_eq!((addrs.local(), addrs.peer()), (local, peer));
+        }
+        assert!(size_of::<ChannelAddrs>() <= 16);
+    }
 
     #[test]
     fn writability_flips_with_hysteresis_between_the_water_marks() {

@@ -36,19 +36,24 @@ impl ConnCore {
         }
         let at = saturating_add(env.now, delay);
         env.schedule_as(id, at, self.shared.token, ChannelTimer::User(token));
-        self.user_timers.push(id);
+        self.rare().user_timers.push(id);
     }
 
     /// Cancels a user timer.
     pub(crate) fn cancel_user_timer(&mut self, env: &mut ChannelEnv, id: TimerId) {
-        self.user_timers.retain(|&t| t != id);
+        if let Some(rare) = self.rare_mut() {
+            rare.user_timers.retain(|&t| t != id);
+        }
         env.cancel(id);
     }
 
     /// Starts idle tracking, if configured.
     pub(crate) fn start_idle(&mut self, env: &mut ChannelEnv) {
         if self.config.idle.is_enabled()
-            && let Some(at) = self.idle.start(self.config.idle, env.now)
+            && let Some(at) = self
+                .idle
+                .get_or_insert_with(Box::default)
+                .start(self.config.idle, env.now)
         {
             self.idle_timer = Some(env.schedule(at, self.shared.token, ChannelTimer::Idle));
         }
@@ -56,15 +61,19 @@ impl ConnCore {
 
     /// Cancels every timer of the connection.
     pub(crate) fn cancel_timers(&mut self, env: &mut ChannelEnv) {
-        for id in self
-            .user_timers
-            .drain(..)
-            .chain(self.idle_timer.take())
-            .chain(self.stall_timer.take())
-            .chain(self.linger_timer.take())
-            .chain(self.handshake_timer.take())
-        {
+        if let Some(id) = self.idle_timer.take() {
             env.cancel(id);
+        }
+        if let Some(rare) = self.rare_mut() {
+            for id in rare
+                .user_timers
+                .drain(..)
+                .chain(rare.stall_timer.take())
+                .chain(rare.linger_timer.take())
+                .chain(rare.handshake_timer.take())
+            {
+                env.cancel(id);
+            }
         }
     }
 }
@@ -74,7 +83,13 @@ impl Connection {
     pub(crate) fn on_timer(&mut self, id: TimerId, timer: ChannelTimer, env: &mut ChannelEnv) {
         match timer {
             ChannelTimer::User(token) => {
-                self.core.user_timers.retain(|&t| t != id);
+                if let Some(rare) = self.core.rare_mut() {
+                    rare.user_timers.retain(|&t| t != id);
+                    if rare.user_timers.is_empty() {
+                        // An idle connection keeps no room for timers it had.
+                        rare.user_timers = Vec::new();
+                    }
+                }
                 self.guarded(env, |pipeline, core, env| {
                     pipeline.user_event(core, env, UserEvent::Timer(token))
                 });
@@ -90,11 +105,13 @@ impl Connection {
     fn check_idle(&mut self, env: &mut ChannelEnv) {
         let core = &mut self.core;
         core.idle_timer = None;
-        let due = core
-            .idle
-            .due(core.config.idle, env.now, core.last_read, core.last_write);
+        let Some(idle) = core.idle.as_mut() else {
+            return;
+        };
+        let last_read = idle.last_read.unwrap_or(env.now);
+        let due = idle.due(core.config.idle, env.now, last_read, core.last_write);
         if !core.phase.is_closed()
-            && let Some(at) = core.idle.next_check()
+            && let Some(at) = idle.next_check()
         {
             core.idle_timer = Some(env.schedule(at, core.shared.token, ChannelTimer::Idle));
         }

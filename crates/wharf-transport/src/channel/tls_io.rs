@@ -27,7 +27,8 @@ impl Connection {
         let core = &mut self.core;
         let Some(tls) = &mut core.tls else { return };
         let at = saturating_add(env.now, tls.handshake_timeout());
-        core.handshake_timer = Some(env.schedule(at, core.shared.token, ChannelTimer::Handshake));
+        let timer = env.schedule(at, core.shared.token, ChannelTimer::Handshake);
+        core.rare.get_or_insert_with(Box::default).handshake_timer = Some(timer);
         if let Err(e) = tls.start(core.config.allocator) {
             core.fail_tls(e);
             return;
@@ -45,7 +46,7 @@ impl Connection {
         delivered: &mut bool,
     ) -> io::Result<(usize, usize)> {
         let core = &mut self.core;
-        if std::mem::take(&mut core.io.eof_pending) {
+        if core.take_held_eof() {
             return Ok((0, 0));
         }
         let allocator = core.config.allocator;
@@ -62,7 +63,7 @@ impl Connection {
         buf.commit(n);
         add(&env.counters.bytes_read, n as u64);
         core.recv.record(n, capacity);
-        core.last_read = env.now;
+        crate::channel::idle::read_at(&mut core.idle, env.now);
         let received = match tls.receive(allocator) {
             Ok(received) => received,
             Err(e) => {
@@ -76,7 +77,7 @@ impl Connection {
             core.flush(env);
         }
         if let Some(info) = received.established {
-            if let Some(id) = core.handshake_timer.take() {
+            if let Some(id) = core.rare_mut().and_then(|r| r.handshake_timer.take()) {
                 env.cancel(id);
             }
             core.shared.set_tls(info);
@@ -96,7 +97,7 @@ impl Connection {
             if self.core.input_waits_for_receive() {
                 // Plaintext before the end is parked behind a receive the
                 // handler has not heard the end of: end the input after it.
-                self.core.io.eof_pending = true;
+                self.core.hold_eof();
                 return Ok((n, capacity));
             }
             return Ok((0, capacity));
@@ -107,7 +108,9 @@ impl Connection {
     /// The handshake timer fired: a connection still handshaking fails.
     pub(crate) fn handshake_timed_out(&mut self) {
         let core = &mut self.core;
-        core.handshake_timer = None;
+        if let Some(rare) = core.rare_mut() {
+            rare.handshake_timer = None;
+        }
         if let Some(tls) = &core.tls
             && tls.is_handshaking()
         {
@@ -134,14 +137,14 @@ impl ConnCore {
         if let Some(tls) = &mut self.tls {
             let _ = tls.write_to(&self.socket);
         }
-        if let Some(hook) = self.on_active.take() {
+        if let Some(hook) = self.take_on_active() {
             hook.call(Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 error.clone(),
             )));
         }
         self.phase = self.phase.aborted();
-        self.errors.push_back(ChannelError::Tls(error));
+        self.rare().errors.push(ChannelError::Tls(error));
     }
 
     /// The peer ended its input while the handshake was still going on.

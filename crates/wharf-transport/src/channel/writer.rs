@@ -118,7 +118,7 @@ pub(crate) fn transfer_cx<'a>(
         allocator: config.allocator,
         pipe: &mut env.pipe,
         loop_stats: &env.transfers,
-        channel_stats: &shared.transfers,
+        channel_stats: &shared.extras,
         max_bytes: config.max_bytes_per_write,
         waker: ChannelAddr::of(shared),
     }

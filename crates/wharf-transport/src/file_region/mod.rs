@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 use wharf_buf::{Allocator, ByteBuf};
 
 use crate::channel::env::ChannelMsg;
-use crate::channel::shared::ChannelShared;
+use crate::channel::shared::{ChannelExtras, ChannelShared};
 use crate::channel::socket::Socket;
 use crate::sys::file::{MapWindow, Pipe};
 use direct::DirectState;
@@ -193,7 +193,7 @@ pub(crate) struct TransferCx<'a> {
     /// The loop's spare pipe for `Splice`.
     pub pipe: &'a mut Option<Pipe>,
     pub loop_stats: &'a TransferCounters,
-    pub channel_stats: &'a TransferCounters,
+    pub channel_stats: &'a ChannelExtras,
     pub max_bytes: usize,
     pub waker: ChannelAddr,
 }

@@ -181,7 +181,7 @@ impl EventLoop {
                 Some(Slot::Conn(conn)) if !conn.core.shared.is_active() => {
                     // A TLS handshake is under way: the connect is done
                     // when it is (or fails with its reason).
-                    conn.core.on_active = Some(guarded(c.on_done));
+                    conn.core.rare().on_active = Some(guarded(c.on_done));
                     return;
                 }
                 Some(Slot::Conn(conn)) => Ok(Arc::clone(&conn.core.shared)),

@@ -39,12 +39,9 @@ use crate::token::Token;
 /// Tasks run per iteration at most, so a flood of tasks cannot starve I/O.
 const TASK_BUDGET: usize = 1024;
 
-/// What a slot of the loop holds.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "connections are nearly every entry; boxing them would add an allocation \
-              per connection and an indirection per event"
-)]
+/// What a slot of the loop holds. Connections, nearly every entry, are
+/// kept inline: boxing them would add an allocation per connection and an
+/// indirection per event.
 pub(crate) enum Slot {
     Listener(Acceptor),
     Conn(Connection),
@@ -92,9 +89,9 @@ impl std::fmt::Debug for EventLoop {
 /// writability flips the handler was told of since `flips_before` (and a
 /// backpressure pause if they left it unwritable), and its bytes queued for
 /// output, against what was counted for it last time.
-fn account(conn: &mut Connection, counters: &LoopCounters, flips_before: u64) {
+fn account(conn: &mut Connection, counters: &LoopCounters, flips_before: u32) {
     let core = &mut conn.core;
-    let flips = core.io.notified_flips.wrapping_sub(flips_before);
+    let flips = u64::from(core.io.notified_flips.wrapping_sub(flips_before));
     if flips > 0 {
         add(&counters.writability_flips, flips);
         if core.config.backpressure && !core.shared.is_writable() {

@@ -117,7 +117,7 @@ impl EventLoopHandle {
     }
 
     pub(crate) fn next_timer_id(&self) -> TimerId {
-        TimerId(self.shared.next_timer.fetch_add(1, Ordering::Relaxed))
+        TimerId::from_raw(self.shared.next_timer.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Schedules a timer that runs `task` on the loop.

@@ -71,7 +71,7 @@ impl EventLoop {
             .as_ref()
             .and_then(|pool| pool.worker_for(&shared, self.env.event_loop.clone()));
         let pipeline = (init.factory)(&shared, &init.config, worker);
-        let (shared_id, peer) = (shared.id, shared.peer_addr);
+        let (shared_id, peer) = (shared.id, shared.peer_addr());
         let mut core = ConnCore::new(stream, shared, Arc::clone(&init.config), self.env.now);
         core.io.registered = interest;
         if let Some(setup) = &init.tls {

@@ -17,13 +17,27 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
 use crate::time::saturating_add;
 
 /// Names a scheduled timer, to cancel it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TimerId(pub(crate) u64);
+pub struct TimerId(NonZeroU64);
+
+impl TimerId {
+    /// The id numbered `id` (ids start at 1: never zero, so that an
+    /// `Option<TimerId>`, which every connection keeps several of, takes
+    /// no more room than the id).
+    pub(crate) fn from_raw(id: u64) -> TimerId {
+        TimerId(NonZeroU64::new(id).expect("timer ids start at 1"))
+    }
+
+    fn raw(self) -> u64 {
+        self.0.get()
+    }
+}
 
 /// Husks allowed beyond the live count before the heap is rebuilt.
 const SLACK: usize = 64;
@@ -76,13 +90,13 @@ impl<T> TimerQueue<T> {
         period: Option<Duration>,
         payload: T,
     ) {
-        self.heap.push(Reverse((deadline, id.0)));
+        self.heap.push(Reverse((deadline, id.raw())));
         let entry = Entry {
             deadline,
             period,
             payload,
         };
-        if self.live.insert(id.0, entry).is_some() {
+        if self.live.insert(id.raw(), entry).is_some() {
             // Re-inserted under the same id: the old heap entry is a husk.
             self.compact_if_needed();
         }
@@ -92,11 +106,11 @@ impl<T> TimerQueue<T> {
     /// cancelled by its own payload does not run again.
     pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
         if let Some((running, cancelled)) = &mut self.running
-            && *running == id.0
+            && *running == id.raw()
         {
             *cancelled = true;
         }
-        let was_live = self.live.remove(&id.0).is_some();
+        let was_live = self.live.remove(&id.raw()).is_some();
         if was_live {
             self.compact_if_needed();
         }
@@ -130,7 +144,7 @@ impl<T> TimerQueue<T> {
             self.running = Some((id, false));
         }
         Some(Expired {
-            id: TimerId(id),
+            id: TimerId::from_raw(id),
             payload: entry.payload,
             period: entry.period,
             deadline: entry.deadline,
@@ -146,7 +160,7 @@ impl<T> TimerQueue<T> {
         let Some(period) = expired.period else {
             return;
         };
-        let cancelled = matches!(self.running.take(), Some((id, true)) if id == expired.id.0);
+        let cancelled = matches!(self.running.take(), Some((id, true)) if id == expired.id.raw());
         if cancelled {
             return;
         }
@@ -214,7 +228,7 @@ mod tests {
         let mut q = TimerQueue::default();
         let t0 = Instant::now();
         for (id, at) in [(1, 30), (2, 10), (3, 20), (4, 10)] {
-            q.insert(TimerId(id), t0 + ms(at), None, id);
+            q.insert(TimerId::from_raw(id), t0 + ms(at), None, id);
         }
         assert_eq!(q.pop_expired(t0 + ms(5)).map(|e| e.payload), None);
         let mut order = Vec::new();
@@ -230,11 +244,14 @@ mod tests {
     fn a_cancelled_timer_never_fires() {
         let mut q = TimerQueue::default();
         let t0 = Instant::now();
-        q.insert(TimerId(1), t0, None, "a");
-        q.insert(TimerId(2), t0, None, "b");
-        assert!(q.cancel(TimerId(1)));
-        assert!(!q.cancel(TimerId(1)), "a second cancel finds nothing");
-        assert!(!q.cancel(TimerId(99)), "unknown ids are ignored");
+        q.insert(TimerId::from_raw(1), t0, None, "a");
+        q.insert(TimerId::from_raw(2), t0, None, "b");
+        assert!(q.cancel(TimerId::from_raw(1)));
+        assert!(
+            !q.cancel(TimerId::from_raw(1)),
+            "a second cancel finds nothing"
+        );
+        assert!(!q.cancel(TimerId::from_raw(99)), "unknown ids are ignored");
         assert_eq!(q.pop_expired(t0).map(|e| e.payload), Some("b"));
         assert!(q.pop_expired(t0).is_none());
         assert_eq!(q.next_deadline(), None);
@@ -244,7 +261,7 @@ mod tests {
     fn fixed_rate_timers_come_back_and_stop_when_cancelled_by_their_own_run() {
         let mut q = TimerQueue::default();
         let t0 = Instant::now();
-        q.insert(TimerId(1), t0 + ms(10), Some(ms(10)), ());
+        q.insert(TimerId::from_raw(1), t0 + ms(10), Some(ms(10)), ());
         let e = q.pop_expired(t0 + ms(10)).expect("due");
         q.done(e, t0 + ms(10));
         assert_eq!(q.next_deadline(), Some(t0 + ms(20)));
@@ -265,10 +282,10 @@ mod tests {
         let t0 = Instant::now();
         let never = saturating_add(t0, Duration::MAX);
         assert!(never > t0 + Duration::from_secs(1_000_000));
-        q.insert(TimerId(1), never, Some(Duration::MAX), ());
+        q.insert(TimerId::from_raw(1), never, Some(Duration::MAX), ());
         assert!(q.pop_expired(t0).is_none());
         // A fixed-rate timer with a huge period, due now: no panic.
-        q.insert(TimerId(2), t0, Some(Duration::MAX), ());
+        q.insert(TimerId::from_raw(2), t0, Some(Duration::MAX), ());
         let e = q.pop_expired(t0).expect("due");
         q.done(e, t0);
         assert_eq!(q.len(), 2);
@@ -282,14 +299,19 @@ mod tests {
         let mut q = TimerQueue::default();
         let t0 = Instant::now();
         let live = 100u64;
-        for id in 0..live {
-            q.insert(TimerId(id), t0 + Duration::from_secs(60), None, ());
+        for id in 1..=live {
+            q.insert(
+                TimerId::from_raw(id),
+                t0 + Duration::from_secs(60),
+                None,
+                (),
+            );
         }
         let mut max_heap = 0;
-        for i in 0..1_000_000u64 {
+        for i in 1..=1_000_000u64 {
             // Re-arm connection `i % live`: cancel its timer, arm a new one.
-            let old = TimerId(i);
-            let new = TimerId(i + live);
+            let old = TimerId::from_raw(i);
+            let new = TimerId::from_raw(i + live);
             assert!(q.cancel(old));
             q.insert(new, t0 + Duration::from_secs(60) + ms(i), None, ());
             max_heap = max_heap.max(q.heap_len());
@@ -307,10 +329,10 @@ mod tests {
         let mut q = TimerQueue::default();
         let t0 = Instant::now();
         for id in 0..1000u64 {
-            q.insert(TimerId(id), t0 + ms(1000 - id), None, id);
+            q.insert(TimerId::from_raw(id + 1), t0 + ms(1000 - id), None, id);
         }
         for id in (0..1000u64).filter(|id| id % 10 != 0) {
-            q.cancel(TimerId(id));
+            q.cancel(TimerId::from_raw(id + 1));
         }
         let mut fired = Vec::new();
         while let Some(e) = q.pop_expired(t0 + ms(2000)) {

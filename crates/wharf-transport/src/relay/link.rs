@@ -156,7 +156,7 @@ impl EventLoop {
                         conn.core.shared.id
                     );
                 }
-                conn.core.relay = Some(link);
+                conn.core.relay = Some(Box::new(link));
                 // Bytes may be waiting in the socket already: no new edge
                 // comes for them.
                 conn.core.io.read_pending = true;

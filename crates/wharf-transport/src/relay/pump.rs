@@ -244,10 +244,10 @@ fn got(
     n: usize,
     msg: OutboundMessage,
 ) {
-    src.core.last_read = env.now;
+    src.core.read_at(env.now);
     add(&env.counters.bytes_read, n as u64);
     let core = &mut dst.core;
-    let weight = core.out.push(msg);
+    let weight = core.out.push(msg, core.gathering());
     core.shared.add_pending(weight);
     core.out.mark_flushed();
     dst.guarded(env, |_, core, env| core.flush(env));

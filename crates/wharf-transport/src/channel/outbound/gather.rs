@@ -4,7 +4,7 @@
 //! gathering them by hand. Copying a few hundred bytes costs less than an
 //! entry, an iovec and a buffer returned to the pool for each.
 
-use super::{OutboundBuffer, OutboundMessage};
+use super::{Gathering, OutboundBuffer, OutboundMessage};
 
 /// The size of a buffer that small writes are gathered in, once the last
 /// entry has no room left.
@@ -14,7 +14,7 @@ impl OutboundBuffer {
     /// Copies a small in-memory write into the last entry, if that entry
     /// is unflushed and either a buffer with room for it or small itself
     /// (then a new gathering buffer takes its place); `false` if neither.
-    pub(super) fn gather(&mut self, msg: &OutboundMessage) -> bool {
+    pub(super) fn gather(&mut self, msg: &OutboundMessage, gathering: Gathering) -> bool {
         let Some(bytes) = msg.bytes() else {
             return false;
         };
@@ -31,10 +31,10 @@ impl OutboundBuffer {
             buf.extend_from_slice(bytes);
             return true;
         }
-        let Some(head) = last.bytes().filter(|b| b.len() <= self.coalesce_max) else {
+        let Some(head) = last.bytes().filter(|b| b.len() <= gathering.max) else {
             return false;
         };
-        let mut gathered = self
+        let mut gathered = gathering
             .allocator
             .buffer(GATHER_BUF.max(head.len() + bytes.len()));
         gathered.extend_from_slice(head);
@@ -64,7 +64,14 @@ mod tests {
     }
 
     fn queue() -> OutboundBuffer {
-        OutboundBuffer::new(512, Allocator::unpooled())
+        OutboundBuffer::default()
+    }
+
+    fn gathering() -> Gathering {
+        Gathering {
+            max: 512,
+            allocator: Allocator::unpooled(),
+        }
     }
 
     /// A connected pair: the queue's side, and the peer that reads.
@@ -95,13 +102,16 @@ mod tests {
             let reply = vec![i; 1 + usize::from(i) % 40];
             expected.extend_from_slice(&reply);
             weight += if i % 2 == 0 {
-                q.push(exact(&reply))
+                q.push(exact(&reply), gathering())
             } else {
-                q.push(OutboundMessage::Frozen({
-                    let mut b = Allocator::unpooled().buffer(reply.len());
-                    b.extend_from_slice(&reply);
-                    b.freeze()
-                }))
+                q.push(
+                    OutboundMessage::Frozen({
+                        let mut b = Allocator::unpooled().buffer(reply.len());
+                        b.extend_from_slice(&reply);
+                        b.freeze()
+                    }),
+                    gathering(),
+                )
             };
         }
         assert_eq!(q.entries.len(), 1, "one entry gathers them all");
@@ -121,9 +131,9 @@ mod tests {
         let mut q = queue();
         let mut first = Allocator::unpooled().buffer(1024);
         first.extend_from_slice(b"flushed");
-        q.push(OutboundMessage::Buf(first));
+        q.push(OutboundMessage::Buf(first), gathering());
         q.mark_flushed();
-        q.push(exact(b" and not yet"));
+        q.push(exact(b" and not yet"), gathering());
         assert_eq!(
             q.entries.len(),
             2,
@@ -144,9 +154,9 @@ mod tests {
         let mut large = Allocator::unpooled().buffer(big.len());
         large.extend_from_slice(&big);
         let at = large.as_ptr();
-        q.push(exact(b"head"));
-        q.push(OutboundMessage::Buf(large));
-        q.push(exact(b"tail"));
+        q.push(exact(b"head"), gathering());
+        q.push(OutboundMessage::Buf(large), gathering());
+        q.push(exact(b"tail"), gathering());
         assert_eq!(q.entries.len(), 3, "a write over the limit is an entry");
         let OutboundMessage::Buf(queued) = &q.entries[1] else {
             panic!("not a buffer")
@@ -158,8 +168,11 @@ mod tests {
         // Nothing is gathered across a file region: what follows it waits
         // for it, in its own entry.
         let file = std::fs::File::open("/proc/self/exe").expect("a file");
-        q.push(OutboundMessage::File(FileRegion::new(file, 0, 16)));
-        q.push(exact(b"after"));
+        q.push(
+            OutboundMessage::File(FileRegion::new(file, 0, 16)),
+            gathering(),
+        );
+        q.push(exact(b"after"), gathering());
         assert_eq!(q.entries.len(), 5);
         assert!(matches!(&q.entries[4], OutboundMessage::Buf(b) if &b[..] == b"after"));
     }
@@ -167,9 +180,15 @@ mod tests {
     #[test]
     fn a_small_write_after_a_frozen_one_takes_its_place_in_a_new_buffer() {
         let mut q = queue();
-        q.push(OutboundMessage::Frozen(FrozenBuf::from_static(b"+OK\r\n")));
-        q.push(OutboundMessage::Frozen(FrozenBuf::from_static(b"+OK\r\n")));
-        q.push(exact(b":1\r\n"));
+        q.push(
+            OutboundMessage::Frozen(FrozenBuf::from_static(b"+OK\r\n")),
+            gathering(),
+        );
+        q.push(
+            OutboundMessage::Frozen(FrozenBuf::from_static(b"+OK\r\n")),
+            gathering(),
+        );
+        q.push(exact(b":1\r\n"), gathering());
         assert_eq!(q.entries.len(), 1);
         assert_eq!(q.entries[0].bytes(), Some(&b"+OK\r\n+OK\r\n:1\r\n"[..]));
         assert_eq!(q.weight(), 14 + ENTRY_OVERHEAD);
@@ -177,9 +196,9 @@ mod tests {
 
     #[test]
     fn without_coalescing_every_write_is_an_entry() {
-        let mut q = OutboundBuffer::new(0, Allocator::unpooled());
+        let mut q = OutboundBuffer::default();
         for _ in 0..10 {
-            q.push(exact(b"x"));
+            q.push(exact(b"x"), Gathering::none());
         }
         assert_eq!(q.entries.len(), 10);
     }

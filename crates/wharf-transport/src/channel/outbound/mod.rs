@@ -23,6 +23,7 @@ use std::io::{self, IoSlice};
 use wharf_buf::{Allocator, ByteBuf, FrozenBuf};
 
 use crate::channel::socket::Socket;
+use crate::channel::spare;
 use crate::file_region::{FileRegion, Step, TransferCx};
 use crate::relay::SplicedBytes;
 use crate::sys::net::send_vectored;
@@ -152,33 +153,43 @@ pub(crate) struct OutboundBuffer {
     flushed: usize,
     /// Total weight of all entries.
     weight: usize,
-    /// Writes up to this many bytes are gathered (0: none).
-    coalesce_max: usize,
-    /// Where a buffer that gathers small writes comes from.
-    allocator: Allocator,
+}
+
+/// Which writes a queue gathers: those of up to `max` bytes (0: none),
+/// into buffers from `allocator`. The channel's configuration says; it is
+/// passed to each push rather than kept in every connection's queue.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gathering {
+    pub max: usize,
+    pub allocator: Allocator,
+}
+
+impl Gathering {
+    /// No write is gathered.
+    #[cfg(test)]
+    pub(crate) fn none() -> Gathering {
+        Gathering {
+            max: 0,
+            allocator: Allocator::unpooled(),
+        }
+    }
 }
 
 impl OutboundBuffer {
-    /// An empty queue that gathers writes of up to `coalesce_max` bytes,
-    /// in buffers from `allocator`.
-    pub(crate) fn new(coalesce_max: usize, allocator: Allocator) -> OutboundBuffer {
-        OutboundBuffer {
-            coalesce_max,
-            allocator,
-            ..OutboundBuffer::default()
-        }
-    }
-
-    /// Queues a message (not yet flushed); returns the weight it adds (its
-    /// bytes alone when it was gathered into the last entry).
-    pub(crate) fn push(&mut self, msg: OutboundMessage) -> usize {
+    /// Queues a message (not yet flushed), gathered into the last entry
+    /// if `gathering` allows; returns the weight it adds (its bytes alone
+    /// when it was gathered).
+    pub(crate) fn push(&mut self, msg: OutboundMessage, gathering: Gathering) -> usize {
         let len = msg.len();
-        if len > 0 && len <= self.coalesce_max && self.gather(&msg) {
+        if len > 0 && len <= gathering.max && self.gather(&msg, gathering) {
             self.weight += len;
             return len;
         }
         let weight = msg.weight();
         self.weight += weight;
+        if self.entries.capacity() == 0 {
+            self.entries = spare::take_queue();
+        }
         self.entries.push_back(msg);
         weight
     }
@@ -293,6 +304,7 @@ impl OutboundBuffer {
             self.entries.pop_front();
             self.flushed -= 1;
             released += ENTRY_OVERHEAD;
+            spare::give_back_queue(&mut self.entries);
         }
         self.weight -= released;
         Progress { bytes: n, released }
@@ -330,6 +342,7 @@ impl OutboundBuffer {
         }
         debug_assert_eq!(n, 0, "the socket took more bytes than were offered");
         self.weight -= released;
+        spare::give_back_queue(&mut self.entries);
         Progress {
             bytes: written,
             released,
@@ -341,6 +354,7 @@ impl OutboundBuffer {
     pub(crate) fn discard(&mut self) -> usize {
         let weight = self.weight;
         self.entries.clear();
+        spare::give_back_queue(&mut self.entries);
         self.flushed = 0;
         self.weight = 0;
         weight

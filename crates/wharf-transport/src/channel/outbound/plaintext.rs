@@ -7,6 +7,7 @@
 use std::io;
 
 use super::{ENTRY_OVERHEAD, OutboundBuffer, OutboundMessage};
+use crate::channel::spare;
 use crate::file_region::{Step, TransferCx};
 
 /// What one [`OutboundBuffer::take_plaintext`] took.
@@ -32,6 +33,7 @@ impl OutboundBuffer {
         let mut taken = Taken::default();
         let result = self.fill(dst, cx, &mut taken);
         self.weight -= taken.released;
+        spare::give_back_queue(&mut self.entries);
         result.map(|()| taken)
     }
 

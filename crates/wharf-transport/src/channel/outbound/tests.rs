@@ -58,7 +58,7 @@ fn partial_writes_resume_exactly_where_the_socket_stopped() {
     let data: Vec<Vec<u8>> = (0..3).map(|i| pattern(512 << 10, i)).collect();
     let mut weight = 0;
     for d in &data {
-        weight += q.push(buf(d));
+        weight += q.push(buf(d), Gathering::none());
     }
     q.mark_flushed();
     let expected: Vec<u8> = data.concat();
@@ -95,7 +95,7 @@ fn one_call_gathers_at_most_iov_max_buffers() {
     let (out, _peer) = pair();
     let mut q = OutboundBuffer::default();
     for i in 0..(IOV_MAX * 3) {
-        q.push(buf(&[i as u8]));
+        q.push(buf(&[i as u8]), Gathering::none());
     }
     q.mark_flushed();
     match q.write_buffers(&out, usize::MAX).expect("write") {
@@ -113,7 +113,7 @@ fn one_call_offers_about_max_bytes_but_always_one_whole_entry() {
     let (out, _peer) = pair();
     let mut q = OutboundBuffer::default();
     for i in 0..4 {
-        q.push(buf(&pattern(1000, i)));
+        q.push(buf(&pattern(1000, i)), Gathering::none());
     }
     q.mark_flushed();
     match q.write_buffers(&out, 2500).expect("write") {
@@ -130,10 +130,10 @@ fn one_call_offers_about_max_bytes_but_always_one_whole_entry() {
 fn only_flushed_entries_are_written_and_empty_ones_are_skipped() {
     let (out, _peer) = pair();
     let mut q = OutboundBuffer::default();
-    q.push(OutboundMessage::Buf(ByteBuf::new()));
-    q.push(buf(b"first"));
+    q.push(OutboundMessage::Buf(ByteBuf::new()), Gathering::none());
+    q.push(buf(b"first"), Gathering::none());
     q.mark_flushed();
-    q.push(buf(b"second"));
+    q.push(buf(b"second"), Gathering::none());
     match q.write_buffers(&out, usize::MAX).expect("write") {
         Written::Progress(p) => assert_eq!(p.bytes, 5),
         other => panic!("{other:?}"),
@@ -150,7 +150,7 @@ fn only_flushed_entries_are_written_and_empty_ones_are_skipped() {
 #[test]
 fn discard_releases_the_weight_of_everything_queued() {
     let mut q = OutboundBuffer::default();
-    let w = q.push(buf(b"abc")) + q.push(buf(b"defgh"));
+    let w = q.push(buf(b"abc"), Gathering::none()) + q.push(buf(b"defgh"), Gathering::none());
     q.mark_flushed();
     assert_eq!(w, 8 + 2 * ENTRY_OVERHEAD);
     assert_eq!(q.discard(), w);
