@@ -112,32 +112,31 @@ impl Version {
     pub fn new(file: File, meta: &Metadata, name: &Path) -> Version {
         let validators = Validators::of(meta);
         let value = |text: &str| HeaderValue::from_str(text).ok();
-        let mut fields: Vec<(HeaderName, HeaderValue)> = [
+        let mime = mime_guess::from_path(name).first_or_octet_stream();
+        // In the order of the responses that carry them: a 304 the first
+        // three, a 206 one more, a 200 all and its Content-Length.
+        let fields = [
             (ETAG, value(&validators.etag)),
             (LAST_MODIFIED, value(&validators.last_modified)),
             (ACCEPT_RANGES, Some(HeaderValue::from_static("bytes"))),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| Some((name, value?)))
-        .collect();
+            (CONTENT_TYPE, value(mime.as_ref())),
+        ];
+        let present = |upto: usize| fields[..upto].iter().filter(|(_, v)| v.is_some()).count();
+        let (unchanged, part) = (present(3), present(4));
+        let fields = fields
+            .into_iter()
+            .filter_map(|(name, value): (HeaderName, _)| Some((name, value?)));
         // Names the encoder decides on are never among these: encoding
         // cannot fail.
-        let encode = |fields: &[(HeaderName, HeaderValue)], len| {
-            EncodedFields::new(fields.iter().cloned(), len).unwrap_or_else(|_| {
-                EncodedFields::new([], len).expect("a Content-Length alone encodes")
-            })
-        };
-        let unchanged = encode(&fields, None);
-        let mime = mime_guess::from_path(name).first_or_octet_stream();
-        if let Some(mime) = value(mime.as_ref()) {
-            fields.push((CONTENT_TYPE, mime));
-        }
+        let whole = EncodedFields::new(fields, Some(meta.len()))
+            .or_else(|_| EncodedFields::new([], Some(meta.len())))
+            .expect("a Content-Length alone encodes");
         Version {
             file: Arc::new(file),
             len: meta.len(),
-            unchanged,
-            part: encode(&fields, None),
-            whole: encode(&fields, Some(meta.len())),
+            unchanged: whole.first(unchanged),
+            part: whole.first(part),
+            whole,
             validators,
             stamp: Stamp::of_meta(meta),
         }

@@ -54,7 +54,7 @@ impl EncodedFields {
         fields: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
         content_length: Option<u64>,
     ) -> Result<EncodedFields, CodecError> {
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(256);
         for (name, value) in fields {
             if [CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION, DATE, SERVER].contains(&name) {
                 return Err(CodecError::Unencodable(format!(
@@ -79,6 +79,27 @@ impl EncodedFields {
         })
     }
 
+    /// The first `n` fields only, without `Content-Length`: the same
+    /// bytes, shared (a 304 or a 206 of the file whose 200 these fields
+    /// describe).
+    pub fn first(&self, n: usize) -> EncodedFields {
+        let mut split = 0;
+        for _ in 0..n {
+            match self.bytes[split..self.split]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+            {
+                Some(at) => split += at + 2,
+                None => break,
+            }
+        }
+        EncodedFields {
+            bytes: Arc::clone(&self.bytes),
+            split,
+            content_length: None,
+        }
+    }
+
     /// The `Content-Length` these fields declare, if any.
     pub fn content_length(&self) -> Option<u64> {
         self.content_length
@@ -91,7 +112,11 @@ impl EncodedFields {
 
     /// The `Content-Length` field, encoded (empty if none).
     pub(crate) fn length_field(&self) -> &[u8] {
-        &self.bytes[self.split..]
+        if self.content_length.is_some() {
+            &self.bytes[self.split..]
+        } else {
+            &[]
+        }
     }
 }
 
@@ -133,6 +158,11 @@ mod tests {
         );
         assert_eq!(fields.length_field(), b"content-length: 1024\r\n");
         assert_eq!(fields.content_length(), Some(1024));
+        let first = fields.first(1);
+        assert_eq!(first.fields(), b"etag: \"a\"\r\n");
+        assert!(first.length_field().is_empty() && first.content_length().is_none());
+        assert_eq!(fields.first(2).fields(), fields.fields());
+        assert_eq!(fields.first(9).fields(), fields.fields());
         let none = EncodedFields::new([], None).expect("no fields");
         assert!(none.fields().is_empty() && none.length_field().is_empty());
     }
