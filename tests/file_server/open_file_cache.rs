@@ -6,13 +6,15 @@
 //! on the same kept-alive connection (so on the thread whose cache holds
 //! the file), GET and HEAD, in every mode × trigger; with the open pool
 //! too. An upload (a rename into place) is seen by the next GET. A cache
-//! of 1 file evicts, and a cache of 0 is off.
+//! of 2 files evicts and closes what it evicts, a stopped server's caches
+//! close their descriptors, and a cache of 0 is off.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::cache;
 use crate::client::{Client, Response};
-use crate::common::{Config, for_each_parallel};
+use crate::common::{Config, for_each_parallel, wait_until};
 use crate::site::{Running, Site, Spec, data};
 use crate::uploads::put;
 
@@ -263,6 +265,17 @@ fn a_full_cache_evicts_and_an_empty_one_is_off() {
             );
         }
     }
+    // Evicted entries closed their descriptors: at most 2 stay open.
+    let open = || -> usize {
+        (0..4)
+            .map(|i| descriptors_on(&site.root.join(format!("{i}.txt"))))
+            .sum()
+    };
+    wait_until(
+        Duration::from_secs(5),
+        "at most 2 cached descriptors",
+        || open() <= 2,
+    );
     let off = Spec::new(&site.root).open_file_cache(0).start();
     let mut client = off.client();
     for i in 0..4 {
@@ -284,4 +297,23 @@ fn a_full_cache_evicts_and_an_empty_one_is_off() {
         0,
         "a cache of 0 files is off"
     );
+    // The server with a cache of 2 stopped: its loop's cache closed.
+    drop(client);
+    drop(off);
+    drop(running);
+    wait_until(Duration::from_secs(5), "no descriptor left open", || {
+        open() == 0
+    });
+}
+
+/// Descriptors this process holds open on `path`.
+fn descriptors_on(path: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|fds| {
+            fds.filter_map(|fd| fd.ok())
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter(|target| target == path)
+                .count()
+        })
+        .unwrap_or(0)
 }
