@@ -225,8 +225,10 @@ impl Cache {
     fn remove(&mut self, at: usize) {
         let slot = self.slots.swap_remove(at);
         self.index.remove(&slot.key);
-        if let Some(moved) = self.slots.get(at) {
-            self.index.insert(moved.key.clone(), at);
+        if let Some(moved) = self.slots.get(at)
+            && let Some(index) = self.index.get_mut(&moved.key)
+        {
+            *index = at;
         }
     }
 
