@@ -10,7 +10,20 @@
 # and 1 MiB, from a temporary directory. wharf runs as
 # `file_server --mode reuseport:2` (and `--mode single`), nginx
 # with 2 workers, sendfile, tcp_nopush, keep-alive and no access log.
-# Prints a markdown table.
+# Prints a markdown table, with each server's ratio to nginx as shipped and,
+# when it ran, to nginx with its open-file cache.
+#
+# SERVERS picks and orders the servers of each round (default
+# "wharf-reuseport2 nginx-2workers wharf-single"); among them:
+#   wharf-reuseport2, wharf-single   the file server (its open-file cache on,
+#                                    the default 1000 files per thread)
+#   wharf-reuseport2-nocache         the same with --open-file-cache 0
+#   nginx-2workers                   nginx as shipped (open_file_cache off)
+#   nginx-ofc                        nginx with open_file_cache max=10000
+#                                    inactive=60s; open_file_cache_valid 60s
+#                                    (as NGINX_OPEN_FILE_CACHE=1
+#                                    shared/tools/nginx-peer.sh)
+# NGINX_OPEN_FILE_CACHE=1 adds nginx-ofc after nginx-2workers.
 #
 # --tls: both serve HTTPS with the same certificate (ECDSA P-256, made here
 # with openssl), nginx with TLS 1.3 and a shared session cache (as
@@ -74,7 +87,9 @@ fi
 
 user_line=""
 [[ $(id -u) == 0 ]] && user_line="user $(id -un) $(id -gn);"
-cat > "$work/nginx/nginx.conf" <<EOF
+# nginx_conf [EXTRA]: the configuration, with EXTRA in its server block.
+nginx_conf() {
+cat <<EOF
 $user_line
 worker_processes 2;
 pid $work/nginx/nginx.pid;
@@ -98,10 +113,15 @@ http {
         listen 127.0.0.1:$nginx_port backlog=4096$nginx_tls_listen;
         $nginx_tls
         root $work/www;
+        ${1:-}
         location / { }
     }
 }
 EOF
+}
+nginx_conf > "$work/nginx/nginx.conf"
+nginx_conf "open_file_cache max=10000 inactive=60s; open_file_cache_valid 60s; open_file_cache_errors on;" \
+    > "$work/nginx/nginx-ofc.conf"
 
 # wait_port, ticks_of
 source scripts/measure_lib.sh
@@ -114,8 +134,9 @@ start_wharf() {
     server_pids=("$wharf_pid")
 }
 
+# start_nginx [CONF]: nginx with $work/nginx/CONF (nginx.conf by default).
 start_nginx() {
-    nginx -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
+    nginx -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/${1:-nginx.conf}" -g 'daemon off;' &
     nginx_pid=$!
     wait_port "$nginx_port"
     mapfile -t server_pids < <(pgrep -P "$nginx_pid")
@@ -151,39 +172,73 @@ run() {
     echo "  $name $file: $rps req/s" >&2
 }
 
+read -r -a servers <<<"${SERVERS:-wharf-reuseport2 nginx-2workers wharf-single}"
+if [[ -n ${NGINX_OPEN_FILE_CACHE:-} && " ${servers[*]} " != *" nginx-ofc "* ]]; then
+    with=()
+    for server in "${servers[@]}"; do
+        with+=("$server")
+        [[ $server == nginx-2workers ]] && with+=(nginx-ofc)
+    done
+    servers=("${with[@]}")
+fi
+[[ " ${servers[*]} " == *" nginx-2workers "* ]] || servers=(nginx-2workers "${servers[@]}")
+
 : > "$work/results"
 for round in $(seq "$rounds"); do
     echo "round $round/$rounds" >&2
     for file in "${files[@]}"; do
-        start_wharf --mode reuseport:2
-        run "wharf-reuseport2" "$wharf_port" "$file"
-        stop_servers
-        start_nginx
-        run "nginx-2workers" "$nginx_port" "$file"
-        stop_servers
-        start_wharf --mode single
-        run "wharf-single" "$wharf_port" "$file"
-        stop_servers
+        for server in "${servers[@]}"; do
+            case $server in
+            wharf-reuseport2) start_wharf --mode reuseport:2 ;;
+            wharf-reuseport2-nocache) start_wharf --mode reuseport:2 --open-file-cache 0 ;;
+            wharf-single) start_wharf --mode single ;;
+            nginx-2workers) start_nginx ;;
+            nginx-ofc) start_nginx nginx-ofc.conf ;;
+            *) echo "unknown server $server" >&2; exit 2 ;;
+            esac
+            port=$wharf_port
+            [[ $server == nginx* ]] && port=$nginx_port
+            run "$server" "$port" "$file"
+            stop_servers
+        done
     done
 done
 
 echo
 echo "wrk -t2 -c50 -d${secs}s ${wrk_headers[*]} over $scheme, $rounds alternating rounds, medians; CPU is the server's user+system time per request"
 echo
-echo "| server | file | req/s | MB/s | ratio to nginx | server CPU µs/req |"
-echo "|---|---|---|---|---|---|"
-python3 - "$work/results" "${files[@]}" <<'EOF'
+python3 - "$work/results" "${servers[*]}" "${files[@]}" <<'EOF'
 import sys, statistics
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+names = sys.argv[2].split()
 med = {}
 for name, f, rps, mbs, cpu in rows:
     med.setdefault((name, f), []).append((float(rps), float(mbs), float(cpu)))
-for f in sys.argv[2:]:
-    nginx = statistics.median(r for r, _, _ in med[("nginx-2workers", f)])
-    for name in ["wharf-reuseport2", "wharf-single", "nginx-2workers"]:
+peers = [p for p in ["nginx-2workers", "nginx-ofc"] if p in names]
+heads = ["server", "file", "req/s", "MB/s"]
+heads += [f"req/s vs {p}" for p in peers] + ["server CPU µs/req"]
+heads += [f"CPU vs {p}" for p in peers]
+print("| " + " | ".join(heads) + " |")
+print("|" + "---|" * len(heads))
+for f in sys.argv[3:]:
+    base = {}
+    for p in peers:
+        runs = med[(p, f)]
+        base[p] = (statistics.median(r for r, _, _ in runs), statistics.median(c for _, _, c in runs))
+    for name in names:
         runs = med[(name, f)]
         rps = statistics.median(r for r, _, _ in runs)
         mbs = statistics.median(m for _, m, _ in runs)
         cpu = statistics.median(c for _, _, c in runs)
-        print(f"| {name} | {f} | {rps:.0f} | {mbs:.1f} | {rps / nginx:.2f} | {cpu:.1f} |")
+        cells = [name, f, f"{rps:.0f}", f"{mbs:.1f}"]
+        cells += [f"{rps / base[p][0]:.2f}" for p in peers] + [f"{cpu:.1f}"]
+        cells += [f"{cpu / base[p][1]:.2f}" for p in peers]
+        print("| " + " | ".join(cells) + " |")
+print()
+print("per round, req/s against nginx-2workers:")
+for f in sys.argv[3:]:
+    for name in names:
+        rounds = [r for r, _, _ in med[(name, f)]]
+        nginx = [r for r, _, _ in med[("nginx-2workers", f)]]
+        print(f"  {name} {f}: " + ", ".join(f"{a / b:.2f}" for a, b in zip(rounds, nginx)))
 EOF

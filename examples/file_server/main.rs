@@ -22,6 +22,7 @@
 
 mod access_log;
 mod budget;
+mod cache;
 mod conditional;
 mod handler;
 mod listing;

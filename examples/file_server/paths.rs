@@ -25,15 +25,17 @@
 //! tests/file_server/special_files.rs
 //! `a_fifo_or_socket_is_refused_at_once_and_blocks_nothing`.
 
-use std::ffi::OsString;
+use std::ffi::{CStr, OsString};
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{FileStat, fstatat};
 use percent_encoding::{percent_decode_str, percent_encode};
 use wharf::transport::sys::fs::open_beneath_nonblocking;
 
@@ -103,10 +105,14 @@ pub fn segments(request_path: &str) -> Result<Vec<OsString>, Refused> {
 /// as in `/d/`, `/d/.` or `/d/x/..`.
 pub fn names_a_directory(request_path: &str) -> bool {
     let last = request_path.rsplit('/').next().unwrap_or_default();
-    matches!(
-        percent_decode_str(last).collect::<Vec<u8>>().as_slice(),
-        b"" | b"." | b".."
-    )
+    // At most three decoded bytes matter: no allocation.
+    let mut head = [0u8; 3];
+    let mut n = 0;
+    for byte in percent_decode_str(last).take(3) {
+        head[n] = byte;
+        n += 1;
+    }
+    n < 3 && matches!(&head[..n], b"" | b"." | b"..")
 }
 
 /// The URL path of `segments`: each percent-encoded, one leading slash
@@ -129,11 +135,15 @@ pub fn url_path(segments: &[OsString], dir: bool) -> String {
 /// Whether `openat2` is missing (an old kernel): then resolve by hand.
 static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 
+/// Gives each root opened a number of its own.
+static ROOTS: AtomicU64 = AtomicU64::new(0);
+
 /// The directory served.
 #[derive(Debug)]
 pub struct Root {
     dir: File,
     path: PathBuf,
+    id: u64,
 }
 
 impl Root {
@@ -147,7 +157,22 @@ impl Root {
                 format!("{} is not a directory", path.display()),
             ));
         }
-        Ok(Root { dir, path })
+        let id = ROOTS.fetch_add(1, Ordering::Relaxed);
+        Ok(Root { dir, path, id })
+    }
+
+    /// A number no other root of this process has.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The status of what `relative` (a path under the root) leads to,
+    /// symlinks followed: one `fstatat`, for the open-file cache to see
+    /// whether a cached file is still what the path names. It refuses
+    /// nothing (a symlink may lead anywhere): compare what it says with
+    /// a descriptor that was opened safely.
+    pub fn stat(&self, relative: &CStr) -> io::Result<FileStat> {
+        fstatat(&self.dir, relative, AtFlags::empty()).map_err(io::Error::from)
     }
 
     /// Where the root is.

@@ -8,19 +8,20 @@
 //! its history and secrets in them (issue 13 §5). Guarded by
 //! tests/file_server/listing_page.rs `dotfiles_are_hidden_and_404_by_default`.
 
+use std::ffi::OsString;
 use std::fs::{File, Metadata};
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
 
-use http::header::{
-    ACCEPT_RANGES, ALLOW, CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MODIFIED, LOCATION, RANGE,
-    RETRY_AFTER,
-};
+use http::header::{ALLOW, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE, RETRY_AFTER};
 use http::{HeaderValue, Method, StatusCode};
 use wharf::FileRegion;
 use wharf::codec::{HttpRequest, HttpResponse};
 
-use crate::conditional::{Validators, not_modified, range_applies};
+use crate::cache::{self, Version};
+use crate::conditional::{not_modified, range_applies};
 use crate::listing;
 use crate::paths::{Refused, names_a_directory, segments, url_path};
 use crate::range::{Ranged, parse};
@@ -52,14 +53,41 @@ pub fn refusal(refused: Refused) -> HttpResponse {
 }
 
 /// Opens what the request names: a file, a directory's `index.html`, or a
-/// directory listing.
+/// directory listing. A file in the open-file cache (see [`crate::cache`])
+/// is served from it, still what the path names (checked with one
+/// `fstatat`); another file is opened, and cached.
 fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Refused> {
-    let mut names = segments(request.path())?;
+    let path = request.path();
+    let slashed = names_a_directory(path);
+    let capacity = settings.open_file_cache;
+    let cached = |version: &Rc<Version>| {
+        if capacity > 0 {
+            cache::insert(
+                &settings.root,
+                capacity,
+                path,
+                settings.show_hidden,
+                slashed,
+                version,
+            );
+        }
+    };
+    if capacity > 0
+        && let Some(version) = cache::lookup(
+            &settings.root,
+            capacity,
+            path,
+            settings.show_hidden,
+            slashed,
+        )
+    {
+        return Ok(serve_file(settings, request, &version));
+    }
+    let mut names = segments(path)?;
     if !settings.show_hidden && names.iter().any(|name| listing::is_hidden(name)) {
         return Err(Refused::NotFound);
     }
-    let slashed = names_a_directory(request.path());
-    let (file, meta) = settings.root.open_file(&names)?;
+    let (file, meta) = open(settings, &names)?;
     if !meta.is_dir() {
         if slashed {
             // `/a.txt/` names a directory, and there is none (issue 9,
@@ -68,8 +96,13 @@ fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Re
             // `a_file_is_not_served_under_a_trailing_slash`.
             return Err(Refused::NotFound);
         }
+        if !meta.is_file() {
+            return Ok(not_regular());
+        }
         let name = names.last().map_or(Path::new(""), Path::new);
-        return Ok(serve_file(settings, request, file, &meta, name));
+        let version = Rc::new(Version::new(file, &meta, name));
+        cached(&version);
+        return Ok(serve_file(settings, request, &version));
     }
     if !slashed {
         // Built from the normalized segments: never `//host`, which a
@@ -81,16 +114,12 @@ fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Re
         );
     }
     names.push("index.html".into());
-    if let Ok((index, meta)) = settings.root.open_file(&names)
+    if let Ok((index, meta)) = open(settings, &names)
         && meta.is_file()
     {
-        return Ok(serve_file(
-            settings,
-            request,
-            index,
-            &meta,
-            Path::new("index.html"),
-        ));
+        let version = Rc::new(Version::new(index, &meta, Path::new("index.html")));
+        cached(&version);
+        return Ok(serve_file(settings, request, &version));
     }
     names.pop();
     // The directory already opened, through its descriptor: no second walk
@@ -118,49 +147,52 @@ fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Re
     })
 }
 
-/// A regular file (`name` gives its MIME type), whole or a range, or 304.
-fn serve_file(
-    settings: &Settings,
-    request: &HttpRequest,
-    file: File,
-    meta: &Metadata,
-    name: &Path,
-) -> HttpResponse {
-    if !meta.is_file() {
-        return HttpResponse::text(StatusCode::FORBIDDEN, "not a regular file\n");
-    }
-    let len = meta.len();
-    let validators = Validators::of(meta);
-    let mut response = HttpResponse::new(StatusCode::OK);
-    for (header, value) in [
-        (ETAG, validators.etag.as_str()),
-        (LAST_MODIFIED, validators.last_modified.as_str()),
-        (ACCEPT_RANGES, "bytes"),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            response = response.header(header, value);
+/// Opens `names` under the root. Short of descriptors, this thread's
+/// open-file cache gives its own back and the open is tried once more.
+fn open(settings: &Settings, names: &[OsString]) -> Result<(File, Metadata), Refused> {
+    match settings.root.open_file(names) {
+        Err(Refused::Busy) if settings.open_file_cache > 0 => {
+            cache::clear();
+            settings.root.open_file(names)
         }
+        other => other,
     }
-    if not_modified(&request.headers, &validators) {
-        response.status = StatusCode::NOT_MODIFIED;
-        return response;
-    }
-    let mime = mime_guess::from_path(name).first_or_octet_stream();
-    if let Ok(value) = HeaderValue::from_str(mime.as_ref()) {
-        response = response.header(CONTENT_TYPE, value);
+}
+
+/// The answer for a FIFO, socket or device.
+fn not_regular() -> HttpResponse {
+    HttpResponse::text(StatusCode::FORBIDDEN, "not a regular file\n")
+}
+
+/// One version of a regular file, whole or a range, or 304. The whole
+/// file's head is encoded already: nothing is formatted for it.
+fn serve_file(settings: &Settings, request: &HttpRequest, version: &Version) -> HttpResponse {
+    let len = version.len;
+    let validators = &version.validators;
+    if not_modified(&request.headers, validators) {
+        return HttpResponse::new(StatusCode::NOT_MODIFIED).fields(version.unchanged.clone());
     }
     let ranged = match request.header_str(RANGE) {
-        Some(range) if range_applies(&request.headers, &validators) => parse(range, len),
+        Some(range) if range_applies(&request.headers, validators) => parse(range, len),
         _ => Ranged::Full,
     };
-    let (first, count) = match ranged {
-        Ranged::Full => (0, len),
+    let (mut response, first, count) = match ranged {
+        Ranged::Full => {
+            let mut response = HttpResponse::new(StatusCode::OK).fields(version.whole.clone());
+            if request.method == Method::HEAD {
+                // The fields carry the Content-Length.
+                response.head_only = true;
+                return response;
+            }
+            (response, 0, len)
+        }
         Ranged::Part { first, last } => {
-            response.status = StatusCode::PARTIAL_CONTENT;
+            let mut response =
+                HttpResponse::new(StatusCode::PARTIAL_CONTENT).fields(version.part.clone());
             if let Ok(value) = HeaderValue::from_str(&format!("bytes {first}-{last}/{len}")) {
                 response = response.header(CONTENT_RANGE, value);
             }
-            (first, last - first + 1)
+            (response, first, last - first + 1)
         }
         Ranged::Unsatisfiable => {
             let mut refusal =
@@ -175,8 +207,9 @@ fn serve_file(
         return response.head_only(count);
     }
     let direct = settings.directio > 0 && count >= settings.directio;
-    let region = FileRegion::new(file, first, count)
+    let region = FileRegion::new(Arc::clone(&version.file), first, count)
         .with_strategy(settings.transfer)
         .direct_io(direct);
-    response.body(region)
+    response.body = region.into();
+    response
 }

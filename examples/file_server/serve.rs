@@ -23,7 +23,7 @@ use crate::metrics_args::MetricsArgs;
 use crate::opener::{OpenPool, opens_may_block};
 use crate::paths::Root;
 use crate::reactor_args::ReactorArgs;
-use crate::settings::{Settings, bootstrap};
+use crate::settings::{DEFAULT_OPEN_FILE_CACHE, Settings, bootstrap};
 use crate::tls_args::TlsArgs;
 
 /// wharf static file server (HTTP/1.1: GET, HEAD, Range, conditional
@@ -89,6 +89,11 @@ pub struct Args {
     /// or FUSE file system or has one mounted beneath it (auto).
     #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
     open_pool: String,
+    /// Files each thread that answers requests keeps open, with their
+    /// response heads encoded, checked with one stat per request (0: off).
+    /// Capped to what the descriptor limit allows (start-up says so).
+    #[arg(long, default_value_t = DEFAULT_OPEN_FILE_CACHE)]
+    open_file_cache: usize,
 }
 
 /// Runs the server the flags describe until Ctrl-C or `SIGTERM`.
@@ -120,19 +125,19 @@ fn seconds(value: f64, what: &str) -> std::io::Result<Duration> {
 
 /// The open pool `--open-pool` asks for, and a line that says where files
 /// are opened and why.
-fn open_pool(flag: &str, root: &Path) -> std::io::Result<(Option<OpenPool>, String)> {
+fn open_pool(flag: &str, root: &Path) -> std::io::Result<(Option<OpenPool>, String, usize)> {
     let why = match flag {
         "on" => Some("--open-pool on".to_string()),
         "off" => None,
         _ => opens_may_block(root),
     };
     let Some(why) = why else {
-        return Ok((None, "files are opened on the event loops".to_string()));
+        return Ok((None, "files are opened on the event loops".to_string(), 0));
     };
     let threads = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
     let pool = OpenPool::start(threads)?;
     let line = format!("files are opened on a pool of {threads} threads ({why})");
-    Ok((Some(pool), line))
+    Ok((Some(pool), line, threads))
 }
 
 /// How a graceful shutdown ended.
@@ -183,11 +188,15 @@ fn run(args: Args) -> std::io::Result<Stopped> {
     let mode = args.reactor.mode();
     let trigger = args.reactor.trigger;
     let transfer = args.transfer;
-    let (open_pool, opens) = open_pool(&args.open_pool, &root_path)?;
+    let (open_pool, opens, pool_threads) = open_pool(&args.open_pool, &root_path)?;
     let shutdown_timeout = seconds(args.shutdown_timeout, "shutdown-timeout")?;
     // The main loop of the multi-reactor mode, besides its I/O loops.
     let loops = mode.io_loops() + usize::from(matches!(mode, ReactorMode::MultiReactor { .. }));
-    let budget = Budget::for_process(args.max_connections.max(1), loops)?;
+    // Each thread that answers requests has an open-file cache of its own.
+    let answering = (mode.io_loops() + mode.workers() + pool_threads).max(1);
+    let wanted = (args.open_file_cache * answering) as u64;
+    let budget = Budget::for_process(args.max_connections.max(1), wanted, loops)?;
+    let open_file_cache = usize::try_from(budget.cached).unwrap_or(usize::MAX) / answering;
     let settings = Arc::new(Settings {
         transfer,
         directio: args.directio,
@@ -201,6 +210,7 @@ fn run(args: Args) -> std::io::Result<Stopped> {
         tls: args.tls.server(&["http/1.1"])?,
         upload: args.upload,
         max_upload: args.max_upload,
+        open_file_cache,
         ..Settings::new(root)
     });
     let base = ServerBootstrap::new().mode(mode).trigger(trigger);
@@ -230,6 +240,14 @@ fn run(args: Args) -> std::io::Result<Stopped> {
         );
     }
     println!("{budget}");
+    if open_file_cache == 0 {
+        println!("open-file cache: off");
+    } else {
+        println!(
+            "open-file cache: at most {open_file_cache} files per thread, {answering} {}",
+            if answering == 1 { "thread" } else { "threads" }
+        );
+    }
     let exporter = args.metrics.serve(&server)?;
     let signal = wait_for_termination()?;
     println!(

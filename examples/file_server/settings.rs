@@ -17,6 +17,9 @@ use crate::registry::Connections;
 /// How long a connection closed while its client still sends lingers.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// Files each thread keeps open by default.
+pub const DEFAULT_OPEN_FILE_CACHE: usize = 1000;
+
 /// What every connection of the server shares.
 #[derive(Debug)]
 pub struct Settings {
@@ -52,12 +55,16 @@ pub struct Settings {
     pub upload: bool,
     /// The largest upload accepted (`--max-upload`, default 1 GiB); larger: 413.
     pub max_upload: u64,
+    /// Files each thread keeps open in its open-file cache
+    /// (`--open-file-cache`, default 1000; 0: off). See [`crate::cache`].
+    pub open_file_cache: usize,
 }
 
 impl Settings {
     /// The defaults for serving `root`: `Auto` transfers, no direct I/O,
     /// 10 s for a request head, 60 s of keep-alive, 10 000 connections,
-    /// no access log, dotfiles hidden, plain HTTP, no uploads.
+    /// no access log, dotfiles hidden, plain HTTP, no uploads, an
+    /// open-file cache of 1000 files per thread.
     pub fn new(root: Root) -> Settings {
         Settings {
             root,
@@ -74,6 +81,7 @@ impl Settings {
             tls: None,
             upload: false,
             max_upload: 1 << 30,
+            open_file_cache: DEFAULT_OPEN_FILE_CACHE,
         }
     }
 }

@@ -37,6 +37,11 @@
 //!   `Expect: 100-continue`; concurrent uploads of one path leave exactly
 //!   one body; a replaced file's GET in progress is not disturbed.
 //!
+//! * [`open_file_cache`]: files served again from the open-file cache
+//!   (issue 12 §3) are never stale: changed, rewritten, replaced,
+//!   truncated, deleted, a swapped symlink, an upload, in every mode ×
+//!   trigger, GET and HEAD.
+//!
 //! Bodies are compared byte for byte with the files (a `memcmp`, faster in
 //! a debug build than any hash computed here). No test sleeps to wait for
 //! the server; the sleeps that remain pace slow clients or bound the window
@@ -49,6 +54,8 @@ mod access_log;
 #[path = "../../examples/file_server/budget.rs"]
 #[allow(dead_code)] // `Budget::for_process` is for the example's start-up.
 mod budget;
+#[path = "../../examples/file_server/cache.rs"]
+mod cache;
 #[path = "../../examples/file_server/conditional.rs"]
 mod conditional;
 #[path = "../../examples/file_server/handler.rs"]
@@ -82,6 +89,7 @@ mod connections;
 mod errors;
 mod https;
 mod listing_page;
+mod open_file_cache;
 mod safety;
 mod semantics;
 mod shutdown;

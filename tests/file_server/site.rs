@@ -71,6 +71,7 @@ pub struct Spec {
     show_hidden: bool,
     upload: bool,
     max_upload: u64,
+    open_file_cache: usize,
     name: &'static str,
     /// HTTPS with this server setting, and clients that trust it.
     tls: Option<(TlsServer, Arc<ClientConfig>)>,
@@ -98,6 +99,7 @@ impl Spec {
             show_hidden: false,
             upload: false,
             max_upload: 1 << 30,
+            open_file_cache: crate::settings::DEFAULT_OPEN_FILE_CACHE,
             name: "fs-test",
             tls: None,
         }
@@ -178,6 +180,12 @@ impl Spec {
         self
     }
 
+    /// Files each thread keeps in its open-file cache (0: off).
+    pub fn open_file_cache(mut self, files: usize) -> Spec {
+        self.open_file_cache = files;
+        self
+    }
+
     /// The prefix of the server's thread names.
     pub fn name(mut self, name: &'static str) -> Spec {
         self.name = name;
@@ -197,6 +205,7 @@ impl Spec {
             show_hidden: self.show_hidden,
             upload: self.upload,
             max_upload: self.max_upload,
+            open_file_cache: self.open_file_cache,
             open_pool: self
                 .open_pool
                 .then(|| crate::opener::OpenPool::start(2).expect("start an open pool")),

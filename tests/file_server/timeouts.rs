@@ -226,6 +226,8 @@ fn a_kept_alive_response_whose_reader_stops_is_reset() {
             .config(config)
             .timeouts(HEADER_TIMEOUT, Duration::from_millis(200))
             .close_timeout(CLOSE)
+            // The descriptor counted is the response's: none cached.
+            .open_file_cache(0)
             .start();
         let mut client = narrow_client(running.server.local_addr());
         client.send(&request("GET", &format!("/{name}"), &[]));

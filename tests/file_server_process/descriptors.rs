@@ -107,7 +107,11 @@ pub fn a_file_that_cannot_be_opened_for_emfile_is_503_and_a_close() {
     site.write("t.txt", b"t");
     common::for_each(configs(), |config| {
         let what = config.to_string();
-        let mut server = ServerProcess::start(&site.root, &mode_args(config), Some(64));
+        // Without the open-file cache, which would send every response
+        // from one descriptor (and never run out).
+        let mut flags = mode_args(config);
+        flags.extend(["--open-file-cache".to_string(), "0".to_string()]);
+        let mut server = ServerProcess::start(&site.root, &flags, Some(64));
         // One client pipelines many requests for a small file: the server
         // opens one descriptor per response queued, and runs out.
         let mut client = Client::connect(server.addr);

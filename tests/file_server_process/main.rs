@@ -26,6 +26,9 @@ mod access_log;
 #[path = "../../examples/file_server/budget.rs"]
 #[allow(dead_code, unused_imports)]
 mod budget;
+#[path = "../../examples/file_server/cache.rs"]
+#[allow(dead_code, unused_imports)]
+mod cache;
 #[path = "../../examples/file_server/conditional.rs"]
 #[allow(dead_code, unused_imports)]
 mod conditional;

@@ -64,7 +64,9 @@ mod utf8;
 #[cfg(test)]
 mod tests;
 
-pub use self::http::{Body, HttpError, HttpLimits, HttpRequest, HttpResponse, HttpServerCodec};
+pub use self::http::{
+    Body, EncodedFields, HttpError, HttpLimits, HttpRequest, HttpResponse, HttpServerCodec,
+};
 pub use length_field::{ByteOrder, ConfigError, LengthFieldBuilder, LengthFieldCodec};
 pub use line::LineCodec;
 pub use utf8::Utf8;

@@ -51,6 +51,7 @@ impl Encoder {
             status,
             version,
             mut headers,
+            fields,
             body,
             head_only,
         } = response;
@@ -75,7 +76,28 @@ impl Encoder {
             headers.remove(CONTENT_LENGTH);
         }
         let body_len = body.len();
-        let content_length = match declared_length(&headers)? {
+        let in_map = declared_length(&headers)?;
+        let preset = fields.as_ref().and_then(|f| f.content_length());
+        if let (Some(a), Some(b)) = (in_map, preset)
+            && a != b
+        {
+            return Err(CodecError::Unencodable(
+                "conflicting Content-Length values".to_owned(),
+            ));
+        }
+        // The encoded fields' Content-Length goes out unless the map has
+        // one too, or no Content-Length may.
+        let preset_length = fields
+            .as_ref()
+            .map(|f| f.length_field())
+            .filter(|_| !interim_or_empty && in_map.is_none())
+            .unwrap_or_default();
+        let (fields_bytes, declared) = match &fields {
+            Some(f) if !interim_or_empty => (f.fields(), in_map.or(preset)),
+            Some(f) => (f.fields(), in_map),
+            None => (&[][..], in_map),
+        };
+        let content_length = match declared {
             Some(declared) if sends_body && declared != body_len => {
                 return Err(CodecError::Unencodable(format!(
                     "Content-Length is {declared} but the body has {body_len} bytes"
@@ -101,6 +123,9 @@ impl Encoder {
                 .saturating_add(name.as_str().len() + FIELD_OVERHEAD)
                 .saturating_add(value.len());
         }
+        head_len = head_len
+            .saturating_add(fields_bytes.len())
+            .saturating_add(preset_length.len());
         if content_length.is_some() {
             head_len += CONTENT_LENGTH.as_str().len() + FIELD_OVERHEAD + MAX_DIGITS;
         }
@@ -129,6 +154,8 @@ impl Encoder {
         for (name, value) in &headers {
             field(&mut head, name.as_str().as_bytes(), value.as_bytes());
         }
+        head.extend_from_slice(fields_bytes);
+        head.extend_from_slice(preset_length);
         if let Some(length) = content_length {
             let mut digits = [0; MAX_DIGITS];
             field(

@@ -3,7 +3,6 @@
 //! with `httparse` into `http`'s types.
 
 use http::header::{HeaderName, HeaderValue};
-use http::uri::Authority;
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 use wharf_buf::ByteBuf;
 
@@ -271,24 +270,50 @@ pub(crate) fn parse_header_block(block: &[u8], max_headers: usize) -> Result<Hea
     Ok(map)
 }
 
-/// Whether a `Host` value is `uri-host [":" port]` (RFC 9110 §7.2); empty
-/// is allowed (the target then has no authority).
+/// Whether a `Host` value is `uri-host [":" port]` (RFC 9110 §7.2, RFC
+/// 3986 §3.2.2): an IP literal in brackets, or a reg-name or IPv4
+/// address (unreserved characters, sub-delims and percent-encodings),
+/// then an optional port of digits. Empty is allowed (the target then has
+/// no authority). Checked in place: no copy of the value.
 pub(crate) fn valid_host(value: &[u8]) -> bool {
-    if value.is_empty() {
-        return true;
-    }
-    let Ok(authority) = Authority::try_from(value) else {
-        return false;
+    let (host_ok, rest) = match value.strip_prefix(b"[") {
+        Some(literal) => match literal.iter().position(|&b| b == b']') {
+            Some(end) => (
+                end > 0
+                    && literal[..end]
+                        .iter()
+                        .all(|&b| b.is_ascii_alphanumeric() || b":.-_~".contains(&b)),
+                &literal[end + 1..],
+            ),
+            None => (false, &[][..]),
+        },
+        None => {
+            let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+            (reg_name(&value[..end]), &value[end..])
+        }
     };
-    if authority.as_str().contains('@') {
-        return false;
+    host_ok
+        && (rest.is_empty()
+            || rest
+                .strip_prefix(b":")
+                .is_some_and(|digits| digits.iter().all(u8::is_ascii_digit)))
+}
+
+/// Whether `name` is a reg-name (or an IPv4 address, which is one too).
+fn reg_name(name: &[u8]) -> bool {
+    let mut i = 0;
+    while i < name.len() {
+        match name[i] {
+            b'%' => {
+                let hex = name.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+            }
+            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) => i += 1,
+            _ => return false,
+        }
     }
-    let port = authority
-        .as_str()
-        .get(authority.host().len()..)
-        .unwrap_or_default();
-    port.is_empty()
-        || port
-            .strip_prefix(':')
-            .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
+    true
 }

@@ -13,6 +13,7 @@ pub(crate) mod date;
 mod decoder;
 mod encoder;
 mod error;
+mod fields;
 mod framing;
 mod head;
 mod limits;
@@ -22,6 +23,7 @@ mod scan;
 
 pub use codec::HttpServerCodec;
 pub use error::HttpError;
+pub use fields::EncodedFields;
 pub use limits::HttpLimits;
 pub use request::HttpRequest;
 pub use response::{Body, HttpResponse};

@@ -7,6 +7,7 @@ use wharf_buf::{Allocator, ByteBuf, FrozenBuf};
 use wharf_transport::FileRegion;
 
 use super::error::HttpError;
+use super::fields::EncodedFields;
 use super::request::HttpRequest;
 
 /// What the encoder counts for a response's head in
@@ -128,6 +129,10 @@ pub struct HttpResponse {
     /// stores them). `HeaderValue` cannot hold CR or LF, so no field can
     /// split the response.
     pub headers: HeaderMap,
+    /// Fields encoded once, written after `headers` as they are (see
+    /// [`EncodedFields`]); their `Content-Length` counts as set by the
+    /// handler.
+    pub fields: Option<EncodedFields>,
     /// The body.
     pub body: Body,
     /// Headers only: the body (if any) is not sent. What a HEAD request
@@ -142,6 +147,7 @@ impl HttpResponse {
             status,
             version: Version::HTTP_11,
             headers: HeaderMap::new(),
+            fields: None,
             body: Body::Empty,
             head_only: false,
         }
@@ -168,6 +174,12 @@ impl HttpResponse {
     /// Appends a header field (a name may repeat).
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> HttpResponse {
         self.headers.append(name, value);
+        self
+    }
+
+    /// Sets the fields encoded once (see [`EncodedFields`]).
+    pub fn fields(mut self, fields: EncodedFields) -> HttpResponse {
+        self.fields = Some(fields);
         self
     }
 

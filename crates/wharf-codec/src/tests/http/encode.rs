@@ -12,7 +12,7 @@ use wharf_transport::{Codec, CodecError, Encoded, FileRegion, OutboundMessage};
 use super::one;
 use crate::http::date;
 use crate::tests::buf;
-use crate::{Body, HttpError, HttpResponse, HttpServerCodec};
+use crate::{Body, EncodedFields, HttpError, HttpResponse, HttpServerCodec};
 
 /// A codec without the fields that change with the clock.
 fn plain() -> HttpServerCodec {
@@ -333,4 +333,53 @@ fn message_size_is_the_head_estimate_plus_the_body_sent() {
     );
     assert_eq!(Body::from("abc").len(), 3);
     assert!(Body::Empty.is_empty());
+}
+
+/// `content-type: text/plain` and `Content-Length: len`, encoded once.
+fn preset(len: u64) -> EncodedFields {
+    EncodedFields::new(
+        [(CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
+        Some(len),
+    )
+    .unwrap()
+}
+
+#[test]
+fn encoded_fields_follow_the_map_and_their_length_frames_the_body() {
+    let response = HttpResponse::new(StatusCode::OK)
+        .header("x-a".parse().unwrap(), HeaderValue::from_static("1"))
+        .fields(preset(2))
+        .body(&b"ok"[..]);
+    assert_eq!(
+        encode(response),
+        "HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
+    );
+    // HEAD: the length of the body a GET would get, once.
+    let head = HttpResponse::new(StatusCode::OK)
+        .fields(preset(7))
+        .head_only(7);
+    assert_eq!(
+        encode(head),
+        "HTTP/1.1 200 OK\r\ncontent-length: 7\r\ncontent-type: text/plain\r\n\r\n"
+    );
+    // No Content-Length on a 204, whoever set it.
+    let mut empty = HttpResponse::new(StatusCode::NO_CONTENT).fields(preset(0));
+    empty.head_only = true;
+    assert_eq!(
+        encode(empty),
+        "HTTP/1.1 204 No Content\r\ncontent-type: text/plain\r\n\r\n"
+    );
+}
+
+#[test]
+fn encoded_fields_that_disagree_with_the_body_or_the_map_are_refused() {
+    let short = HttpResponse::new(StatusCode::OK)
+        .fields(preset(3))
+        .body(&b"ok"[..]);
+    assert!(encode_with(&mut plain(), short).is_err());
+    let conflict = HttpResponse::new(StatusCode::OK)
+        .header(CONTENT_LENGTH, HeaderValue::from_static("2"))
+        .fields(preset(3))
+        .body(&b"ok"[..]);
+    assert!(encode_with(&mut plain(), conflict).is_err());
 }

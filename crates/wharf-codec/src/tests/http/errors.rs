@@ -112,7 +112,16 @@ fn http_1_1_needs_exactly_one_valid_host() {
         refused(b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"),
         BAD
     );
-    for host in ["a b", "user@example.com", "example.com:80x", "[::1"] {
+    for host in [
+        "a b",
+        "user@example.com",
+        "example.com:80x",
+        "[::1",
+        "[]",
+        "a%zz",
+        "a%2",
+        "[::1]x",
+    ] {
         let data = request("GET / HTTP/1.1", &format!("Host: {host}\r\n"), b"");
         assert_eq!(refused(&data), BAD, "{host}");
     }
@@ -122,6 +131,9 @@ fn http_1_1_needs_exactly_one_valid_host() {
         "example.com:8080",
         "[::1]:80",
         "127.0.0.1",
+        "xn--bcher-kva.example:443",
+        "a%20b",
+        "example.com:",
     ] {
         let data = request("GET / HTTP/1.1", &format!("Host: {host}\r\n"), b"");
         assert!(super::one(&data).keep_alive, "{host}");
