@@ -27,7 +27,7 @@ use crate::channel::lifecycle::Phase;
 use crate::channel::outbound::{Gathering, OutboundBuffer};
 use crate::channel::pipeline::ChannelPipeline;
 pub(crate) use crate::channel::rare::{ActiveHook, Rare};
-use crate::channel::receive::Receives;
+use crate::channel::receives::Receives;
 use crate::channel::recv::AdaptiveRecvSizer;
 use crate::channel::shared::ChannelShared;
 use crate::channel::socket::Socket;

@@ -121,6 +121,15 @@ impl<C: Codec> CodecState<C> {
         }
     }
 
+    /// Whether bytes that followed a receive wait in the cumulation, to be
+    /// decoded now: the channel still delivers input and no other
+    /// receive's end is still to be told first.
+    pub(crate) fn holds_what_followed(&self, core: &ConnCore) -> bool {
+        core.phase.delivers_input()
+            && self.has_partial_input()
+            && !core.receives.as_ref().is_some_and(|r| r.has_untold())
+    }
+
     /// The codec hears that `n` bytes went around it.
     pub(crate) fn input_taken(&mut self, core: &mut ConnCore, n: u64) {
         if n > 0 {

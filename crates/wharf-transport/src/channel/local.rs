@@ -262,10 +262,7 @@ where
                 &mut local_ctx!(self, core, env),
                 UserEvent::Received(received),
             );
-            if core.phase.delivers_input()
-                && self.codec.has_partial_input()
-                && !core.receives.as_ref().is_some_and(|r| r.has_untold())
-            {
+            if self.codec.holds_what_followed(core) {
                 // What followed the received bytes, held back until now: a
                 // batch of its own, ended like any other.
                 let result = self.codec.decode_pending(core);

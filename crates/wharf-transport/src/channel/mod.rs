@@ -25,6 +25,7 @@ pub(crate) mod pooled;
 pub(crate) mod rare;
 pub(crate) mod reader;
 pub(crate) mod receive;
+pub(crate) mod receives;
 pub(crate) mod recv;
 pub(crate) mod shared;
 pub(crate) mod socket;

@@ -336,10 +336,7 @@ where
     ) {
         self.codec.input_taken(core, taken);
         self.post_received(received);
-        if core.phase.delivers_input()
-            && self.codec.has_partial_input()
-            && !core.receives.as_ref().is_some_and(|r| r.has_untold())
-        {
+        if self.codec.holds_what_followed(core) {
             // What followed the received bytes, held back until now.
             let result = self.codec.decode_pending(core);
             self.send_decoded(core, env, result);
