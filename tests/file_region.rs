@@ -244,6 +244,72 @@ fn offsets_and_order_between_buffers_are_exact() {
     }
 }
 
+/// Waits (bounded) until the server's loop has seen its connection close,
+/// so that the counters read next are final.
+fn wait_closed(server: &wharf::Server) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.stats().connections_closed < 1 {
+        assert!(Instant::now() < deadline, "the connection never closed");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_small_region_behind_buffers_leaves_with_them_in_one_write() {
+    let fx = Fixture::new("inline");
+    let data = pattern(5, 64 << 10);
+    let (_, file) = fx.file("data", &data);
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: ...\r\n\r\n".to_vec();
+    for trigger in [Trigger::Edge, Trigger::Level] {
+        for (len, send) in [
+            (1024, Send::Strategy(TransferStrategy::Auto)),
+            (16 << 10, Send::Strategy(TransferStrategy::Auto)),
+            // Over 16 KiB, or a strategy asked for: the file is not read.
+            ((16 << 10) + 1, Send::Strategy(TransferStrategy::Auto)),
+            (1024, Send::Strategy(TransferStrategy::Sendfile)),
+        ] {
+            let what = format!("{trigger:?}/{send:?}/{len} B");
+            let pieces = vec![Piece::Bytes(head.clone()), Piece::File(7, len)];
+            let (server, errors) = serve(trigger, &file, send, pieces);
+            let got = fetch(&server);
+            wait_closed(&server);
+            let mut want = head.clone();
+            want.extend_from_slice(&data[7..7 + len as usize]);
+            assert!(got == want, "{what}: {} bytes vs {}", got.len(), want.len());
+            assert!(errors.lock().expect("errors").is_empty(), "{errors:?}");
+            let stats = server.stats();
+            let transfers = server.event_loops()[0].transfer_stats();
+            let inlined = len <= 16 << 10 && matches!(send, Send::Strategy(TransferStrategy::Auto));
+            if inlined {
+                // One pread, and head and file in one writev.
+                assert_eq!(stats.writes, 1, "{what}: {stats:?}");
+                assert_eq!(
+                    transfers.bytes_by(TransferStrategy::ReadWrite),
+                    len,
+                    "{what}"
+                );
+                assert_eq!(
+                    transfers.syscalls_by(TransferStrategy::ReadWrite),
+                    1,
+                    "{what}"
+                );
+                assert_eq!(
+                    transfers.syscalls_by(TransferStrategy::Sendfile),
+                    0,
+                    "{what}"
+                );
+            } else {
+                assert_eq!(
+                    transfers.bytes_by(TransferStrategy::Sendfile),
+                    len,
+                    "{what}"
+                );
+                assert_eq!(transfers.bytes_by(TransferStrategy::ReadWrite), 0, "{what}");
+            }
+        }
+    }
+}
+
 #[test]
 fn offsets_past_2_and_4_gib_in_a_sparse_file() {
     let fx = Fixture::new("sparse");

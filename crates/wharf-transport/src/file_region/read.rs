@@ -1,13 +1,17 @@
-//! A region's bytes read into memory, for a channel that must transform
-//! them before the socket sees them (TLS): none of the zero-copy
-//! strategies can apply there, so every strategy becomes `pread` into the
+//! A region's bytes read into memory: for a channel that must transform
+//! them before the socket sees them (TLS), where none of the zero-copy
+//! strategies can apply, so every strategy becomes `pread` into the
 //! caller's buffer (or, with direct I/O, the chunks the blocking pool
-//! read), bounded by that buffer, any file size.
+//! read), bounded by that buffer, any file size; and for a small region
+//! behind buffers, read whole so that it leaves with them in one `writev`.
 
 use std::io;
 use std::os::unix::fs::FileExt;
 
+use wharf_buf::ByteBuf;
+
 use super::{FileRegion, Step, TransferCx, TransferStrategy};
+use crate::channel::outbound::INLINE_REGION_MAX;
 
 impl FileRegion {
     /// Reads the region's next bytes into `dst` (as many as fit and the
@@ -36,5 +40,33 @@ impl FileRegion {
             return Err(self.truncated());
         }
         Ok(self.sent(n, TransferStrategy::ReadWrite, 1, cx))
+    }
+
+    /// The rest of the region read into one pooled buffer, when it is small
+    /// (at most [`INLINE_REGION_MAX`] bytes), its strategy is `Auto`, it
+    /// has not started, and one `pread` gives all of it; counted as sent
+    /// by `ReadWrite`. `None` leaves the region to its own strategy, which
+    /// also reports a file shorter than the region.
+    pub(crate) fn read_small(&self, cx: &TransferCx<'_>) -> Option<ByteBuf> {
+        let eligible = self.strategy(cx.default) == TransferStrategy::Auto
+            && !self.direct_io
+            && self.pending.is_none()
+            && self.transferred == 0;
+        let want = usize::try_from(self.remaining()).ok()?;
+        if !eligible || want == 0 || want as u64 > INLINE_REGION_MAX {
+            return None;
+        }
+        let mut buf = cx.allocator.try_buffer(want).ok()?;
+        let n = self
+            .file
+            .read_at(&mut buf.spare_mut()[..want], self.cursor())
+            .ok()?;
+        if n != want {
+            return None;
+        }
+        buf.commit(n);
+        cx.loop_stats.add(TransferStrategy::ReadWrite, n, 1);
+        cx.channel_stats.add(TransferStrategy::ReadWrite, n, 1);
+        Some(buf)
     }
 }

@@ -3,8 +3,9 @@
 //! Writes are queued; a flush marks everything queued so far as ready to
 //! send, and the channel then writes consecutive buffers with one `writev`
 //! (at most [`IOV_MAX`] of them and a bounded number of bytes a call; a
-//! `sendmsg` with `MSG_MORE` instead when a small file region comes next,
-//! so that a response head and a small file share a packet), and file
+//! small file region that comes next is read and joins them when its
+//! strategy is `Auto`, or else they are sent with `MSG_MORE`, so that a
+//! response head and a small file share a packet), and file
 //! regions with their transfer strategy, in queue order, resuming after
 //! partial writes. The queue counts its bytes, plus a fixed overhead per
 //! entry, against the channel's water marks.
@@ -43,6 +44,15 @@ pub const IOV_MAX: usize = 1024;
 /// of referencing its pages once the head waited in the same skb, doubling
 /// the CPU per request. So only small regions are merged.
 pub(crate) const MERGE_REGION_MAX: u64 = 16 << 10;
+
+/// A file region of at most [`MERGE_REGION_MAX`] bytes right behind
+/// buffers, whose strategy is `Auto`, is read into memory (one `pread`)
+/// and leaves with them in one `writev`, instead of a `sendmsg` with
+/// `MSG_MORE` and a `sendfile`: measured with a response head and a 1 KiB
+/// file on loopback, `sendfile`'s splice machinery and the second call
+/// cost more than a `pread` and a copy (issue 12 §3). Larger regions, and
+/// regions with a strategy of their own, are sent as before.
+pub(crate) const INLINE_REGION_MAX: u64 = MERGE_REGION_MAX;
 
 /// What each queued entry costs beyond its bytes, for the water marks: its
 /// size in the queue (Netty counts a fixed entry overhead the same way).
@@ -241,21 +251,53 @@ impl OutboundBuffer {
             }
             _ => {}
         }
-        self.write_buffers(stream, cx.max_bytes)
+        self.gathered_write(stream, cx.max_bytes, Some(cx))
     }
 
+    /// [`gathered_write`](Self::gathered_write) without reading small
+    /// regions into memory (the tests' way of writing buffers alone).
+    #[cfg(test)]
     fn write_buffers(&mut self, stream: &Socket, max_bytes: usize) -> io::Result<Written> {
+        self.gathered_write(stream, max_bytes, None)
+    }
+
+    /// Writes consecutive flushed buffers with one `writev`. A small file
+    /// region right behind them is read into memory and joins them (with
+    /// `cx`, where its strategy is `Auto`; see [`INLINE_REGION_MAX`]), or
+    /// else the buffers are sent with `MSG_MORE` so that it shares their
+    /// packet.
+    fn gathered_write(
+        &mut self,
+        stream: &Socket,
+        max_bytes: usize,
+        cx: Option<&TransferCx<'_>>,
+    ) -> io::Result<Written> {
         let mut stack = [IoSlice::new(&[]); STACK_IOVECS];
         let mut heap = Vec::new();
         let mut count = 0;
         let mut bytes = 0;
         // A small file region right behind these buffers.
         let mut small_region_follows = false;
-        for entry in self.entries.iter().take(self.flushed.min(IOV_MAX)) {
+        // That region's bytes, read, and where it is in the queue.
+        let mut inlined = None;
+        for (at, entry) in self
+            .entries
+            .iter()
+            .take(self.flushed.min(IOV_MAX))
+            .enumerate()
+        {
             let Some(data) = entry.bytes() else {
-                // A file region or spliced bytes: written on their own.
-                small_region_follows = matches!(entry, OutboundMessage::File(region)
-                    if (1..=MERGE_REGION_MAX).contains(&region.remaining()));
+                // A file region or spliced bytes: written on their own,
+                // unless a small region can be read and join the buffers.
+                if let OutboundMessage::File(region) = entry
+                    && (1..=MERGE_REGION_MAX).contains(&region.remaining())
+                {
+                    small_region_follows = true;
+                    let room = count > 0 && count < IOV_MAX && bytes < max_bytes;
+                    if room && let Some(cx) = cx {
+                        inlined = region.read_small(cx).map(|buf| (at, buf));
+                    }
+                }
                 break;
             };
             if data.is_empty() {
@@ -281,6 +323,16 @@ impl OutboundBuffer {
             // Only empty entries before the next region: drop them.
             return Ok(Written::Progress(self.consume(0)));
         }
+        if let Some((_, buf)) = &inlined {
+            let slice = IoSlice::new(buf);
+            if count < STACK_IOVECS {
+                stack[count] = slice;
+            } else {
+                heap.push(slice);
+            }
+            count += 1;
+            small_region_follows = false;
+        }
         let iov = if heap.is_empty() {
             &stack[..count]
         } else {
@@ -289,6 +341,11 @@ impl OutboundBuffer {
         // All buffers up to a small region are offered: let them and the
         // file share a packet (a response head and a small file: one).
         let written = send_vectored(stream, iov, small_region_follows);
+        if let Some((at, buf)) = inlined {
+            // The region's bytes are in memory now: the rest of it is sent
+            // as a buffer (of the same weight).
+            self.entries[at] = OutboundMessage::Buf(buf);
+        }
         match written {
             Ok(written) => Ok(Written::Progress(self.consume(written))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Written::WouldBlock),
