@@ -34,11 +34,10 @@ use std::sync::Arc;
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, Method, StatusCode};
 use wharf::codec::{HttpError, HttpRequest, HttpResponse};
-use wharf::{
-    ChannelError, Context, FileReceive, Handler, Received, TimerId, TransferStrategy, UserEvent,
-};
+use wharf::{ChannelError, Context, FileReceive, Handler, Received, TransferStrategy, UserEvent};
 
 use crate::access_log;
+use crate::deadline::Deadline;
 use crate::respond::respond;
 use crate::settings::Settings;
 use crate::upload::{self, Upload};
@@ -71,8 +70,8 @@ struct Uploading {
 /// One connection.
 pub struct FileServer {
     settings: Arc<Settings>,
-    timer: Option<(TimerId, u64)>,
-    generation: u64,
+    /// The timeout of what `waiting` says.
+    deadline: Deadline,
     waiting: Waiting,
     /// A request was decoded since the last read batch ended.
     got_request: bool,
@@ -98,8 +97,7 @@ impl FileServer {
     pub fn new(settings: Arc<Settings>) -> FileServer {
         FileServer {
             settings,
-            timer: None,
-            generation: 0,
+            deadline: Deadline::default(),
             waiting: Waiting::Head,
             got_request: false,
             registered: false,
@@ -271,21 +269,16 @@ impl FileServer {
     }
 
     fn arm(&mut self, ctx: &mut Context<'_, HttpResponse>, waiting: Waiting) {
-        self.disarm(ctx);
-        self.generation += 1;
         self.waiting = waiting;
         let delay = match waiting {
             Waiting::Head | Waiting::Body => self.settings.header_timeout,
             Waiting::Idle => self.settings.keepalive_timeout,
         };
-        let id = ctx.schedule(delay, self.generation);
-        self.timer = Some((id, self.generation));
+        self.deadline.set(ctx, delay);
     }
 
     fn disarm(&mut self, ctx: &mut Context<'_, HttpResponse>) {
-        if let Some((id, _)) = self.timer.take() {
-            ctx.cancel_timer(id);
-        }
+        self.deadline.cancel(ctx);
     }
 
     fn send(
@@ -355,7 +348,9 @@ impl Handler for FileServer {
             return;
         }
         self.got_request = true;
-        self.disarm(ctx);
+        // No timeout while the request is answered; the timer stays armed
+        // (see `crate::deadline`): the answer sets the keep-alive time.
+        self.deadline.clear();
         let request = match msg {
             Ok(request) => request,
             Err(error) => {
@@ -431,10 +426,9 @@ impl Handler for FileServer {
             }
             _ => return,
         };
-        if self.timer.map(|(_, g)| g) != Some(generation) {
+        if !self.deadline.fired(ctx, generation) {
             return;
         }
-        self.timer = None;
         if self.waiting == Waiting::Body {
             self.check_upload(ctx);
             return;

@@ -24,6 +24,7 @@ mod access_log;
 mod budget;
 mod cache;
 mod conditional;
+mod deadline;
 mod handler;
 mod listing;
 #[path = "../common/metrics_args.rs"]

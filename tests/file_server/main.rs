@@ -58,6 +58,8 @@ mod budget;
 mod cache;
 #[path = "../../examples/file_server/conditional.rs"]
 mod conditional;
+#[path = "../../examples/file_server/deadline.rs"]
+mod deadline;
 #[path = "../../examples/file_server/handler.rs"]
 mod handler;
 #[path = "../../examples/file_server/listing.rs"]

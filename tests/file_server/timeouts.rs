@@ -121,6 +121,41 @@ fn an_idle_kept_alive_connection_is_closed_without_a_response() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
+/// The keep-alive time counts from the last response: a connection that
+/// goes on sending requests past its first deadline (where the lazily
+/// re-armed timer fires, finds the deadline moved and waits again) is
+/// kept, and closed a keep-alive timeout after its last response.
+#[test]
+fn the_keepalive_timeout_counts_from_the_last_response() {
+    let site = Site::new("idle-late");
+    site.write("a.txt", b"abc");
+    let running = Spec::new(&site.root)
+        .timeouts(HEADER_TIMEOUT, KEEPALIVE_TIMEOUT)
+        .start();
+    let mut client = running.client();
+    client.read_timeout(Duration::from_secs(5));
+    let first = Instant::now();
+    // Requests every 150 ms for three keep-alive periods: the time between
+    // them is the subject here, not a wait for something.
+    while first.elapsed() < KEEPALIVE_TIMEOUT * 3 {
+        assert_eq!(
+            client.get("/a.txt").body,
+            b"abc",
+            "after {:?}",
+            first.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert_eq!(client.get("/a.txt").body, b"abc");
+    let last = Instant::now();
+    assert_eq!(client.expect_closed(), Closed::Eof);
+    let took = last.elapsed();
+    assert!(
+        took >= KEEPALIVE_TIMEOUT - Duration::from_millis(100) && took < Duration::from_secs(3),
+        "closed {took:?} after the last response, the keep-alive timeout is {KEEPALIVE_TIMEOUT:?}"
+    );
+}
+
 /// A connection with a small receive buffer, so that the server cannot
 /// hand a large response to the kernel at once.
 fn narrow_client(addr: SocketAddr) -> Client {

@@ -32,6 +32,9 @@ mod cache;
 #[path = "../../examples/file_server/conditional.rs"]
 #[allow(dead_code, unused_imports)]
 mod conditional;
+#[path = "../../examples/file_server/deadline.rs"]
+#[allow(dead_code, unused_imports)]
+mod deadline;
 #[path = "../../examples/file_server/handler.rs"]
 #[allow(dead_code, unused_imports)]
 mod handler;
