@@ -58,7 +58,7 @@ pub use wharf_transport::tls;
 
 pub use wharf_transport::{
     Balance, Bootstrap, ChannelConfig, ChannelError, ChannelHandle, ChannelId, ChunkedFile, Codec,
-    CodecError, CodecExt, Context, Encoded, EventLoopGroup, EventLoopHandle, FileReceive,
+    CodecError, CodecExt, Context, Encoded, EventLoopGroup, EventLoopHandle, FileMap, FileReceive,
     FileRegion, Handler, IdleConfig, IdleState, Lingering, LoopMetrics, LoopStats, MetricsHandle,
     OutboundMessage, ParseModeError, Pipeline, RawBytes, RawMessages, ReactorMode, Received,
     RecvSize, Relay, RelayConfig, RelayStats, Server, ServerBootstrap, ServerMetrics,

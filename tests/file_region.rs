@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::{connect, pattern};
 use wharf::buf::ByteBuf;
 use wharf::{
-    ChannelError, Context, FileRegion, Handler, OutboundMessage, Pipeline, RawMessages,
+    ChannelError, Context, FileMap, FileRegion, Handler, OutboundMessage, Pipeline, RawMessages,
     ServerBootstrap, TransferStrategy, Trigger,
 };
 
@@ -28,23 +28,35 @@ use wharf::{
 enum Send {
     Strategy(TransferStrategy),
     Direct,
+    /// `Auto`, with the file mapped once when the server starts (a
+    /// `FileMap` shared by every connection's regions).
+    Mapped,
 }
 
-const SENDS: [Send; 6] = [
+const SENDS: [Send; 7] = [
     Send::Strategy(TransferStrategy::Sendfile),
     Send::Strategy(TransferStrategy::Splice),
     Send::Strategy(TransferStrategy::MmapWrite),
     Send::Strategy(TransferStrategy::ReadWrite),
     Send::Strategy(TransferStrategy::Auto),
     Send::Direct,
+    Send::Mapped,
 ];
 
 impl Send {
-    fn region(self, file: &Arc<File>, position: u64, count: u64) -> FileRegion {
+    fn region(
+        self,
+        file: &Arc<File>,
+        map: Option<&Arc<FileMap>>,
+        position: u64,
+        count: u64,
+    ) -> FileRegion {
         let region = FileRegion::new(Arc::clone(file), position, count);
-        match self {
-            Send::Strategy(s) => region.with_strategy(s),
-            Send::Direct => region.direct_io(true),
+        match (self, map) {
+            (Send::Strategy(s), _) => region.with_strategy(s),
+            (Send::Direct, _) => region.direct_io(true),
+            (Send::Mapped, Some(map)) => region.with_map(Arc::clone(map)),
+            (Send::Mapped, None) => region,
         }
     }
 }
@@ -59,6 +71,7 @@ enum Piece {
 /// Sends its pieces on activation, then closes; counts errors.
 struct Sender {
     file: Arc<File>,
+    map: Option<Arc<FileMap>>,
     send: Send,
     pieces: Vec<Piece>,
     errors: Arc<Mutex<Vec<String>>>,
@@ -77,7 +90,11 @@ impl Handler for Sender {
                     ctx.write(buf.into());
                 }
                 Piece::File(position, count) => {
-                    ctx.write(self.send.region(&self.file, *position, *count).into());
+                    ctx.write(
+                        self.send
+                            .region(&self.file, self.map.as_ref(), *position, *count)
+                            .into(),
+                    );
                 }
             }
         }
@@ -140,6 +157,10 @@ fn serve_named(
 ) -> (wharf::Server, Arc<Mutex<Vec<String>>>) {
     let errors = Arc::new(Mutex::new(Vec::new()));
     let (f, e) = (Arc::clone(file), Arc::clone(&errors));
+    // An empty file cannot be mapped: its regions go without a map.
+    let map = matches!(send, Send::Mapped)
+        .then(|| FileMap::new(file).ok().map(Arc::new))
+        .flatten();
     let server = ServerBootstrap::new()
         .trigger(trigger)
         .thread_name(name)
@@ -148,6 +169,7 @@ fn serve_named(
                 RawMessages,
                 Sender {
                     file: Arc::clone(&f),
+                    map: map.clone(),
                     send,
                     pieces: pieces.clone(),
                     errors: Arc::clone(&e),
@@ -201,7 +223,7 @@ fn every_strategy_and_trigger_sends_files_byte_identical() {
                 let stats = server.event_loops()[0].transfer_stats();
                 // A concrete strategy sends every byte itself.
                 let concrete = match send {
-                    Send::Strategy(TransferStrategy::Auto) | Send::Direct => None,
+                    Send::Strategy(TransferStrategy::Auto) | Send::Direct | Send::Mapped => None,
                     Send::Strategy(s) => Some(s),
                 };
                 if let Some(s) = concrete {
@@ -267,6 +289,8 @@ fn a_small_region_behind_buffers_leaves_with_them_in_one_write() {
             // Over 16 KiB, or a strategy asked for: the file is not read.
             ((16 << 10) + 1, Send::Strategy(TransferStrategy::Auto)),
             (1024, Send::Strategy(TransferStrategy::Sendfile)),
+            (1024, Send::Mapped),
+            (16 << 10, Send::Mapped),
         ] {
             let what = format!("{trigger:?}/{send:?}/{len} B");
             let pieces = vec![Piece::Bytes(head.clone()), Piece::File(7, len)];
@@ -280,7 +304,31 @@ fn a_small_region_behind_buffers_leaves_with_them_in_one_write() {
             let stats = server.stats();
             let transfers = server.event_loops()[0].transfer_stats();
             let inlined = len <= 16 << 10 && matches!(send, Send::Strategy(TransferStrategy::Auto));
-            if inlined {
+            if matches!(send, Send::Mapped) {
+                // Head and file in one writev, the file from its map: no
+                // system call to read it.
+                assert_eq!(stats.writes, 1, "{what}: {stats:?}");
+                assert_eq!(
+                    transfers.bytes_by(TransferStrategy::MmapWrite),
+                    len,
+                    "{what}"
+                );
+                assert_eq!(
+                    transfers.syscalls_by(TransferStrategy::MmapWrite),
+                    0,
+                    "{what}"
+                );
+                assert_eq!(
+                    transfers.syscalls_by(TransferStrategy::ReadWrite),
+                    0,
+                    "{what}"
+                );
+                assert_eq!(
+                    transfers.syscalls_by(TransferStrategy::Sendfile),
+                    0,
+                    "{what}"
+                );
+            } else if inlined {
                 // One pread, and head and file in one writev.
                 assert_eq!(stats.writes, 1, "{what}: {stats:?}");
                 assert_eq!(
@@ -307,6 +355,53 @@ fn a_small_region_behind_buffers_leaves_with_them_in_one_write() {
                 assert_eq!(transfers.bytes_by(TransferStrategy::ReadWrite), 0, "{what}");
             }
         }
+    }
+}
+
+/// A file mapped once is sent as it is now: rewritten in place, the next
+/// response carries the new bytes. Shrunk under its map, the kernel's copy
+/// from the vanished pages fails: that response is cut off with a reset,
+/// the process gets no SIGBUS, and once the file is whole again the next
+/// connection is served.
+#[test]
+fn a_mapped_file_is_sent_as_it_is_now_and_a_shrunk_one_cuts_off_cleanly() {
+    let fx = Fixture::new("mapped");
+    let (a, b) = (pattern(11, 4096), pattern(12, 4096));
+    let (path, file) = fx.file("page", &a);
+    let writer = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("writable");
+    let head = b"head:".to_vec();
+    for trigger in [Trigger::Edge, Trigger::Level] {
+        writer.write_all_at(&a, 0).expect("restore");
+        let pieces = vec![Piece::Bytes(head.clone()), Piece::File(0, 4096)];
+        let (server, errors) = serve(trigger, &file, Send::Mapped, pieces);
+        let with = |body: &[u8]| [&head[..], body].concat();
+        assert!(
+            fetch(&server) == with(&a),
+            "{trigger:?}: the file as mapped"
+        );
+        writer.write_all_at(&b, 0).expect("rewrite in place");
+        assert!(
+            fetch(&server) == with(&b),
+            "{trigger:?}: not the bytes now in the file"
+        );
+        assert!(errors.lock().expect("errors").is_empty(), "{errors:?}");
+
+        writer.set_len(0).expect("truncate");
+        let cut = fetch_cut_off(&server);
+        assert!(
+            cut.len() < head.len() + 4096,
+            "{trigger:?}: {} bytes",
+            cut.len()
+        );
+        common::wait_until(Duration::from_secs(5), "the error", || {
+            !errors.lock().expect("errors").is_empty()
+        });
+
+        writer.write_all_at(&a, 0).expect("whole again");
+        assert!(fetch(&server) == with(&a), "{trigger:?}: served again");
     }
 }
 

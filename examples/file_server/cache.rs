@@ -51,6 +51,7 @@ use percent_encoding::percent_decode_str;
 use wharf::codec::EncodedFields;
 
 use crate::conditional::Validators;
+use crate::mapped::Mapped;
 use crate::paths::Root;
 
 /// One version of a regular file, ready to be served.
@@ -68,6 +69,9 @@ pub struct Version {
     pub part: EncodedFields,
     /// The same and `Content-Length`: what a whole 200 carries.
     pub whole: EncodedFields,
+    /// The file mapped, when it is small and the cache keeps it (see
+    /// [`crate::mapped`]).
+    pub mapped: Option<Mapped>,
     /// What the cache compares on each hit.
     stamp: Stamp,
 }
@@ -108,8 +112,8 @@ impl Stamp {
 
 impl Version {
     /// The version of `file` (metadata `meta`, a regular file) whose name
-    /// `name` gives its MIME type.
-    pub fn new(file: File, meta: &Metadata, name: &Path) -> Version {
+    /// `name` gives its MIME type; `mapped`, the file mapped, if it is.
+    pub fn new(file: File, meta: &Metadata, name: &Path, mapped: Option<Mapped>) -> Version {
         let validators = Validators::of(meta);
         let value = |text: &str| HeaderValue::from_str(text).ok();
         let mime = mime_guess::from_path(name).first_or_octet_stream();
@@ -138,6 +142,7 @@ impl Version {
             part: whole.first(part),
             whole,
             validators,
+            mapped,
             stamp: Stamp::of_meta(meta),
         }
     }

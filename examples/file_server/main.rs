@@ -27,6 +27,7 @@ mod conditional;
 mod deadline;
 mod handler;
 mod listing;
+mod mapped;
 #[path = "../common/metrics_args.rs"]
 mod metrics_args;
 mod opener;

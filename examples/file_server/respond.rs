@@ -23,6 +23,7 @@ use wharf::codec::{HttpRequest, HttpResponse};
 use crate::cache::{self, Version};
 use crate::conditional::{not_modified, range_applies};
 use crate::listing;
+use crate::mapped::Mapped;
 use crate::paths::{Refused, names_a_directory, segments, url_path};
 use crate::range::{Ranged, parse};
 use crate::settings::Settings;
@@ -100,7 +101,8 @@ fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Re
             return Ok(not_regular());
         }
         let name = names.last().map_or(Path::new(""), Path::new);
-        let version = Rc::new(Version::new(file, &meta, name));
+        let mapped = mapped(settings, &file, &meta);
+        let version = Rc::new(Version::new(file, &meta, name, mapped));
         cached(&version);
         return Ok(serve_file(settings, request, &version));
     }
@@ -117,7 +119,8 @@ fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Re
     if let Ok((index, meta)) = open(settings, &names)
         && meta.is_file()
     {
-        let version = Rc::new(Version::new(index, &meta, Path::new("index.html")));
+        let mapped = mapped(settings, &index, &meta);
+        let version = Rc::new(Version::new(index, &meta, Path::new("index.html"), mapped));
         cached(&version);
         return Ok(serve_file(settings, request, &version));
     }
@@ -157,6 +160,15 @@ fn open(settings: &Settings, names: &[OsString]) -> Result<(File, Metadata), Ref
         }
         other => other,
     }
+}
+
+/// `file` mapped if the open-file cache will keep it (a file served once
+/// is not worth a mapping).
+fn mapped(settings: &Settings, file: &File, meta: &Metadata) -> Option<Mapped> {
+    if settings.open_file_cache == 0 {
+        return None;
+    }
+    Mapped::of(file, meta.len(), settings.transfer)
 }
 
 /// The answer for a FIFO, socket or device.
@@ -207,9 +219,12 @@ fn serve_file(settings: &Settings, request: &HttpRequest, version: &Version) -> 
         return response.head_only(count);
     }
     let direct = settings.directio > 0 && count >= settings.directio;
-    let region = FileRegion::new(Arc::clone(&version.file), first, count)
+    let mut region = FileRegion::new(Arc::clone(&version.file), first, count)
         .with_strategy(settings.transfer)
         .direct_io(direct);
+    if let Some(mapped) = &version.mapped {
+        region = region.with_map(Arc::clone(mapped.map()));
+    }
     response.body = region.into();
     response
 }

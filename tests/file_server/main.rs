@@ -64,6 +64,8 @@ mod deadline;
 mod handler;
 #[path = "../../examples/file_server/listing.rs"]
 mod listing;
+#[path = "../../examples/file_server/mapped.rs"]
+mod mapped;
 #[path = "../../examples/file_server/opener.rs"]
 #[allow(dead_code)] // `opens_may_block` is for the example's start-up.
 mod opener;

@@ -12,6 +12,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use wharf::TransferStrategy;
+
 use crate::cache;
 use crate::client::{Client, Response};
 use crate::common::{Config, for_each_parallel, wait_until};
@@ -304,6 +306,63 @@ fn a_full_cache_evicts_and_an_empty_one_is_off() {
     wait_until(Duration::from_secs(5), "no descriptor left open", || {
         open() == 0
     });
+}
+
+/// A small cached file goes out from its mapping with its head (no read
+/// of the file, see examples/file_server/mapped.rs), a larger one with
+/// `sendfile`; the mappings go when the server's caches do.
+#[test]
+fn small_cached_files_are_sent_from_a_mapping_released_with_the_cache() {
+    let site = Site::new("ofc-mapped");
+    let (small, large) = (data(1, 1000), data(2, (16 << 10) + 1));
+    site.write("small.bin", &small);
+    site.write("large.bin", &large);
+    for_each_parallel(configs(), |config| {
+        let what = config.to_string();
+        let running = Spec::new(&site.root).config(config).start();
+        let mapped = || -> u64 {
+            let loops = running.server.event_loops();
+            loops
+                .iter()
+                .map(|l| l.transfer_stats().bytes_by(TransferStrategy::MmapWrite))
+                .sum()
+        };
+        let mut client = running.client();
+        cache_it(&running, &mut client, "/small.bin", &small, &what);
+        let before = mapped();
+        assert_eq!(client.get("/small.bin").body, small, "{what}");
+        // The loop counts after its write returns, maybe after the client
+        // has the response: wait for the count.
+        wait_until(
+            Duration::from_secs(5),
+            "the response sent from its mapping",
+            || mapped() - before == 1000,
+        );
+        cache_it(&running, &mut client, "/large.bin", &large, &what);
+        let before = mapped();
+        assert_eq!(client.get("/large.bin").body, large, "{what}");
+        // Counted by then too: a small file's response behind it was.
+        assert_eq!(client.get("/small.bin").body, small, "{what}");
+        wait_until(Duration::from_secs(5), "the small file's count", || {
+            mapped() - before == 1000
+        });
+        assert_eq!(
+            mapped() - before,
+            1000,
+            "{what}: a file over 16 KiB was sent from a mapping"
+        );
+    });
+    // Every server stopped: no mapping of the files is left.
+    wait_until(Duration::from_secs(5), "no mapping left", || {
+        mappings_of(&site.root.join("small.bin")) == 0
+    });
+}
+
+/// Mappings of `path` in this process.
+fn mappings_of(path: &Path) -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let name = path.to_string_lossy();
+    maps.lines().filter(|line| line.ends_with(&*name)).count()
 }
 
 /// Descriptors this process holds open on `path`.

@@ -41,6 +41,9 @@ mod handler;
 #[path = "../../examples/file_server/listing.rs"]
 #[allow(dead_code, unused_imports)]
 mod listing;
+#[path = "../../examples/file_server/mapped.rs"]
+#[allow(dead_code, unused_imports)]
+mod mapped;
 #[path = "../../examples/common/metrics_args.rs"]
 #[allow(dead_code, unused_imports)]
 mod metrics_args;

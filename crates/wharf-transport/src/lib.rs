@@ -70,7 +70,7 @@ pub use channel::pipeline::Pipeline;
 pub use channel::receive::{FileReceive, Received};
 pub use channel::shared::ChannelId;
 pub use chunked_file::{ChunkedFile, DEFAULT_CHUNK_SIZE};
-pub use file_region::{FileRegion, TransferStats, TransferStrategy};
+pub use file_region::{FileMap, FileRegion, TransferStats, TransferStrategy};
 pub use metrics::{LoopMetrics, MetricsHandle, ServerMetrics};
 pub use reactor::handle::EventLoopHandle;
 pub use reactor::timer_queue::TimerId;

@@ -33,6 +33,7 @@
 //! system refuses `O_DIRECT`, the pool reads through the page cache instead.
 
 mod direct;
+mod file_map;
 mod read;
 mod steps;
 
@@ -50,6 +51,8 @@ use crate::channel::shared::{ChannelExtras, ChannelShared};
 use crate::channel::socket::Socket;
 use crate::sys::file::{MapWindow, Pipe};
 use direct::DirectState;
+pub use file_map::FileMap;
+pub(crate) use read::Inline;
 
 /// How a [`FileRegion`] moves its bytes to the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -236,6 +239,8 @@ pub struct FileRegion {
     /// A pipe holding bytes read from the file but not yet sent.
     pipe: Option<(Pipe, usize)>,
     map: Option<MapWindow>,
+    /// The whole file, mapped by the caller (see [`FileRegion::with_map`]).
+    file_map: Option<Arc<FileMap>>,
     /// Bytes read (by `ReadWrite` or direct I/O) but not yet sent.
     pending: Option<ByteBuf>,
     direct: Option<Arc<Mutex<DirectState>>>,
@@ -267,6 +272,7 @@ impl FileRegion {
             resolved: None,
             pipe: None,
             map: None,
+            file_map: None,
             pending: None,
             direct: None,
         }
@@ -282,6 +288,17 @@ impl FileRegion {
     /// Sends with `strategy` instead of the channel's default.
     pub fn with_strategy(mut self, strategy: TransferStrategy) -> FileRegion {
         self.strategy = Some(strategy);
+        self
+    }
+
+    /// Sends a small region (at most 16 KiB, strategy `Auto`, right behind
+    /// buffers: a response head) from `map`, the same file mapped by the
+    /// caller once for many regions, in the same `writev` as the buffers:
+    /// no system call to read it. Without a map such a region costs one
+    /// `pread`. Ignored where `map` does not hold the region (the file grew
+    /// since it was mapped) and for other strategies.
+    pub fn with_map(mut self, map: Arc<FileMap>) -> FileRegion {
+        self.file_map = Some(map);
         self
     }
 

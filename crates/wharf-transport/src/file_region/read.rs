@@ -5,7 +5,7 @@
 //! read), bounded by that buffer, any file size; and for a small region
 //! behind buffers, read whole so that it leaves with them in one `writev`.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 
 use wharf_buf::ByteBuf;
@@ -42,12 +42,14 @@ impl FileRegion {
         Ok(self.sent(n, TransferStrategy::ReadWrite, 1, cx))
     }
 
-    /// The rest of the region read into one pooled buffer, when it is small
-    /// (at most [`INLINE_REGION_MAX`] bytes), its strategy is `Auto`, it
-    /// has not started, and one `pread` gives all of it; counted as sent
-    /// by `ReadWrite`. `None` leaves the region to its own strategy, which
+    /// The rest of the region, to join the buffers in front of it in one
+    /// `writev`: when it is small (at most [`INLINE_REGION_MAX`] bytes),
+    /// its strategy is `Auto` and it has not started. From its
+    /// [`FileMap`](super::FileMap) when that holds it; else read into a
+    /// pooled buffer when one `pread` gives all of it (counted as sent by
+    /// `ReadWrite`). `None` leaves the region to its own strategy, which
     /// also reports a file shorter than the region.
-    pub(crate) fn read_small(&self, cx: &TransferCx<'_>) -> Option<ByteBuf> {
+    pub(crate) fn inline(&self, cx: &TransferCx<'_>) -> Option<Inline<'_>> {
         let eligible = self.strategy(cx.default) == TransferStrategy::Auto
             && !self.direct_io
             && self.pending.is_none()
@@ -55,6 +57,13 @@ impl FileRegion {
         let want = usize::try_from(self.remaining()).ok()?;
         if !eligible || want == 0 || want as u64 > INLINE_REGION_MAX {
             return None;
+        }
+        if let Some(slice) = self
+            .file_map
+            .as_ref()
+            .and_then(|map| map.io_slice(self.cursor(), want))
+        {
+            return Some(Inline::Mapped(slice));
         }
         let mut buf = cx.allocator.try_buffer(want).ok()?;
         let n = self
@@ -67,6 +76,21 @@ impl FileRegion {
         buf.commit(n);
         cx.loop_stats.add(TransferStrategy::ReadWrite, n, 1);
         cx.channel_stats.add(TransferStrategy::ReadWrite, n, 1);
-        Some(buf)
+        Some(Inline::Read(buf))
     }
+
+    /// Counts `n` bytes sent from the region's map by a `writev` of the
+    /// queue's (as `MmapWrite`, with no system call of its own).
+    pub(crate) fn sent_from_map(&mut self, n: usize, cx: &TransferCx<'_>) {
+        self.sent(n, TransferStrategy::MmapWrite, 0, cx);
+    }
+}
+
+/// A small region's bytes, ready to join a `writev`.
+pub(crate) enum Inline<'a> {
+    /// Read into memory: the region becomes this buffer in the queue.
+    Read(ByteBuf),
+    /// Its pages in the region's map: the kernel copies them, and the
+    /// region counts what was sent.
+    Mapped(IoSlice<'a>),
 }

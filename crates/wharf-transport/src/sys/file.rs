@@ -5,7 +5,7 @@
 //! from a call that reads the file means the file ended.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags};
@@ -172,10 +172,14 @@ pub(crate) fn file_len(file: &File) -> io::Result<u64> {
     Ok(file.metadata()?.len())
 }
 
-/// A window of a file mapped read-only, for `mmap` + `write`.
+/// A window of a file mapped read-only, for `mmap` + `write` and for the
+/// small regions of a [`FileMap`](crate::FileMap). A raw mapping: no Rust
+/// slice is ever made of it, since a page past the end of a file that
+/// shrank faults when read; only the kernel reads it (see
+/// `write_from_mapping`).
 #[derive(Debug)]
 pub(crate) struct MapWindow {
-    map: memmap2::Mmap,
+    map: memmap2::MmapRaw,
     /// File offset of the first mapped byte (page aligned).
     start: u64,
 }
@@ -184,17 +188,10 @@ impl MapWindow {
     /// Maps `len` bytes of `file` from `start` (a multiple of the page
     /// size).
     pub(crate) fn map(file: &File, start: u64, len: usize) -> io::Result<MapWindow> {
-        // SAFETY: the mapping is read-only and never read in user space:
-        // its bytes only reach the kernel through `write_to`, where a page
-        // that vanished because the file shrank makes write(2) fail with
-        // EFAULT. So another process changing the file cannot cause
-        // undefined behaviour here, only a failed or odd write.
-        let map = unsafe {
-            memmap2::MmapOptions::new()
-                .offset(start)
-                .len(len)
-                .map(file)?
-        };
+        let map = memmap2::MmapOptions::new()
+            .offset(start)
+            .len(len)
+            .map_raw_read_only(file)?;
         Ok(MapWindow { map, start })
     }
 
@@ -210,6 +207,24 @@ impl MapWindow {
         } else {
             0
         }
+    }
+
+    /// `len` bytes from file offset `pos` as an iovec, without making a
+    /// Rust reference to them (a page past the end of a file that shrank
+    /// would fault on a read); `None` unless the window holds them all.
+    pub(crate) fn io_slice(&self, pos: u64, len: usize) -> Option<IoSlice<'_>> {
+        if len == 0 || self.available(pos) < len {
+            return None;
+        }
+        let iov = libc::iovec {
+            iov_base: self.map.as_ptr().wrapping_add((pos - self.start) as usize) as *mut _,
+            iov_len: len,
+        };
+        // SAFETY: `IoSlice` is documented to be ABI-compatible with `iovec`
+        // on Unix; it holds the pointer and length only (no reference), and
+        // its lifetime is tied to `&self`, which keeps the mapping alive.
+        // The kernel alone reads through it (see `write_from_mapping`).
+        Some(unsafe { std::mem::transmute::<libc::iovec, IoSlice<'_>>(iov) })
     }
 
     /// Writes up to `len` bytes from file offset `pos` to `socket`.

@@ -25,7 +25,7 @@ use wharf_buf::{Allocator, ByteBuf, FrozenBuf};
 
 use crate::channel::socket::Socket;
 use crate::channel::spare;
-use crate::file_region::{FileRegion, Step, TransferCx};
+use crate::file_region::{FileRegion, Inline, Step, TransferCx};
 use crate::relay::SplicedBytes;
 use crate::sys::net::send_vectored;
 
@@ -295,7 +295,7 @@ impl OutboundBuffer {
                     small_region_follows = true;
                     let room = count > 0 && count < IOV_MAX && bytes < max_bytes;
                     if room && let Some(cx) = cx {
-                        inlined = region.read_small(cx).map(|buf| (at, buf));
+                        inlined = region.inline(cx).map(|inline| (at, inline));
                     }
                 }
                 break;
@@ -323,8 +323,11 @@ impl OutboundBuffer {
             // Only empty entries before the next region: drop them.
             return Ok(Written::Progress(self.consume(0)));
         }
-        if let Some((_, buf)) = &inlined {
-            let slice = IoSlice::new(buf);
+        if let Some((_, inline)) = &inlined {
+            let slice = match inline {
+                Inline::Read(buf) => IoSlice::new(buf),
+                Inline::Mapped(slice) => *slice,
+            };
             if count < STACK_IOVECS {
                 stack[count] = slice;
             } else {
@@ -341,16 +344,39 @@ impl OutboundBuffer {
         // All buffers up to a small region are offered: let them and the
         // file share a packet (a response head and a small file: one).
         let written = send_vectored(stream, iov, small_region_follows);
-        if let Some((at, buf)) = inlined {
-            // The region's bytes are in memory now: the rest of it is sent
-            // as a buffer (of the same weight).
-            self.entries[at] = OutboundMessage::Buf(buf);
-        }
+        let mapped = match inlined {
+            Some((at, Inline::Read(buf))) => {
+                // The region's bytes are in memory now: the rest of it is
+                // sent as a buffer (of the same weight).
+                self.entries[at] = OutboundMessage::Buf(buf);
+                false
+            }
+            Some((_, Inline::Mapped(_))) => true,
+            None => false,
+        };
         match written {
+            Ok(written) if mapped && written > bytes => {
+                // The buffers went, and some of the region from its map.
+                let buffers = self.consume(bytes);
+                let region = self.consume_mapped(written - bytes, cx);
+                Ok(Written::Progress(Progress {
+                    bytes: written,
+                    released: buffers.released + region.released,
+                }))
+            }
             Ok(written) => Ok(Written::Progress(self.consume(written))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Written::WouldBlock),
             Err(e) => Err(e),
         }
+    }
+
+    /// Accounts for `n` bytes the region now at the front sent from its
+    /// map in a gathered write.
+    fn consume_mapped(&mut self, n: usize, cx: Option<&TransferCx<'_>>) -> Progress {
+        if let (Some(OutboundMessage::File(region)), Some(cx)) = (self.entries.front_mut(), cx) {
+            region.sent_from_map(n, cx);
+        }
+        self.consume_file(n)
     }
 
     /// Accounts for `n` bytes a file region (or spliced bytes) at the front
