@@ -97,8 +97,10 @@ impl Allocator {
         self.buffer_slow(capacity)
     }
 
+    /// By value, not `&self`: a reference would make every caller store
+    /// the handle on its stack (two stores) on the fast path as well.
     #[inline(never)]
-    fn buffer_slow(&self, capacity: usize) -> ByteBuf {
+    fn buffer_slow(self, capacity: usize) -> ByteBuf {
         self.try_aligned(capacity, 1)
             .unwrap_or_else(|e| panic!("allocating a {capacity}-byte buffer: {e}"))
     }
