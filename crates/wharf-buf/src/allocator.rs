@@ -88,18 +88,35 @@ impl Allocator {
         // out-of-line callee comes back through memory, written a field
         // at a time and read back 16 bytes at a time, a store-forwarding
         // stall that cost more than the allocation (seen in the
-        // cross-thread bench, where LLVM had not inlined it).
-        if let Allocator::Pooled(pool) = self
-            && let Some(buf) = pool.cached_buffer(capacity)
-        {
-            return buf;
-        }
-        self.buffer_slow(capacity)
+        // cross-thread bench, where LLVM had not inlined it). For the same
+        // reason the two paths meet on the buffer's parts, not on a
+        // buffer: the slow path's result comes back through memory, and a
+        // buffer made on both sides would make the fast path write its
+        // buffer to that memory too (four stores, and five loads to move it
+        // on, per allocation).
+        let fast = match self {
+            Allocator::Pooled(pool) => pool.cached_block(capacity),
+            Allocator::Unpooled(_) => None,
+        };
+        let (ptr, cap, owner) = match fast {
+            Some(block) => block,
+            None => self.buffer_slow(capacity),
+        };
+        ByteBuf::from_raw(ptr, cap, owner)
     }
 
+    /// The parts of a buffer of `capacity` bytes (a capacity of 0 is an
+    /// empty buffer that grows from this allocator), when this thread's
+    /// cache has no block at hand.
+    ///
+    /// By value, not `&self`: a reference would make every caller store
+    /// the handle on its stack (two stores) on the fast path as well.
     #[inline(never)]
-    fn buffer_slow(&self, capacity: usize) -> ByteBuf {
-        self.try_aligned(capacity, 1)
+    fn buffer_slow(self, capacity: usize) -> (NonNull<u8>, usize, Owner) {
+        if capacity == 0 {
+            return (NonNull::dangling(), 0, Owner::empty(self));
+        }
+        self.raw(capacity, 1)
             .unwrap_or_else(|e| panic!("allocating a {capacity}-byte buffer: {e}"))
     }
 

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 
 use crate::arena::{Arena, ArenaStats};
-use crate::byte_buf::ByteBuf;
 use crate::huge::{HugeBlock, HugeCache};
 use crate::local::{alloc_cached, with_cache};
 use crate::memory::Owner;
@@ -267,15 +266,15 @@ impl PooledAllocator {
         }
     }
 
-    /// A buffer of at least `capacity > 0` bytes from this thread's cache,
-    /// if it has one at hand: the hot path of [`Allocator::buffer`].
+    /// A block for a buffer of `capacity` bytes from this thread's
+    /// cache, if it has one at hand: the hot path of
+    /// [`Allocator::buffer`]. `None` for a capacity of 0.
     #[inline(always)]
-    pub(crate) fn cached_buffer(&self, capacity: usize) -> Option<ByteBuf> {
+    pub(crate) fn cached_block(&self, capacity: usize) -> Option<(NonNull<u8>, usize, Owner)> {
         if capacity == 0 {
             return None;
         }
-        let (ptr, cap, owner) = alloc_cached(self.shared, class_of(capacity))?;
-        Some(ByteBuf::from_raw(ptr, cap, owner))
+        alloc_cached(self.shared, class_of(capacity))
     }
 
     /// `alloc` when this thread's cache has no block at hand: a huge

@@ -82,6 +82,9 @@ struct Bin {
     blocks: Vec<NonNull<u8>>,
     /// Most blocks kept.
     limit: u32,
+    /// `limit` once `blocks` has the capacity for `limit` blocks, else 0:
+    /// below it, [`ThreadCache::push_own`] writes without a capacity check.
+    room: u32,
     /// The fewest blocks the bin held since the last trim.
     low_water: u32,
     /// The class size: a buffer's capacity.
@@ -89,6 +92,22 @@ struct Bin {
     /// The slot's counters of this class.
     allocations: &'static AtomicU64,
     frees: &'static AtomicU64,
+}
+
+impl Bin {
+    /// Gives `blocks` the capacity for `limit` blocks, once, so that the
+    /// hot path of a free can push without a capacity check (`room`).
+    /// Called when the bin is first filled from the arena or first keeps a
+    /// freed block, not at creation: a thread reserves room only for the
+    /// classes it uses.
+    #[inline]
+    fn make_room(&mut self) {
+        if self.room == 0 {
+            let free = (self.limit as usize).saturating_sub(self.blocks.len());
+            self.blocks.reserve_exact(free);
+            self.room = self.limit;
+        }
+    }
 }
 
 /// One thread's cache for one pool. Lives in thread-local storage.
@@ -117,6 +136,7 @@ impl ThreadCache {
                 .map(|(class, &limit)| Bin {
                     blocks: Vec::new(),
                     limit: limit as u32,
+                    room: 0,
                     low_water: 0,
                     size: class_size(class) as u32,
                     allocations: &counters.class_allocations[class],
@@ -234,12 +254,20 @@ impl ThreadCache {
     /// a free. `false` sends the caller to [`free`](Self::free).
     #[inline]
     pub(crate) fn push_own(&mut self, class: usize, ptr: NonNull<u8>) -> bool {
-        if let Some(bin) = self.bins.get_mut(class)
-            && bin.blocks.len() < bin.limit as usize
-        {
-            bin.blocks.push(ptr);
-            bump(bin.frees, 1);
-            return true;
+        if let Some(bin) = self.bins.get_mut(class) {
+            let len = bin.blocks.len();
+            if len < bin.room as usize {
+                // SAFETY: `room` is non-zero only once `blocks` has the
+                // capacity for `room` blocks (`Bin::make_room`), and a
+                // `Vec`'s capacity never shrinks here (it is only pushed,
+                // popped and drained), so `len < room <= capacity`.
+                unsafe {
+                    bin.blocks.as_mut_ptr().add(len).write(ptr);
+                    bin.blocks.set_len(len + 1);
+                }
+                bump(bin.frees, 1);
+                return true;
+            }
         }
         false
     }
@@ -248,6 +276,7 @@ impl ThreadCache {
     #[inline]
     fn cache(&mut self, class: usize, ptr: NonNull<u8>) {
         let bin = &mut self.bins[class];
+        bin.make_room();
         if bin.blocks.len() < bin.limit as usize {
             bin.blocks.push(ptr);
             return;
@@ -278,6 +307,7 @@ impl ThreadCache {
     fn refill(&mut self, class: usize) -> Option<NonNull<u8>> {
         let pool = self.pool;
         let bin = &mut self.bins[class];
+        bin.make_room();
         if !is_small(class) {
             return alloc_from_arena(pool, class);
         }

@@ -295,8 +295,31 @@ impl ByteBuf {
     #[inline]
     pub fn extend_from_slice(&mut self, src: &[u8]) {
         self.reserve(src.len());
-        self.spare_mut()[..src.len()].copy_from_slice(src);
+        // SAFETY: `reserve` left at least `src.len()` writable bytes at
+        // the writer index, inside this view (see `spare_mut`); `src` is a
+        // shared borrow, so it cannot be this view's spare capacity, which
+        // `&mut self` holds.
+        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), self.spare_ptr(), src.len()) };
         self.write += idx(src.len());
+    }
+
+    /// Appends `cnt` copies of `val`, growing if needed: one capacity
+    /// check and a `memset` (the `BufMut::put_bytes` of this type).
+    #[inline]
+    pub(crate) fn fill_bytes(&mut self, val: u8, cnt: usize) {
+        self.reserve(cnt);
+        // SAFETY: `reserve` left at least `cnt` writable bytes at the
+        // writer index, inside this view (see `spare_mut`).
+        unsafe { self.spare_ptr().write_bytes(val, cnt) };
+        self.write += idx(cnt);
+    }
+
+    /// The address of the writer index: the first writable byte, or one
+    /// past the view's end (dangling while the owner is empty). Writing
+    /// through it is up to the caller, within `writable_bytes()`.
+    #[inline]
+    fn spare_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr().wrapping_add(self.writer_index())
     }
 
     /// The writable bytes, to fill before calling [`commit`](Self::commit).

@@ -9,7 +9,7 @@ use std::slice;
 use bytes::buf::UninitSlice;
 use bytes::{Buf, BufMut};
 
-use super::{ByteBuf, idx};
+use super::ByteBuf;
 use crate::allocator::MAX_CAPACITY;
 
 impl Default for ByteBuf {
@@ -136,9 +136,7 @@ unsafe impl BufMut for ByteBuf {
 
     #[inline]
     fn put_bytes(&mut self, val: u8, cnt: usize) {
-        self.reserve(cnt);
-        self.spare_mut()[..cnt].fill(val);
-        self.write += idx(cnt);
+        self.fill_bytes(val, cnt);
     }
 }
 
