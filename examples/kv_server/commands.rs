@@ -7,12 +7,12 @@
 //! Redis parses them, so a client gets the same answer from this server as
 //! from Redis, errors included.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wharf::buf::{ByteBuf, FrozenBuf};
 use wharf::codec::resp::{Command, Reply, parse_integer};
 
-use crate::store::{Condition, ExpireIf, Expiry, IncrError, Store, bytes_buf};
+use crate::store::{Clock, Condition, ExpireIf, Expiry, IncrError, Store, bytes_buf};
 
 /// What the connection does after the reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub enum After {
 /// size) are kept as they are.
 const COPY_BELOW: usize = 64 << 10;
 
-type Run = fn(&Store, Vec<ByteBuf>, Instant) -> Reply;
+type Run = fn(&Store, Vec<ByteBuf>, &Clock) -> Reply;
 
 /// One command as `COMMAND` describes it.
 #[derive(Debug)]
@@ -103,11 +103,8 @@ const NOT_AN_INTEGER: Reply = Reply::static_error("ERR value is not an integer o
 /// Runs one command against `store`.
 pub fn execute(store: &Store, command: Command) -> (Reply, After) {
     let args = command.into_args();
-    let name = args
-        .first()
-        .map_or(&[][..], |a| &a[..])
-        .to_ascii_lowercase();
-    let Some(spec) = COMMANDS.iter().find(|s| s.name.as_bytes() == name) else {
+    let name = args.first().map_or(&[][..], |a| &a[..]);
+    let Some(spec) = find(name) else {
         return (unknown_command(&args), After::Continue);
     };
     let argc = args.len() as i64;
@@ -120,7 +117,14 @@ pub fn execute(store: &Store, command: Command) -> (Reply, After) {
     } else {
         After::Continue
     };
-    ((spec.run)(store, args, Instant::now()), after)
+    ((spec.run)(store, args, &Clock::new()), after)
+}
+
+/// The command called `name`, in any case (no copy of the name).
+fn find(name: &[u8]) -> Option<&'static Spec> {
+    COMMANDS
+        .iter()
+        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// `s` as C sees it: up to its first NUL.
@@ -164,18 +168,18 @@ fn echoed(arg: ByteBuf) -> Reply {
     Reply::Bulk(arg.freeze())
 }
 
-fn ping(_: &Store, args: Vec<ByteBuf>, _: Instant) -> Reply {
+fn ping(_: &Store, args: Vec<ByteBuf>, _: &Clock) -> Reply {
     if args.len() > 2 {
         return Reply::static_error("ERR wrong number of arguments for 'ping' command");
     }
     args.into_iter().nth(1).map_or(Reply::pong(), echoed)
 }
 
-fn echo(_: &Store, args: Vec<ByteBuf>, _: Instant) -> Reply {
+fn echo(_: &Store, args: Vec<ByteBuf>, _: &Clock) -> Reply {
     args.into_iter().nth(1).map_or(Reply::Null, echoed)
 }
 
-fn get(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn get(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
     store.get(&args[1], now).map_or(Reply::Null, Reply::Bulk)
 }
 
@@ -189,7 +193,7 @@ fn unix_ms() -> i64 {
 
 /// The options of `SET`, parsed as Redis's
 /// `parseExtendedStringArgumentsOrReply` parses them.
-fn set(store: &Store, mut args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn set(store: &Store, mut args: Vec<ByteBuf>, now: &Clock) -> Reply {
     let (mut nx, mut xx, mut get, mut keep_ttl) = (false, false, false, false);
     // (unit in ms, absolute, the argument)
     let mut expire: Option<(i64, bool, usize)> = None;
@@ -243,7 +247,8 @@ fn set(store: &Store, mut args: Vec<ByteBuf>, now: Instant) -> Reply {
                 return invalid;
             };
             let left = u64::try_from(deadline_ms.saturating_sub(unix_ms())).unwrap_or(0);
-            now.checked_add(Duration::from_millis(left))
+            now.now()
+                .checked_add(Duration::from_millis(left))
                 .map_or(Expiry::Never, Expiry::At)
         }
     };
@@ -261,17 +266,17 @@ fn set(store: &Store, mut args: Vec<ByteBuf>, now: Instant) -> Reply {
     }
 }
 
-fn del(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn del(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
     let n = args[1..].iter().filter(|k| store.remove(k, now)).count();
     Reply::integer(n as i64)
 }
 
-fn exists(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn exists(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
     let n = args[1..].iter().filter(|k| store.contains(k, now)).count();
     Reply::integer(n as i64)
 }
 
-fn incr_reply(store: &Store, key: &[u8], delta: i64, now: Instant) -> Reply {
+fn incr_reply(store: &Store, key: &[u8], delta: i64, now: &Clock) -> Reply {
     match store.incr_by(key, delta, now) {
         Ok(n) => Reply::integer(n),
         Err(IncrError::NotAnInteger) => NOT_AN_INTEGER,
@@ -281,22 +286,22 @@ fn incr_reply(store: &Store, key: &[u8], delta: i64, now: Instant) -> Reply {
     }
 }
 
-fn incr(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn incr(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
     incr_reply(store, &args[1], 1, now)
 }
 
-fn decr(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn decr(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
     incr_reply(store, &args[1], -1, now)
 }
 
-fn incrby(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn incrby(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
     match parse_integer(&args[2]) {
         Some(delta) => incr_reply(store, &args[1], delta, now),
         None => NOT_AN_INTEGER,
     }
 }
 
-fn decrby(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn decrby(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
     match parse_integer(&args[2]) {
         Some(i64::MIN) => Reply::static_error("ERR decrement would overflow"),
         Some(delta) => incr_reply(store, &args[1], -delta, now),
@@ -304,7 +309,7 @@ fn decrby(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
     }
 }
 
-fn mget(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn mget(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
     let values = args[1..]
         .iter()
         .map(|k| store.get(k, now).map_or(Reply::Null, Reply::Bulk))
@@ -312,7 +317,7 @@ fn mget(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
     Reply::Array(values)
 }
 
-fn mset(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn mset(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
     if args.len().is_multiple_of(2) {
         return Reply::static_error("ERR wrong number of arguments for 'mset' command");
     }
@@ -323,7 +328,7 @@ fn mset(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
     Reply::ok()
 }
 
-fn expire(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn expire(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
     let mut cond = ExpireIf::default();
     for opt in &args[3..] {
         match &opt.to_ascii_lowercase()[..] {
@@ -359,15 +364,15 @@ fn expire(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
     Reply::integer(i64::from(store.expire(&args[1], ttl, cond, now)))
 }
 
-fn ttl(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn ttl(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
     Reply::integer(store.ttl(&args[1], now))
 }
 
-fn dbsize(store: &Store, _: Vec<ByteBuf>, _: Instant) -> Reply {
+fn dbsize(store: &Store, _: Vec<ByteBuf>, _: &Clock) -> Reply {
     Reply::integer(store.len() as i64)
 }
 
-fn flushall(store: &Store, args: Vec<ByteBuf>, _: Instant) -> Reply {
+fn flushall(store: &Store, args: Vec<ByteBuf>, _: &Clock) -> Reply {
     match args.get(1).map(|a| a.to_ascii_lowercase()) {
         None => {}
         Some(mode) if args.len() == 2 && (mode == b"sync" || mode == b"async") => {}
@@ -398,7 +403,7 @@ fn info(spec: &Spec) -> Reply {
 
 /// `COMMAND`, `COMMAND COUNT`, `COMMAND INFO name…`, `COMMAND DOCS` (no
 /// docs: clients fall back to their own help).
-fn command(_: &Store, args: Vec<ByteBuf>, _: Instant) -> Reply {
+fn command(_: &Store, args: Vec<ByteBuf>, _: &Clock) -> Reply {
     let Some(sub) = args.get(1) else {
         return Reply::Array(COMMANDS.iter().map(info).collect());
     };
@@ -408,13 +413,7 @@ fn command(_: &Store, args: Vec<ByteBuf>, _: Instant) -> Reply {
         b"info" => Reply::Array(
             args[2..]
                 .iter()
-                .map(|name| {
-                    let name = name.to_ascii_lowercase();
-                    COMMANDS
-                        .iter()
-                        .find(|s| s.name.as_bytes() == name)
-                        .map_or(Reply::Null, info)
-                })
+                .map(|name| find(name).map_or(Reply::Null, info))
                 .collect(),
         ),
         _ => {

@@ -9,6 +9,7 @@
 //! change does not expire or revive keys (absolute `EXAT`/`PXAT` times are
 //! converted once, on arrival).
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,8 +26,31 @@ struct Entry {
 }
 
 impl Entry {
-    fn is_expired(&self, now: Instant) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
+    fn is_expired(&self, now: &Clock) -> bool {
+        self.expires_at.is_some_and(|at| at <= now.now())
+    }
+}
+
+/// The time of one command: read from the system at most once, and only
+/// if the command needs it (a key with a time to live, a relative
+/// expiry). Most commands touch keys without one and never read it.
+#[derive(Debug, Default)]
+pub struct Clock(OnceCell<Instant>);
+
+impl Clock {
+    /// A clock read on first use.
+    pub fn new() -> Clock {
+        Clock::default()
+    }
+
+    /// A clock that reads `now`.
+    pub fn at(now: Instant) -> Clock {
+        Clock(OnceCell::from(now))
+    }
+
+    /// The command's time.
+    pub fn now(&self) -> Instant {
+        *self.0.get_or_init(Instant::now)
     }
 }
 
@@ -104,7 +128,7 @@ impl Store {
     }
 
     /// The live entry of `key` in `shard`, removing it if it has expired.
-    fn live<'a>(shard: &'a mut Shard, key: &[u8], now: Instant) -> Option<&'a mut Entry> {
+    fn live<'a>(shard: &'a mut Shard, key: &[u8], now: &Clock) -> Option<&'a mut Entry> {
         if shard.get(key).is_some_and(|e| e.is_expired(now)) {
             shard.remove(key);
         }
@@ -112,7 +136,7 @@ impl Store {
     }
 
     /// The value of `key`.
-    pub fn get(&self, key: &[u8], now: Instant) -> Option<FrozenBuf> {
+    pub fn get(&self, key: &[u8], now: &Clock) -> Option<FrozenBuf> {
         Store::live(&mut self.shard(key), key, now).map(|e| e.value.clone())
     }
 
@@ -124,7 +148,7 @@ impl Store {
         value: FrozenBuf,
         condition: Condition,
         expiry: Expiry,
-        now: Instant,
+        now: &Clock,
     ) -> (bool, Option<FrozenBuf>) {
         let mut shard = self.shard(key);
         let old = Store::live(&mut shard, key, now);
@@ -147,19 +171,19 @@ impl Store {
     }
 
     /// Removes `key`; whether it existed.
-    pub fn remove(&self, key: &[u8], now: Instant) -> bool {
+    pub fn remove(&self, key: &[u8], now: &Clock) -> bool {
         let mut shard = self.shard(key);
         Store::live(&mut shard, key, now).is_some() && shard.remove(key).is_some()
     }
 
     /// Whether `key` exists.
-    pub fn contains(&self, key: &[u8], now: Instant) -> bool {
+    pub fn contains(&self, key: &[u8], now: &Clock) -> bool {
         Store::live(&mut self.shard(key), key, now).is_some()
     }
 
     /// `INCRBY`: adds `delta` to the integer value of `key` (0 if absent),
     /// keeping its expiry, and returns the result.
-    pub fn incr_by(&self, key: &[u8], delta: i64, now: Instant) -> Result<i64, IncrError> {
+    pub fn incr_by(&self, key: &[u8], delta: i64, now: &Clock) -> Result<i64, IncrError> {
         let mut shard = self.shard(key);
         let entry = Store::live(&mut shard, key, now);
         let current = match &entry {
@@ -188,12 +212,12 @@ impl Store {
 
     /// `EXPIRE`: sets `key` to expire in `ttl` (`None`: already past, so
     /// the key is deleted) if the conditions hold; whether it did.
-    pub fn expire(&self, key: &[u8], ttl: Option<Duration>, cond: ExpireIf, now: Instant) -> bool {
+    pub fn expire(&self, key: &[u8], ttl: Option<Duration>, cond: ExpireIf, now: &Clock) -> bool {
         let mut shard = self.shard(key);
         let Some(entry) = Store::live(&mut shard, key, now) else {
             return false;
         };
-        let when = ttl.and_then(|t| now.checked_add(t));
+        let when = ttl.and_then(|t| now.now().checked_add(t));
         let current = entry.expires_at;
         // `None` for `when` is "in the past": earlier than any expiry.
         let refused = (cond.nx && current.is_some())
@@ -214,7 +238,7 @@ impl Store {
 
     /// `TTL`: -2 if absent, -1 without expiry, else the seconds left,
     /// rounded as Redis rounds them.
-    pub fn ttl(&self, key: &[u8], now: Instant) -> i64 {
+    pub fn ttl(&self, key: &[u8], now: &Clock) -> i64 {
         match Store::live(&mut self.shard(key), key, now) {
             None => -2,
             Some(Entry {
@@ -224,7 +248,7 @@ impl Store {
                 expires_at: Some(at),
                 ..
             }) => {
-                let ms = at.saturating_duration_since(now).as_millis();
+                let ms = at.saturating_duration_since(now.now()).as_millis();
                 i64::try_from((ms + 500) / 1000).unwrap_or(i64::MAX)
             }
         }
@@ -248,10 +272,11 @@ impl Store {
     /// Removes the expired keys of the next shard in turn; returns how
     /// many. Called periodically from an event loop.
     pub fn sweep(&self, now: Instant) -> usize {
+        let now = Clock::at(now);
         let index = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % self.shards.len();
         let mut shard = lock(&self.shards[index]);
         let before = shard.len();
-        shard.retain(|_, e| !e.is_expired(now));
+        shard.retain(|_, e| !e.is_expired(&now));
         before - shard.len()
     }
 }
