@@ -10,12 +10,13 @@
 //! converted once, on arrival).
 
 use std::cell::OnceCell;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use hashbrown::hash_map::EntryRef;
+use hashbrown::{DefaultHashBuilder, HashMap};
 use wharf::buf::FrozenBuf;
 
 /// One value and when it expires.
@@ -54,6 +55,11 @@ impl Clock {
     }
 }
 
+/// One shard's keys. hashbrown rather than std's map for two things std
+/// does not give: `entry_ref`, so that a `SET` of a key that exists
+/// allocates no key, and foldhash with per-map random seeds, several times
+/// cheaper than SipHash on short keys while still seeded (Redis seeds its
+/// SipHash too) so a client cannot aim keys at one bucket in advance.
 type Shard = HashMap<Box<[u8]>, Entry>;
 
 /// When a `SET` may write (`NX`, `XX` or always).
@@ -105,7 +111,8 @@ pub struct ExpireIf {
 #[derive(Debug)]
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
+    /// Picks the shard; a seed of its own, unrelated to the maps'.
+    hasher: DefaultHashBuilder,
     /// The next shard the sweep visits.
     sweep_cursor: AtomicUsize,
 }
@@ -117,7 +124,7 @@ impl Store {
             shards: (0..shards.max(1))
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
-            hasher: RandomState::new(),
+            hasher: DefaultHashBuilder::default(),
             sweep_cursor: AtomicUsize::new(0),
         }
     }
@@ -137,7 +144,15 @@ impl Store {
 
     /// The value of `key`.
     pub fn get(&self, key: &[u8], now: &Clock) -> Option<FrozenBuf> {
-        Store::live(&mut self.shard(key), key, now).map(|e| e.value.clone())
+        let mut shard = self.shard(key);
+        match shard.get(key) {
+            Some(e) if !e.is_expired(now) => Some(e.value.clone()),
+            Some(_) => {
+                shard.remove(key);
+                None
+            }
+            None => None,
+        }
     }
 
     /// `SET`: writes `value` if `condition` holds. Returns whether it
@@ -151,23 +166,40 @@ impl Store {
         now: &Clock,
     ) -> (bool, Option<FrozenBuf>) {
         let mut shard = self.shard(key);
-        let old = Store::live(&mut shard, key, now);
-        let old_value = old.as_ref().map(|e| e.value.clone());
-        let old_expiry = old.and_then(|e| e.expires_at);
-        let allowed = match condition {
+        let allowed = |live: bool| match condition {
             Condition::Always => true,
-            Condition::IfAbsent => old_value.is_none(),
-            Condition::IfPresent => old_value.is_some(),
+            Condition::IfAbsent => !live,
+            Condition::IfPresent => live,
         };
-        if allowed {
-            let expires_at = match expiry {
-                Expiry::Never => None,
-                Expiry::Keep => old_expiry,
-                Expiry::At(at) => Some(at),
-            };
-            shard.insert(key.into(), Entry { value, expires_at });
+        match shard.entry_ref(key) {
+            EntryRef::Occupied(mut occupied) => {
+                let live = !occupied.get().is_expired(now);
+                if !allowed(live) {
+                    return (false, live.then(|| occupied.get().value.clone()));
+                }
+                let entry = occupied.get_mut();
+                let expires_at = match expiry {
+                    Expiry::Never => None,
+                    Expiry::Keep if live => entry.expires_at,
+                    Expiry::Keep => None,
+                    Expiry::At(at) => Some(at),
+                };
+                // The old value is handed back, to be dropped outside the lock.
+                let old = std::mem::replace(entry, Entry { value, expires_at });
+                (true, live.then_some(old.value))
+            }
+            EntryRef::Vacant(vacant) => {
+                if !allowed(false) {
+                    return (false, None);
+                }
+                let expires_at = match expiry {
+                    Expiry::At(at) => Some(at),
+                    Expiry::Never | Expiry::Keep => None,
+                };
+                vacant.insert_with_key(key.into(), Entry { value, expires_at });
+                (true, None)
+            }
         }
-        (allowed, old_value)
     }
 
     /// Removes `key`; whether it existed.
