@@ -29,7 +29,7 @@ pub enum After {
 /// size) are kept as they are.
 const COPY_BELOW: usize = 64 << 10;
 
-type Run = fn(&Store, Vec<ByteBuf>, &Clock) -> Reply;
+type Run = fn(&Store, &mut [ByteBuf], &Clock) -> Reply;
 
 /// One command as `COMMAND` describes it.
 #[derive(Debug)]
@@ -101,11 +101,11 @@ const SYNTAX_ERROR: Reply = Reply::static_error("ERR syntax error");
 const NOT_AN_INTEGER: Reply = Reply::static_error("ERR value is not an integer or out of range");
 
 /// Runs one command against `store`.
-pub fn execute(store: &Store, command: Command) -> (Reply, After) {
-    let args = command.into_args();
+pub fn execute(store: &Store, mut command: Command) -> (Reply, After) {
+    let args = command.args_mut();
     let name = args.first().map_or(&[][..], |a| &a[..]);
     let Some(spec) = find(name) else {
-        return (unknown_command(&args), After::Continue);
+        return (unknown_command(args), After::Continue);
     };
     let argc = args.len() as i64;
     if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
@@ -163,23 +163,24 @@ fn stored(value: ByteBuf) -> FrozenBuf {
     }
 }
 
-/// A frozen view of an argument, to send back (no copy).
-fn echoed(arg: ByteBuf) -> Reply {
-    Reply::Bulk(arg.freeze())
+/// A frozen view of an argument, taken out of the command, to send back
+/// (no copy).
+fn echoed(arg: &mut ByteBuf) -> Reply {
+    Reply::Bulk(std::mem::take(arg).freeze())
 }
 
-fn ping(_: &Store, args: Vec<ByteBuf>, _: &Clock) -> Reply {
+fn ping(_: &Store, args: &mut [ByteBuf], _: &Clock) -> Reply {
     if args.len() > 2 {
         return Reply::static_error("ERR wrong number of arguments for 'ping' command");
     }
-    args.into_iter().nth(1).map_or(Reply::pong(), echoed)
+    args.get_mut(1).map_or(Reply::pong(), echoed)
 }
 
-fn echo(_: &Store, args: Vec<ByteBuf>, _: &Clock) -> Reply {
-    args.into_iter().nth(1).map_or(Reply::Null, echoed)
+fn echo(_: &Store, args: &mut [ByteBuf], _: &Clock) -> Reply {
+    args.get_mut(1).map_or(Reply::Null, echoed)
 }
 
-fn get(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
+fn get(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     store.get(&args[1], now).map_or(Reply::Null, Reply::Bulk)
 }
 
@@ -193,7 +194,7 @@ fn unix_ms() -> i64 {
 
 /// The options of `SET`, parsed as Redis's
 /// `parseExtendedStringArgumentsOrReply` parses them.
-fn set(store: &Store, mut args: Vec<ByteBuf>, now: &Clock) -> Reply {
+fn set(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     let (mut nx, mut xx, mut get, mut keep_ttl) = (false, false, false, false);
     // (unit in ms, absolute, the argument)
     let mut expire: Option<(i64, bool, usize)> = None;
@@ -257,7 +258,7 @@ fn set(store: &Store, mut args: Vec<ByteBuf>, now: &Clock) -> Reply {
         (_, true) => Condition::IfPresent,
         _ => Condition::Always,
     };
-    let value = stored(args.swap_remove(2));
+    let value = stored(std::mem::take(&mut args[2]));
     let (written, old) = store.set(&args[1], value, condition, expiry, now);
     match (get, written) {
         (true, _) => old.map_or(Reply::Null, Reply::Bulk),
@@ -266,12 +267,12 @@ fn set(store: &Store, mut args: Vec<ByteBuf>, now: &Clock) -> Reply {
     }
 }
 
-fn del(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
+fn del(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     let n = args[1..].iter().filter(|k| store.remove(k, now)).count();
     Reply::integer(n as i64)
 }
 
-fn exists(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
+fn exists(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     let n = args[1..].iter().filter(|k| store.contains(k, now)).count();
     Reply::integer(n as i64)
 }
@@ -286,22 +287,22 @@ fn incr_reply(store: &Store, key: &[u8], delta: i64, now: &Clock) -> Reply {
     }
 }
 
-fn incr(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
+fn incr(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     incr_reply(store, &args[1], 1, now)
 }
 
-fn decr(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
+fn decr(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     incr_reply(store, &args[1], -1, now)
 }
 
-fn incrby(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
+fn incrby(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     match parse_integer(&args[2]) {
         Some(delta) => incr_reply(store, &args[1], delta, now),
         None => NOT_AN_INTEGER,
     }
 }
 
-fn decrby(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
+fn decrby(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     match parse_integer(&args[2]) {
         Some(i64::MIN) => Reply::static_error("ERR decrement would overflow"),
         Some(delta) => incr_reply(store, &args[1], -delta, now),
@@ -309,7 +310,7 @@ fn decrby(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
     }
 }
 
-fn mget(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
+fn mget(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     let values = args[1..]
         .iter()
         .map(|k| store.get(k, now).map_or(Reply::Null, Reply::Bulk))
@@ -317,18 +318,18 @@ fn mget(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
     Reply::Array(values)
 }
 
-fn mset(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
+fn mset(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     if args.len().is_multiple_of(2) {
         return Reply::static_error("ERR wrong number of arguments for 'mset' command");
     }
-    let mut args = args.into_iter().skip(1);
-    while let (Some(key), Some(value)) = (args.next(), args.next()) {
-        store.set(&key, stored(value), Condition::Always, Expiry::Never, now);
+    for pair in args[1..].chunks_exact_mut(2) {
+        let value = stored(std::mem::take(&mut pair[1]));
+        store.set(&pair[0], value, Condition::Always, Expiry::Never, now);
     }
     Reply::ok()
 }
 
-fn expire(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
+fn expire(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     let mut cond = ExpireIf::default();
     for opt in &args[3..] {
         match &opt.to_ascii_lowercase()[..] {
@@ -364,15 +365,15 @@ fn expire(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
     Reply::integer(i64::from(store.expire(&args[1], ttl, cond, now)))
 }
 
-fn ttl(store: &Store, args: Vec<ByteBuf>, now: &Clock) -> Reply {
+fn ttl(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     Reply::integer(store.ttl(&args[1], now))
 }
 
-fn dbsize(store: &Store, _: Vec<ByteBuf>, _: &Clock) -> Reply {
+fn dbsize(store: &Store, _: &mut [ByteBuf], _: &Clock) -> Reply {
     Reply::integer(store.len() as i64)
 }
 
-fn flushall(store: &Store, args: Vec<ByteBuf>, _: &Clock) -> Reply {
+fn flushall(store: &Store, args: &mut [ByteBuf], _: &Clock) -> Reply {
     match args.get(1).map(|a| a.to_ascii_lowercase()) {
         None => {}
         Some(mode) if args.len() == 2 && (mode == b"sync" || mode == b"async") => {}
@@ -403,7 +404,7 @@ fn info(spec: &Spec) -> Reply {
 
 /// `COMMAND`, `COMMAND COUNT`, `COMMAND INFO name…`, `COMMAND DOCS` (no
 /// docs: clients fall back to their own help).
-fn command(_: &Store, args: Vec<ByteBuf>, _: &Clock) -> Reply {
+fn command(_: &Store, args: &mut [ByteBuf], _: &Clock) -> Reply {
     let Some(sub) = args.get(1) else {
         return Reply::Array(COMMANDS.iter().map(info).collect());
     };

@@ -15,7 +15,7 @@ use wharf_buf::ByteBuf;
 use wharf_transport::CodecError;
 
 use super::text::{parse_integer, split_args};
-use super::{Command, RespLimits};
+use super::{Args, Command, RespLimits};
 
 /// Room reserved for a bulk before any of it has arrived, and the least
 /// step while its size is not yet trusted: one maximal read buffer.
@@ -40,7 +40,7 @@ enum State {
         /// Bulks still to come, the one being received included.
         remaining: usize,
         /// The bulks received.
-        args: Vec<ByteBuf>,
+        args: Args,
         /// The length of the bulk being received, once its header is read.
         bulk: Option<usize>,
         /// Bytes the request holds so far (with `ARG_OVERHEAD` per bulk).
@@ -191,7 +191,7 @@ impl Decoder {
             remaining: count,
             // As Redis: room for at most 1024 up front, growing as bulks
             // arrive, so a large announced count costs nothing until then.
-            args: Vec::with_capacity(count.min(1024)),
+            args: Args::with_capacity(count.min(1024)),
             bulk: None,
             held: 0,
         };
@@ -280,7 +280,7 @@ impl Decoder {
         let words =
             split_args(line).ok_or_else(|| protocol_error("unbalanced quotes in request"))?;
         let alloc = input.allocator();
-        let args: Vec<ByteBuf> = words
+        let args: Args = words
             .iter()
             .map(|word| {
                 let mut arg = alloc.buffer(word.len());
