@@ -69,8 +69,9 @@ type Args = SmallVec<[ByteBuf; 3]>;
 /// requests are skipped, as Redis skips them).
 ///
 /// The arguments of an array request share the memory they were read into
-/// (no copy); those of an inline command are copied out of the line, since
-/// quotes and escapes change them.
+/// (no copy), and so do those of an inline command without quotes; those
+/// of one with quotes are copied out of the line, since quotes and escapes
+/// change them.
 ///
 /// Threading: a plain `Send` value.
 #[derive(Debug, PartialEq, Eq)]
