@@ -25,6 +25,11 @@ pub(crate) const RESERVE_AHEAD: usize = 64 << 10;
 /// before that the reservation doubles with what arrives.
 pub(crate) const TRUST_DIVISOR: usize = 16;
 
+/// The most arguments a request may have to be parsed in one go (see
+/// [`Decoder::whole_request`]), and the longest header line it reads.
+const WHOLE_MAX_ARGS: usize = 8;
+const WHOLE_MAX_LINE: usize = 32;
+
 /// What one argument costs besides its bytes (its `ByteBuf`), counted
 /// against [`RespLimits::max_request_bytes`].
 const ARG_OVERHEAD: usize = size_of::<ByteBuf>();
@@ -91,6 +96,13 @@ impl Decoder {
         out: &mut Vec<Command>,
     ) -> Result<(), CodecError> {
         loop {
+            if !self.in_request()
+                && input.first() == Some(&b'*')
+                && let Some(command) = self.whole_request(input)
+            {
+                out.push(command);
+                continue;
+            }
             match self.step(input) {
                 Ok(Step::Wait) => return Ok(()),
                 Ok(Step::Continue) => {}
@@ -123,6 +135,62 @@ impl Decoder {
             Some(b'*') => self.multibulk_header(input),
             Some(_) => self.inline(input),
         }
+    }
+
+    /// A small multibulk request that has arrived whole (what pipelining
+    /// clients send), parsed in one pass without the step-by-step state:
+    /// `None` unless every check of the steps would pass, so that the
+    /// steps, taken instead, give the same command or Redis's error. It
+    /// reads at most [`WHOLE_MAX_ARGS`] header lines of at most
+    /// [`WHOLE_MAX_LINE`] bytes and is tried once per request (an
+    /// unfinished one is then taken over by the steps), so a peer cannot
+    /// make it scan the same bytes again and again.
+    fn whole_request(&mut self, input: &mut ByteBuf) -> Option<Command> {
+        let bytes: &[u8] = input;
+        let limits = self.limits;
+        // A header line starting at `from`: the end of its number, and
+        // where what follows it starts (one byte after the `\r`).
+        let line = |from: usize| -> Option<(usize, usize)> {
+            let window = WHOLE_MAX_LINE.min(limits.max_inline_len.saturating_add(1));
+            let rest = bytes.get(from..)?;
+            let cr = rest
+                .get(..window.min(rest.len()))?
+                .iter()
+                .position(|&b| b == b'\r')?;
+            let next = from + cr + 2;
+            (cr <= limits.max_inline_len && next <= bytes.len()).then_some((from + cr, next))
+        };
+        let (cr, mut at) = line(0)?;
+        let count = usize::try_from(parse_integer(bytes.get(1..cr)?)?).ok()?;
+        if count == 0 || count > WHOLE_MAX_ARGS || count > limits.max_multibulk_len {
+            return None;
+        }
+        let mut bulks = [(0, 0); WHOLE_MAX_ARGS];
+        let mut held = 0usize;
+        for bulk in bulks.iter_mut().take(count) {
+            if bytes.get(at) != Some(&b'$') {
+                return None;
+            }
+            let (cr, next) = line(at)?;
+            let len = usize::try_from(parse_integer(bytes.get(at + 1..cr)?)?).ok()?;
+            held = held.saturating_add(len).saturating_add(ARG_OVERHEAD);
+            let end = next.checked_add(len)?.checked_add(2)?;
+            if len > limits.max_bulk_len || held > limits.max_request_bytes || end > bytes.len() {
+                return None;
+            }
+            *bulk = (next, len);
+            at = end;
+        }
+        let mut args = Args::with_capacity(count);
+        let mut taken = 0;
+        for &(start, len) in bulks.iter().take(count) {
+            input.skip(start - taken);
+            args.push(input.split_to(len));
+            taken = start + len;
+        }
+        input.skip(at - taken);
+        self.scanned = 0;
+        Some(Command::from_parts(args, false))
     }
 
     /// The position of the first `delimiter` in `input` (searching on from
