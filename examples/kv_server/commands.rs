@@ -44,6 +44,8 @@ pub struct Spec {
     /// First key argument, last (-1: the last argument), step.
     pub keys: (i64, i64, i64),
     run: Run,
+    /// What the connection does after the reply.
+    after: After,
 }
 
 /// Every command the server knows. `QUIT` and `COMMAND` are handled in
@@ -77,7 +79,7 @@ pub const COMMANDS: &[Spec] = &[
     spec("ttl", 2, &["readonly", "fast"], (1, 1, 1), ttl),
     spec("dbsize", 1, &["readonly", "fast"], (0, 0, 0), dbsize),
     spec("flushall", -1, &["write"], (0, 0, 0), flushall),
-    spec("quit", -1, &["fast"], (0, 0, 0), |_, _, _| Reply::ok()),
+    spec("quit", -1, &["fast"], (0, 0, 0), |_, _, _| Reply::ok()).closing(),
     spec("command", -1, &["loading", "stale"], (0, 0, 0), command),
 ];
 
@@ -94,8 +96,32 @@ const fn spec(
         flags,
         keys,
         run,
+        after: After::Continue,
     }
 }
+
+impl Spec {
+    /// The same command, closing the connection after its reply.
+    const fn closing(self) -> Spec {
+        Spec {
+            after: After::Close,
+            ..self
+        }
+    }
+}
+
+/// The longest command name.
+const LONGEST_NAME: usize = {
+    let mut longest = 0;
+    let mut i = 0;
+    while i < COMMANDS.len() {
+        if COMMANDS[i].name.len() > longest {
+            longest = COMMANDS[i].name.len();
+        }
+        i += 1;
+    }
+    longest
+};
 
 const SYNTAX_ERROR: Reply = Reply::static_error("ERR syntax error");
 const NOT_AN_INTEGER: Reply = Reply::static_error("ERR value is not an integer or out of range");
@@ -112,19 +138,18 @@ pub fn execute(store: &Store, mut command: Command) -> (Reply, After) {
         let text = format!("ERR wrong number of arguments for '{}' command", spec.name);
         return (Reply::error(text), After::Continue);
     }
-    let after = if spec.name == "quit" {
-        After::Close
-    } else {
-        After::Continue
-    };
-    ((spec.run)(store, args, &Clock::new()), after)
+    ((spec.run)(store, args, &Clock::new()), spec.after)
 }
 
-/// The command called `name`, in any case (no copy of the name).
+/// The command called `name`, in any case: the name is lowered on the
+/// stack once (no allocation), then compared whole with each row.
 fn find(name: &[u8]) -> Option<&'static Spec> {
-    COMMANDS
-        .iter()
-        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+    let mut buf = [0u8; LONGEST_NAME];
+    let lower = buf.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    let lower = &*lower;
+    COMMANDS.iter().find(|s| s.name.as_bytes() == lower)
 }
 
 /// `s` as C sees it: up to its first NUL.
