@@ -7,12 +7,12 @@
 //! Redis parses them, so a client gets the same answer from this server as
 //! from Redis, errors included.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wharf::buf::{ByteBuf, FrozenBuf};
 use wharf::codec::resp::{Command, Reply, parse_integer};
 
-use crate::store::{Condition, ExpireIf, Expiry, IncrError, Store, bytes_buf};
+use crate::store::{Clock, Condition, ExpireIf, Expiry, IncrError, Store, bytes_buf};
 
 /// What the connection does after the reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub enum After {
 /// size) are kept as they are.
 const COPY_BELOW: usize = 64 << 10;
 
-type Run = fn(&Store, Vec<ByteBuf>, Instant) -> Reply;
+type Run = fn(&Store, &mut [ByteBuf], &Clock) -> Reply;
 
 /// One command as `COMMAND` describes it.
 #[derive(Debug)]
@@ -44,6 +44,8 @@ pub struct Spec {
     /// First key argument, last (-1: the last argument), step.
     pub keys: (i64, i64, i64),
     run: Run,
+    /// What the connection does after the reply.
+    after: After,
 }
 
 /// Every command the server knows. `QUIT` and `COMMAND` are handled in
@@ -77,7 +79,7 @@ pub const COMMANDS: &[Spec] = &[
     spec("ttl", 2, &["readonly", "fast"], (1, 1, 1), ttl),
     spec("dbsize", 1, &["readonly", "fast"], (0, 0, 0), dbsize),
     spec("flushall", -1, &["write"], (0, 0, 0), flushall),
-    spec("quit", -1, &["fast"], (0, 0, 0), |_, _, _| Reply::ok()),
+    spec("quit", -1, &["fast"], (0, 0, 0), |_, _, _| Reply::ok()).closing(),
     spec("command", -1, &["loading", "stale"], (0, 0, 0), command),
 ];
 
@@ -94,33 +96,60 @@ const fn spec(
         flags,
         keys,
         run,
+        after: After::Continue,
     }
 }
+
+impl Spec {
+    /// The same command, closing the connection after its reply.
+    const fn closing(self) -> Spec {
+        Spec {
+            after: After::Close,
+            ..self
+        }
+    }
+}
+
+/// The longest command name.
+const LONGEST_NAME: usize = {
+    let mut longest = 0;
+    let mut i = 0;
+    while i < COMMANDS.len() {
+        if COMMANDS[i].name.len() > longest {
+            longest = COMMANDS[i].name.len();
+        }
+        i += 1;
+    }
+    longest
+};
 
 const SYNTAX_ERROR: Reply = Reply::static_error("ERR syntax error");
 const NOT_AN_INTEGER: Reply = Reply::static_error("ERR value is not an integer or out of range");
 
 /// Runs one command against `store`.
-pub fn execute(store: &Store, command: Command) -> (Reply, After) {
-    let args = command.into_args();
-    let name = args
-        .first()
-        .map_or(&[][..], |a| &a[..])
-        .to_ascii_lowercase();
-    let Some(spec) = COMMANDS.iter().find(|s| s.name.as_bytes() == name) else {
-        return (unknown_command(&args), After::Continue);
+pub fn execute(store: &Store, mut command: Command) -> (Reply, After) {
+    let args = command.args_mut();
+    let name = args.first().map_or(&[][..], |a| &a[..]);
+    let Some(spec) = find(name) else {
+        return (unknown_command(args), After::Continue);
     };
     let argc = args.len() as i64;
     if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
         let text = format!("ERR wrong number of arguments for '{}' command", spec.name);
         return (Reply::error(text), After::Continue);
     }
-    let after = if spec.name == "quit" {
-        After::Close
-    } else {
-        After::Continue
-    };
-    ((spec.run)(store, args, Instant::now()), after)
+    ((spec.run)(store, args, &Clock::new()), spec.after)
+}
+
+/// The command called `name`, in any case: the name is lowered on the
+/// stack once (no allocation), then compared whole with each row.
+fn find(name: &[u8]) -> Option<&'static Spec> {
+    let mut buf = [0u8; LONGEST_NAME];
+    let lower = buf.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    let lower = &*lower;
+    COMMANDS.iter().find(|s| s.name.as_bytes() == lower)
 }
 
 /// `s` as C sees it: up to its first NUL.
@@ -159,23 +188,24 @@ fn stored(value: ByteBuf) -> FrozenBuf {
     }
 }
 
-/// A frozen view of an argument, to send back (no copy).
-fn echoed(arg: ByteBuf) -> Reply {
-    Reply::Bulk(arg.freeze())
+/// A frozen view of an argument, taken out of the command, to send back
+/// (no copy).
+fn echoed(arg: &mut ByteBuf) -> Reply {
+    Reply::Bulk(std::mem::take(arg).freeze())
 }
 
-fn ping(_: &Store, args: Vec<ByteBuf>, _: Instant) -> Reply {
+fn ping(_: &Store, args: &mut [ByteBuf], _: &Clock) -> Reply {
     if args.len() > 2 {
         return Reply::static_error("ERR wrong number of arguments for 'ping' command");
     }
-    args.into_iter().nth(1).map_or(Reply::pong(), echoed)
+    args.get_mut(1).map_or(Reply::pong(), echoed)
 }
 
-fn echo(_: &Store, args: Vec<ByteBuf>, _: Instant) -> Reply {
-    args.into_iter().nth(1).map_or(Reply::Null, echoed)
+fn echo(_: &Store, args: &mut [ByteBuf], _: &Clock) -> Reply {
+    args.get_mut(1).map_or(Reply::Null, echoed)
 }
 
-fn get(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn get(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     store.get(&args[1], now).map_or(Reply::Null, Reply::Bulk)
 }
 
@@ -189,7 +219,7 @@ fn unix_ms() -> i64 {
 
 /// The options of `SET`, parsed as Redis's
 /// `parseExtendedStringArgumentsOrReply` parses them.
-fn set(store: &Store, mut args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn set(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     let (mut nx, mut xx, mut get, mut keep_ttl) = (false, false, false, false);
     // (unit in ms, absolute, the argument)
     let mut expire: Option<(i64, bool, usize)> = None;
@@ -243,7 +273,8 @@ fn set(store: &Store, mut args: Vec<ByteBuf>, now: Instant) -> Reply {
                 return invalid;
             };
             let left = u64::try_from(deadline_ms.saturating_sub(unix_ms())).unwrap_or(0);
-            now.checked_add(Duration::from_millis(left))
+            now.now()
+                .checked_add(Duration::from_millis(left))
                 .map_or(Expiry::Never, Expiry::At)
         }
     };
@@ -252,7 +283,7 @@ fn set(store: &Store, mut args: Vec<ByteBuf>, now: Instant) -> Reply {
         (_, true) => Condition::IfPresent,
         _ => Condition::Always,
     };
-    let value = stored(args.swap_remove(2));
+    let value = stored(std::mem::take(&mut args[2]));
     let (written, old) = store.set(&args[1], value, condition, expiry, now);
     match (get, written) {
         (true, _) => old.map_or(Reply::Null, Reply::Bulk),
@@ -261,17 +292,17 @@ fn set(store: &Store, mut args: Vec<ByteBuf>, now: Instant) -> Reply {
     }
 }
 
-fn del(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn del(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     let n = args[1..].iter().filter(|k| store.remove(k, now)).count();
     Reply::integer(n as i64)
 }
 
-fn exists(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn exists(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     let n = args[1..].iter().filter(|k| store.contains(k, now)).count();
     Reply::integer(n as i64)
 }
 
-fn incr_reply(store: &Store, key: &[u8], delta: i64, now: Instant) -> Reply {
+fn incr_reply(store: &Store, key: &[u8], delta: i64, now: &Clock) -> Reply {
     match store.incr_by(key, delta, now) {
         Ok(n) => Reply::integer(n),
         Err(IncrError::NotAnInteger) => NOT_AN_INTEGER,
@@ -281,22 +312,22 @@ fn incr_reply(store: &Store, key: &[u8], delta: i64, now: Instant) -> Reply {
     }
 }
 
-fn incr(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn incr(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     incr_reply(store, &args[1], 1, now)
 }
 
-fn decr(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn decr(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     incr_reply(store, &args[1], -1, now)
 }
 
-fn incrby(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn incrby(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     match parse_integer(&args[2]) {
         Some(delta) => incr_reply(store, &args[1], delta, now),
         None => NOT_AN_INTEGER,
     }
 }
 
-fn decrby(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn decrby(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     match parse_integer(&args[2]) {
         Some(i64::MIN) => Reply::static_error("ERR decrement would overflow"),
         Some(delta) => incr_reply(store, &args[1], -delta, now),
@@ -304,7 +335,7 @@ fn decrby(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
     }
 }
 
-fn mget(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn mget(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     let values = args[1..]
         .iter()
         .map(|k| store.get(k, now).map_or(Reply::Null, Reply::Bulk))
@@ -312,18 +343,18 @@ fn mget(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
     Reply::Array(values)
 }
 
-fn mset(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn mset(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     if args.len().is_multiple_of(2) {
         return Reply::static_error("ERR wrong number of arguments for 'mset' command");
     }
-    let mut args = args.into_iter().skip(1);
-    while let (Some(key), Some(value)) = (args.next(), args.next()) {
-        store.set(&key, stored(value), Condition::Always, Expiry::Never, now);
+    for pair in args[1..].chunks_exact_mut(2) {
+        let value = stored(std::mem::take(&mut pair[1]));
+        store.set(&pair[0], value, Condition::Always, Expiry::Never, now);
     }
     Reply::ok()
 }
 
-fn expire(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn expire(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     let mut cond = ExpireIf::default();
     for opt in &args[3..] {
         match &opt.to_ascii_lowercase()[..] {
@@ -359,15 +390,15 @@ fn expire(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
     Reply::integer(i64::from(store.expire(&args[1], ttl, cond, now)))
 }
 
-fn ttl(store: &Store, args: Vec<ByteBuf>, now: Instant) -> Reply {
+fn ttl(store: &Store, args: &mut [ByteBuf], now: &Clock) -> Reply {
     Reply::integer(store.ttl(&args[1], now))
 }
 
-fn dbsize(store: &Store, _: Vec<ByteBuf>, _: Instant) -> Reply {
+fn dbsize(store: &Store, _: &mut [ByteBuf], _: &Clock) -> Reply {
     Reply::integer(store.len() as i64)
 }
 
-fn flushall(store: &Store, args: Vec<ByteBuf>, _: Instant) -> Reply {
+fn flushall(store: &Store, args: &mut [ByteBuf], _: &Clock) -> Reply {
     match args.get(1).map(|a| a.to_ascii_lowercase()) {
         None => {}
         Some(mode) if args.len() == 2 && (mode == b"sync" || mode == b"async") => {}
@@ -398,7 +429,7 @@ fn info(spec: &Spec) -> Reply {
 
 /// `COMMAND`, `COMMAND COUNT`, `COMMAND INFO name…`, `COMMAND DOCS` (no
 /// docs: clients fall back to their own help).
-fn command(_: &Store, args: Vec<ByteBuf>, _: Instant) -> Reply {
+fn command(_: &Store, args: &mut [ByteBuf], _: &Clock) -> Reply {
     let Some(sub) = args.get(1) else {
         return Reply::Array(COMMANDS.iter().map(info).collect());
     };
@@ -408,13 +439,7 @@ fn command(_: &Store, args: Vec<ByteBuf>, _: Instant) -> Reply {
         b"info" => Reply::Array(
             args[2..]
                 .iter()
-                .map(|name| {
-                    let name = name.to_ascii_lowercase();
-                    COMMANDS
-                        .iter()
-                        .find(|s| s.name.as_bytes() == name)
-                        .map_or(Reply::Null, info)
-                })
+                .map(|name| find(name).map_or(Reply::Null, info))
                 .collect(),
         ),
         _ => {

@@ -9,12 +9,14 @@
 //! change does not expire or revive keys (absolute `EXAT`/`PXAT` times are
 //! converted once, on arrival).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::cell::OnceCell;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use hashbrown::hash_map::EntryRef;
+use hashbrown::{DefaultHashBuilder, HashMap};
 use wharf::buf::FrozenBuf;
 
 /// One value and when it expires.
@@ -25,11 +27,39 @@ struct Entry {
 }
 
 impl Entry {
-    fn is_expired(&self, now: Instant) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
+    fn is_expired(&self, now: &Clock) -> bool {
+        self.expires_at.is_some_and(|at| at <= now.now())
     }
 }
 
+/// The time of one command: read from the system at most once, and only
+/// if the command needs it (a key with a time to live, a relative
+/// expiry). Most commands touch keys without one and never read it.
+#[derive(Debug, Default)]
+pub struct Clock(OnceCell<Instant>);
+
+impl Clock {
+    /// A clock read on first use.
+    pub fn new() -> Clock {
+        Clock::default()
+    }
+
+    /// A clock that reads `now`.
+    pub fn at(now: Instant) -> Clock {
+        Clock(OnceCell::from(now))
+    }
+
+    /// The command's time.
+    pub fn now(&self) -> Instant {
+        *self.0.get_or_init(Instant::now)
+    }
+}
+
+/// One shard's keys. hashbrown rather than std's map for two things std
+/// does not give: `entry_ref`, so that a `SET` of a key that exists
+/// allocates no key, and foldhash with per-map random seeds, several times
+/// cheaper than SipHash on short keys while still seeded (Redis seeds its
+/// SipHash too) so a client cannot aim keys at one bucket in advance.
 type Shard = HashMap<Box<[u8]>, Entry>;
 
 /// When a `SET` may write (`NX`, `XX` or always).
@@ -81,7 +111,8 @@ pub struct ExpireIf {
 #[derive(Debug)]
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
+    /// Picks the shard; a seed of its own, unrelated to the maps'.
+    hasher: DefaultHashBuilder,
     /// The next shard the sweep visits.
     sweep_cursor: AtomicUsize,
 }
@@ -93,7 +124,7 @@ impl Store {
             shards: (0..shards.max(1))
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
-            hasher: RandomState::new(),
+            hasher: DefaultHashBuilder::default(),
             sweep_cursor: AtomicUsize::new(0),
         }
     }
@@ -104,7 +135,7 @@ impl Store {
     }
 
     /// The live entry of `key` in `shard`, removing it if it has expired.
-    fn live<'a>(shard: &'a mut Shard, key: &[u8], now: Instant) -> Option<&'a mut Entry> {
+    fn live<'a>(shard: &'a mut Shard, key: &[u8], now: &Clock) -> Option<&'a mut Entry> {
         if shard.get(key).is_some_and(|e| e.is_expired(now)) {
             shard.remove(key);
         }
@@ -112,8 +143,16 @@ impl Store {
     }
 
     /// The value of `key`.
-    pub fn get(&self, key: &[u8], now: Instant) -> Option<FrozenBuf> {
-        Store::live(&mut self.shard(key), key, now).map(|e| e.value.clone())
+    pub fn get(&self, key: &[u8], now: &Clock) -> Option<FrozenBuf> {
+        let mut shard = self.shard(key);
+        match shard.get(key) {
+            Some(e) if !e.is_expired(now) => Some(e.value.clone()),
+            Some(_) => {
+                shard.remove(key);
+                None
+            }
+            None => None,
+        }
     }
 
     /// `SET`: writes `value` if `condition` holds. Returns whether it
@@ -124,42 +163,59 @@ impl Store {
         value: FrozenBuf,
         condition: Condition,
         expiry: Expiry,
-        now: Instant,
+        now: &Clock,
     ) -> (bool, Option<FrozenBuf>) {
         let mut shard = self.shard(key);
-        let old = Store::live(&mut shard, key, now);
-        let old_value = old.as_ref().map(|e| e.value.clone());
-        let old_expiry = old.and_then(|e| e.expires_at);
-        let allowed = match condition {
+        let allowed = |live: bool| match condition {
             Condition::Always => true,
-            Condition::IfAbsent => old_value.is_none(),
-            Condition::IfPresent => old_value.is_some(),
+            Condition::IfAbsent => !live,
+            Condition::IfPresent => live,
         };
-        if allowed {
-            let expires_at = match expiry {
-                Expiry::Never => None,
-                Expiry::Keep => old_expiry,
-                Expiry::At(at) => Some(at),
-            };
-            shard.insert(key.into(), Entry { value, expires_at });
+        match shard.entry_ref(key) {
+            EntryRef::Occupied(mut occupied) => {
+                let live = !occupied.get().is_expired(now);
+                if !allowed(live) {
+                    return (false, live.then(|| occupied.get().value.clone()));
+                }
+                let entry = occupied.get_mut();
+                let expires_at = match expiry {
+                    Expiry::Never => None,
+                    Expiry::Keep if live => entry.expires_at,
+                    Expiry::Keep => None,
+                    Expiry::At(at) => Some(at),
+                };
+                // The old value is handed back, to be dropped outside the lock.
+                let old = std::mem::replace(entry, Entry { value, expires_at });
+                (true, live.then_some(old.value))
+            }
+            EntryRef::Vacant(vacant) => {
+                if !allowed(false) {
+                    return (false, None);
+                }
+                let expires_at = match expiry {
+                    Expiry::At(at) => Some(at),
+                    Expiry::Never | Expiry::Keep => None,
+                };
+                vacant.insert_with_key(key.into(), Entry { value, expires_at });
+                (true, None)
+            }
         }
-        (allowed, old_value)
     }
 
     /// Removes `key`; whether it existed.
-    pub fn remove(&self, key: &[u8], now: Instant) -> bool {
+    pub fn remove(&self, key: &[u8], now: &Clock) -> bool {
         let mut shard = self.shard(key);
         Store::live(&mut shard, key, now).is_some() && shard.remove(key).is_some()
     }
 
     /// Whether `key` exists.
-    pub fn contains(&self, key: &[u8], now: Instant) -> bool {
+    pub fn contains(&self, key: &[u8], now: &Clock) -> bool {
         Store::live(&mut self.shard(key), key, now).is_some()
     }
 
     /// `INCRBY`: adds `delta` to the integer value of `key` (0 if absent),
     /// keeping its expiry, and returns the result.
-    pub fn incr_by(&self, key: &[u8], delta: i64, now: Instant) -> Result<i64, IncrError> {
+    pub fn incr_by(&self, key: &[u8], delta: i64, now: &Clock) -> Result<i64, IncrError> {
         let mut shard = self.shard(key);
         let entry = Store::live(&mut shard, key, now);
         let current = match &entry {
@@ -188,12 +244,12 @@ impl Store {
 
     /// `EXPIRE`: sets `key` to expire in `ttl` (`None`: already past, so
     /// the key is deleted) if the conditions hold; whether it did.
-    pub fn expire(&self, key: &[u8], ttl: Option<Duration>, cond: ExpireIf, now: Instant) -> bool {
+    pub fn expire(&self, key: &[u8], ttl: Option<Duration>, cond: ExpireIf, now: &Clock) -> bool {
         let mut shard = self.shard(key);
         let Some(entry) = Store::live(&mut shard, key, now) else {
             return false;
         };
-        let when = ttl.and_then(|t| now.checked_add(t));
+        let when = ttl.and_then(|t| now.now().checked_add(t));
         let current = entry.expires_at;
         // `None` for `when` is "in the past": earlier than any expiry.
         let refused = (cond.nx && current.is_some())
@@ -214,7 +270,7 @@ impl Store {
 
     /// `TTL`: -2 if absent, -1 without expiry, else the seconds left,
     /// rounded as Redis rounds them.
-    pub fn ttl(&self, key: &[u8], now: Instant) -> i64 {
+    pub fn ttl(&self, key: &[u8], now: &Clock) -> i64 {
         match Store::live(&mut self.shard(key), key, now) {
             None => -2,
             Some(Entry {
@@ -224,7 +280,7 @@ impl Store {
                 expires_at: Some(at),
                 ..
             }) => {
-                let ms = at.saturating_duration_since(now).as_millis();
+                let ms = at.saturating_duration_since(now.now()).as_millis();
                 i64::try_from((ms + 500) / 1000).unwrap_or(i64::MAX)
             }
         }
@@ -248,10 +304,11 @@ impl Store {
     /// Removes the expired keys of the next shard in turn; returns how
     /// many. Called periodically from an event loop.
     pub fn sweep(&self, now: Instant) -> usize {
+        let now = Clock::at(now);
         let index = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % self.shards.len();
         let mut shard = lock(&self.shards[index]);
         let before = shard.len();
-        shard.retain(|_, e| !e.is_expired(now));
+        shard.retain(|_, e| !e.is_expired(&now));
         before - shard.len()
     }
 }

@@ -93,7 +93,7 @@ fn a_400_mb_set_is_received_into_one_allocation_and_stored_without_a_copy() {
             "{config}: {growth} allocations above 64 KiB"
         );
         let value = store
-            .get(b"big", std::time::Instant::now())
+            .get(b"big", &crate::store::Clock::new())
             .expect("the value is stored");
         assert_eq!(value.len(), LEN);
         assert_eq!(value[LEN - 1], ((LEN - 1) % 251) as u8);

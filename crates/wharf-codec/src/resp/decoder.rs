@@ -14,8 +14,8 @@ use std::mem::size_of;
 use wharf_buf::ByteBuf;
 use wharf_transport::CodecError;
 
-use super::text::{parse_integer, split_args};
-use super::{Command, RespLimits};
+use super::text::{ends_word, is_space, parse_integer, split_args};
+use super::{Args, Command, RespLimits};
 
 /// Room reserved for a bulk before any of it has arrived, and the least
 /// step while its size is not yet trusted: one maximal read buffer.
@@ -24,6 +24,11 @@ pub(crate) const RESERVE_AHEAD: usize = 64 << 10;
 /// A bulk is reserved whole once this fraction of it (1/16) has arrived;
 /// before that the reservation doubles with what arrives.
 pub(crate) const TRUST_DIVISOR: usize = 16;
+
+/// The most arguments a request may have to be parsed in one go (see
+/// [`Decoder::whole_request`]), and the longest header line it reads.
+const WHOLE_MAX_ARGS: usize = 8;
+const WHOLE_MAX_LINE: usize = 32;
 
 /// What one argument costs besides its bytes (its `ByteBuf`), counted
 /// against [`RespLimits::max_request_bytes`].
@@ -40,7 +45,7 @@ enum State {
         /// Bulks still to come, the one being received included.
         remaining: usize,
         /// The bulks received.
-        args: Vec<ByteBuf>,
+        args: Args,
         /// The length of the bulk being received, once its header is read.
         bulk: Option<usize>,
         /// Bytes the request holds so far (with `ARG_OVERHEAD` per bulk).
@@ -91,6 +96,13 @@ impl Decoder {
         out: &mut Vec<Command>,
     ) -> Result<(), CodecError> {
         loop {
+            if !self.in_request()
+                && input.first() == Some(&b'*')
+                && let Some(command) = self.whole_request(input)
+            {
+                out.push(command);
+                continue;
+            }
             match self.step(input) {
                 Ok(Step::Wait) => return Ok(()),
                 Ok(Step::Continue) => {}
@@ -123,6 +135,62 @@ impl Decoder {
             Some(b'*') => self.multibulk_header(input),
             Some(_) => self.inline(input),
         }
+    }
+
+    /// A small multibulk request that has arrived whole (what pipelining
+    /// clients send), parsed in one pass without the step-by-step state:
+    /// `None` unless every check of the steps would pass, so that the
+    /// steps, taken instead, give the same command or Redis's error. It
+    /// reads at most [`WHOLE_MAX_ARGS`] header lines of at most
+    /// [`WHOLE_MAX_LINE`] bytes and is tried once per request (an
+    /// unfinished one is then taken over by the steps), so a peer cannot
+    /// make it scan the same bytes again and again.
+    fn whole_request(&mut self, input: &mut ByteBuf) -> Option<Command> {
+        let bytes: &[u8] = input;
+        let limits = self.limits;
+        // A header line starting at `from`: the end of its number, and
+        // where what follows it starts (one byte after the `\r`).
+        let line = |from: usize| -> Option<(usize, usize)> {
+            let window = WHOLE_MAX_LINE.min(limits.max_inline_len.saturating_add(1));
+            let rest = bytes.get(from..)?;
+            let cr = rest
+                .get(..window.min(rest.len()))?
+                .iter()
+                .position(|&b| b == b'\r')?;
+            let next = from + cr + 2;
+            (cr <= limits.max_inline_len && next <= bytes.len()).then_some((from + cr, next))
+        };
+        let (cr, mut at) = line(0)?;
+        let count = usize::try_from(parse_integer(bytes.get(1..cr)?)?).ok()?;
+        if count == 0 || count > WHOLE_MAX_ARGS || count > limits.max_multibulk_len {
+            return None;
+        }
+        let mut bulks = [(0, 0); WHOLE_MAX_ARGS];
+        let mut held = 0usize;
+        for bulk in bulks.iter_mut().take(count) {
+            if bytes.get(at) != Some(&b'$') {
+                return None;
+            }
+            let (cr, next) = line(at)?;
+            let len = usize::try_from(parse_integer(bytes.get(at + 1..cr)?)?).ok()?;
+            held = held.saturating_add(len).saturating_add(ARG_OVERHEAD);
+            let end = next.checked_add(len)?.checked_add(2)?;
+            if len > limits.max_bulk_len || held > limits.max_request_bytes || end > bytes.len() {
+                return None;
+            }
+            *bulk = (next, len);
+            at = end;
+        }
+        let mut args = Args::with_capacity(count);
+        let mut taken = 0;
+        for &(start, len) in bulks.iter().take(count) {
+            input.skip(start - taken);
+            args.push(input.split_to(len));
+            taken = start + len;
+        }
+        input.skip(at - taken);
+        self.scanned = 0;
+        Some(Command::from_parts(args, false))
     }
 
     /// The position of the first `delimiter` in `input` (searching on from
@@ -191,7 +259,7 @@ impl Decoder {
             remaining: count,
             // As Redis: room for at most 1024 up front, growing as bulks
             // arrive, so a large announced count costs nothing until then.
-            args: Vec::with_capacity(count.min(1024)),
+            args: Args::with_capacity(count.min(1024)),
             bulk: None,
             held: 0,
         };
@@ -277,18 +345,24 @@ impl Decoder {
         self.scanned = 0;
         let line = input.get(..newline).unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let words =
-            split_args(line).ok_or_else(|| protocol_error("unbalanced quotes in request"))?;
-        let alloc = input.allocator();
-        let args: Vec<ByteBuf> = words
-            .iter()
-            .map(|word| {
-                let mut arg = alloc.buffer(word.len());
-                arg.extend_from_slice(word);
-                arg
-            })
-            .collect();
-        input.skip(newline + 1);
+        let args = if line.iter().any(|&b| matches!(b, b'"' | b'\'' | 0)) {
+            let words =
+                split_args(line).ok_or_else(|| protocol_error("unbalanced quotes in request"))?;
+            let alloc = input.allocator();
+            let args = words
+                .iter()
+                .map(|word| {
+                    let mut arg = alloc.buffer(word.len());
+                    arg.extend_from_slice(word);
+                    arg
+                })
+                .collect();
+            input.skip(newline + 1);
+            args
+        } else {
+            let line_len = line.len();
+            plain_words(input, line_len, newline + 1)
+        };
         if args.is_empty() {
             return Ok(Step::Continue);
         }
@@ -313,4 +387,32 @@ impl Decoder {
             Some(arrived.saturating_mul(2).max(RESERVE_AHEAD).min(whole))
         }
     }
+}
+
+/// The arguments of an inline line without quotes or NULs, which
+/// `sdssplitargs` would return unchanged: views of the input (no copy, no
+/// allocation), as the bulks of an array request are. The line is the
+/// first `line_len` bytes of the input; `consumed` bytes (the line and its
+/// end) are taken off it.
+fn plain_words(input: &mut ByteBuf, line_len: usize, consumed: usize) -> Args {
+    let mut args = Args::new();
+    // Bytes of the line still at the front of the input.
+    let mut left = line_len;
+    loop {
+        let line = input.get(..left).unwrap_or_default();
+        let Some(start) = line.iter().position(|&b| !is_space(b)) else {
+            break;
+        };
+        let end = line
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .position(|&b| ends_word(b))
+            .map_or(left, |n| start + n);
+        input.skip(start);
+        args.push(input.split_to(end - start));
+        left -= end;
+    }
+    input.skip(consumed - (line_len - left));
+    args
 }

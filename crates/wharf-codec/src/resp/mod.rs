@@ -20,6 +20,7 @@ mod text;
 
 use std::borrow::Cow;
 
+use smallvec::SmallVec;
 use wharf_buf::{ByteBuf, MAX_CAPACITY};
 use wharf_transport::{Codec, CodecError, Encoded};
 
@@ -60,27 +61,32 @@ impl Default for RespLimits {
     }
 }
 
+/// A command's arguments: up to three held inline, so that `GET key` and
+/// `SET key value` cost no allocation besides their bytes.
+type Args = SmallVec<[ByteBuf; 3]>;
+
 /// A request: its arguments, the command name first. Never empty (empty
 /// requests are skipped, as Redis skips them).
 ///
 /// The arguments of an array request share the memory they were read into
-/// (no copy); those of an inline command are copied out of the line, since
-/// quotes and escapes change them.
+/// (no copy), and so do those of an inline command without quotes; those
+/// of one with quotes are copied out of the line, since quotes and escapes
+/// change them.
 ///
 /// Threading: a plain `Send` value.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Command {
-    args: Vec<ByteBuf>,
+    args: Args,
     inline: bool,
 }
 
 impl Command {
     /// A command of these arguments (to test a handler without a codec).
     pub fn new(args: Vec<ByteBuf>) -> Command {
-        Command::from_parts(args, false)
+        Command::from_parts(Args::from_vec(args), false)
     }
 
-    fn from_parts(args: Vec<ByteBuf>, inline: bool) -> Command {
+    fn from_parts(args: Args, inline: bool) -> Command {
         Command { args, inline }
     }
 
@@ -89,9 +95,18 @@ impl Command {
         &self.args
     }
 
-    /// The arguments, to keep (a value stored without a copy).
+    /// The arguments, to take some of them out without a copy:
+    /// `std::mem::take(&mut command.args_mut()[2])` leaves an empty buffer
+    /// behind and allocates nothing.
+    pub fn args_mut(&mut self) -> &mut [ByteBuf] {
+        &mut self.args
+    }
+
+    /// The arguments in a `Vec`, to keep (a value stored without a copy).
+    /// This allocates the `Vec` for a command of up to three arguments,
+    /// which are held inline: [`args_mut`](Self::args_mut) does not.
     pub fn into_args(self) -> Vec<ByteBuf> {
-        self.args
+        self.args.into_vec()
     }
 
     /// The command name as sent (any case).

@@ -52,8 +52,15 @@ pub fn parse_integer(s: &[u8]) -> Option<i64> {
 }
 
 /// C's `isspace` in the C locale.
-fn is_space(b: u8) -> bool {
+pub(crate) fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// The bytes that end an unquoted argument of `sdssplitargs` (a NUL too,
+/// where the line has one): not `\v` or `\f`, which `isspace` skips
+/// between arguments.
+pub(crate) fn ends_word(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t' | 0)
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -148,7 +155,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
             } else {
                 match c {
                     // Only these end an unquoted argument (not \v or \f).
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    c if ends_word(c) => break,
                     b'"' => in_double = true,
                     b'\'' => in_single = true,
                     _ => current.push(c),

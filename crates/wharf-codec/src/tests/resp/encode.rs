@@ -35,6 +35,21 @@ fn wire(reply: Reply) -> Vec<u8> {
     got
 }
 
+/// Integers and lengths are written by hand, not by `write!`: every
+/// number of digits, both signs and both ends of `i64` as Rust prints them.
+#[test]
+fn integers_in_decimal_as_rust_prints_them() {
+    let mut values = vec![0, 1, -1, 9, -9, 10, -10, i64::MAX, i64::MIN, i64::MIN + 1];
+    let mut p: i64 = 1;
+    while let Some(next) = p.checked_mul(10) {
+        values.extend([p - 1, p, p + 1, -(p - 1), -p, -(p + 1)]);
+        p = next;
+    }
+    for n in values {
+        assert_eq!(wire(Reply::Integer(n)), format!(":{n}\r\n").into_bytes());
+    }
+}
+
 #[test]
 fn every_reply_type_byte_for_byte() {
     assert_eq!(wire(Reply::static_simple("OK")), b"+OK\r\n");

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use wharf_transport::CodecError;
 
 use super::{request, run, run_three_ways};
-use crate::resp::{RespLimits, protocol_error_reply};
+use crate::resp::{RespLimits, protocol_error_reply, split_args};
 
 /// Random input built from RESP's tokens and plain noise.
 fn noise() -> impl Strategy<Value = Vec<u8>> {
@@ -108,6 +108,38 @@ proptest! {
                 None | Some(CodecError::Truncated { .. }) => {}
                 Some(other) => prop_assert!(false, "cut at {}: {:?}", cut, other),
             }
+        }
+    }
+}
+
+/// Lines of the bytes that matter to `sdssplitargs`: blanks it skips
+/// (`\v`, `\f` too) or ends words on, quotes, escapes, NULs.
+fn inline_line() -> impl Strategy<Value = Vec<u8>> {
+    let alphabet = vec![
+        b'a', b'B', b'x', b' ', b'\t', 0x0b, 0x0c, b'\r', b'"', b'\'', b'\\', 0,
+    ];
+    proptest::collection::vec(proptest::sample::select(alphabet), 0..24)
+}
+
+proptest! {
+    #![proptest_config(crate::tests::config())]
+
+    /// An inline line decodes to what `split_args` (Redis's
+    /// `sdssplitargs`) makes of it, on either path: views of the input for
+    /// a line without quotes or NULs, copies otherwise.
+    #[test]
+    fn an_inline_line_is_split_as_sdssplitargs_splits_it(
+        line in inline_line(),
+        sizes in crate::tests::read_sizes(),
+    ) {
+        let mut data = line.clone();
+        data.push(b'\n');
+        let seen = run(RespLimits::default(), crate::tests::chunked(&data, &sizes));
+        let body = line.strip_suffix(b"\r").unwrap_or(&line);
+        match split_args(body) {
+            Some(words) if words.is_empty() => prop_assert_eq!(seen.ok(), Vec::<Vec<Vec<u8>>>::new()),
+            Some(words) => prop_assert_eq!(seen.ok(), vec![words]),
+            None => prop_assert!(seen.error.is_some()),
         }
     }
 }
