@@ -55,7 +55,7 @@ impl Send {
         match (self, map) {
             (Send::Strategy(s), _) => region.with_strategy(s),
             (Send::Direct, _) => region.direct_io(true),
-            (Send::Mapped, Some(map)) => region.with_map(Arc::clone(map)),
+            (Send::Mapped, Some(map)) => map.region(position, count),
             (Send::Mapped, None) => region,
         }
     }
@@ -159,7 +159,7 @@ fn serve_named(
     let (f, e) = (Arc::clone(file), Arc::clone(&errors));
     // An empty file cannot be mapped: its regions go without a map.
     let map = matches!(send, Send::Mapped)
-        .then(|| FileMap::new(file).ok().map(Arc::new))
+        .then(|| FileMap::new(Arc::clone(file)).ok().map(Arc::new))
         .flatten();
     let server = ServerBootstrap::new()
         .trigger(trigger)
@@ -354,6 +354,40 @@ fn a_small_region_behind_buffers_leaves_with_them_in_one_write() {
                 );
                 assert_eq!(transfers.bytes_by(TransferStrategy::ReadWrite), 0, "{what}");
             }
+        }
+    }
+}
+
+/// Many buffers ahead of a small region: the region joins them in the
+/// same write only while the iovec array has room, and the stream is
+/// exact either way (63, 64 and 65 buffers: the stack array of 64 iovecs
+/// full, or spilled to the heap).
+#[test]
+fn a_small_region_behind_many_buffers_keeps_the_stream_exact() {
+    let fx = Fixture::new("many");
+    let data = pattern(21, 8 << 10);
+    let (_, file) = fx.file("data", &data);
+    for buffers in [63usize, 64, 65] {
+        for send in [Send::Strategy(TransferStrategy::Auto), Send::Mapped] {
+            // Over the 512-byte gathering limit: each buffer its own entry.
+            let mut pieces: Vec<Piece> = (0..buffers)
+                .map(|i| Piece::Bytes(pattern(i as u64, 600)))
+                .collect();
+            pieces.push(Piece::File(3, 1000));
+            let want: Vec<u8> = (0..buffers)
+                .flat_map(|i| pattern(i as u64, 600))
+                .chain(data[3..1003].iter().copied())
+                .collect();
+            let (server, errors) = serve(Trigger::Edge, &file, send, pieces);
+            let got = fetch(&server);
+            assert!(
+                got == want,
+                "{buffers} buffers, {send:?}: {} bytes vs {}, first difference at {:?}",
+                got.len(),
+                want.len(),
+                got.iter().zip(&want).position(|(a, b)| a != b)
+            );
+            assert!(errors.lock().expect("errors").is_empty(), "{errors:?}");
         }
     }
 }

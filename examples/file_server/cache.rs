@@ -113,7 +113,7 @@ impl Stamp {
 impl Version {
     /// The version of `file` (metadata `meta`, a regular file) whose name
     /// `name` gives its MIME type; `mapped`, the file mapped, if it is.
-    pub fn new(file: File, meta: &Metadata, name: &Path, mapped: Option<Mapped>) -> Version {
+    pub fn new(file: Arc<File>, meta: &Metadata, name: &Path, mapped: Option<Mapped>) -> Version {
         let validators = Validators::of(meta);
         let value = |text: &str| HeaderValue::from_str(text).ok();
         let mime = mime_guess::from_path(name).first_or_octet_stream();
@@ -136,7 +136,7 @@ impl Version {
             .or_else(|_| EncodedFields::new([], Some(meta.len())))
             .expect("a Content-Length alone encodes");
         Version {
-            file: Arc::new(file),
+            file,
             len: meta.len(),
             unchanged: whole.first(unchanged),
             part: whole.first(part),

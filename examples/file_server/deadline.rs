@@ -24,10 +24,13 @@ pub struct Deadline {
 
 impl Deadline {
     /// Times out `delay` from now. The armed timer is kept if it fires by
-    /// then.
+    /// then. A delay too long for the clock to add never times out.
     pub fn set<O: Send + 'static>(&mut self, ctx: &mut Context<'_, O>, delay: Duration) {
         let now = Instant::now();
-        let due = now + delay;
+        let Some(due) = now.checked_add(delay) else {
+            self.cancel(ctx);
+            return;
+        };
         self.due = Some(due);
         if let Some((_, _, fires)) = self.armed
             && fires <= due

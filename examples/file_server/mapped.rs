@@ -8,7 +8,8 @@
 //! Mappings count against the kernel's per-process limit
 //! (`vm.max_map_count`, 65 530 by default), which the buffer pool's chunks
 //! and the threads' stacks share: at most [`MAX_MAPS`] small files are
-//! mapped at a time in the process; the others are read with `pread`.
+//! mapped at a time in the process (give or take the responses still
+//! sending from an evicted file's map); the others are read with `pread`.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ impl Mapped {
     /// `file` (`len` bytes long) mapped, if it is small, `transfer` is
     /// `Auto` (the only strategy that sends from a map) and the budget
     /// allows; `None` otherwise or if the kernel refuses.
-    pub fn of(file: &File, len: u64, transfer: TransferStrategy) -> Option<Mapped> {
+    pub fn of(file: &Arc<File>, len: u64, transfer: TransferStrategy) -> Option<Mapped> {
         if transfer != TransferStrategy::Auto || len == 0 || len > MAX_MAPPED_LEN {
             return None;
         }
@@ -44,7 +45,7 @@ impl Mapped {
             MAPS.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
-        match FileMap::new(file) {
+        match FileMap::new(Arc::clone(file)) {
             Ok(map) if map.len() == len => Some(Mapped { map: Arc::new(map) }),
             _ => {
                 MAPS.fetch_sub(1, Ordering::Relaxed);
@@ -53,9 +54,10 @@ impl Mapped {
         }
     }
 
-    /// The map, for a region.
-    pub fn map(&self) -> &Arc<FileMap> {
-        &self.map
+    /// `count` bytes from `first`, sent from the map where it can (see
+    /// [`FileMap::region`]).
+    pub fn region(&self, first: u64, count: u64) -> wharf::FileRegion {
+        self.map.region(first, count)
     }
 }
 

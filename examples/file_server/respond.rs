@@ -101,6 +101,7 @@ fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Re
             return Ok(not_regular());
         }
         let name = names.last().map_or(Path::new(""), Path::new);
+        let file = Arc::new(file);
         let mapped = mapped(settings, &file, &meta);
         let version = Rc::new(Version::new(file, &meta, name, mapped));
         cached(&version);
@@ -119,6 +120,7 @@ fn locate(settings: &Settings, request: &HttpRequest) -> Result<HttpResponse, Re
     if let Ok((index, meta)) = open(settings, &names)
         && meta.is_file()
     {
+        let index = Arc::new(index);
         let mapped = mapped(settings, &index, &meta);
         let version = Rc::new(Version::new(index, &meta, Path::new("index.html"), mapped));
         cached(&version);
@@ -164,7 +166,7 @@ fn open(settings: &Settings, names: &[OsString]) -> Result<(File, Metadata), Ref
 
 /// `file` mapped if the open-file cache will keep it (a file served once
 /// is not worth a mapping).
-fn mapped(settings: &Settings, file: &File, meta: &Metadata) -> Option<Mapped> {
+fn mapped(settings: &Settings, file: &Arc<File>, meta: &Metadata) -> Option<Mapped> {
     if settings.open_file_cache == 0 {
         return None;
     }
@@ -219,12 +221,11 @@ fn serve_file(settings: &Settings, request: &HttpRequest, version: &Version) -> 
         return response.head_only(count);
     }
     let direct = settings.directio > 0 && count >= settings.directio;
-    let mut region = FileRegion::new(Arc::clone(&version.file), first, count)
-        .with_strategy(settings.transfer)
-        .direct_io(direct);
-    if let Some(mapped) = &version.mapped {
-        region = region.with_map(Arc::clone(mapped.map()));
-    }
+    let region = match &version.mapped {
+        Some(mapped) => mapped.region(first, count),
+        None => FileRegion::new(Arc::clone(&version.file), first, count),
+    };
+    let region = region.with_strategy(settings.transfer).direct_io(direct);
     response.body = region.into();
     response
 }

@@ -156,6 +156,22 @@ fn the_keepalive_timeout_counts_from_the_last_response() {
     );
 }
 
+/// A keep-alive timeout too long for the clock to add (`Duration::MAX`)
+/// never fires, and never panics the loop: the connection serves on.
+#[test]
+fn a_keepalive_timeout_beyond_the_clock_is_never() {
+    let site = Site::new("idle-max");
+    site.write("a.txt", b"abc");
+    let running = Spec::new(&site.root)
+        .timeouts(HEADER_TIMEOUT, Duration::MAX)
+        .start();
+    let mut client = running.client();
+    client.read_timeout(Duration::from_secs(5));
+    for _ in 0..3 {
+        assert_eq!(client.get("/a.txt").body, b"abc");
+    }
+}
+
 /// A connection with a small receive buffer, so that the server cannot
 /// hand a large response to the kernel at once.
 fn narrow_client(addr: SocketAddr) -> Client {

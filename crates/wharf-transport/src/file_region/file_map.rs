@@ -6,29 +6,36 @@
 //! The mapping is the file's page cache: a write to the file shows in it
 //! at once, so the bytes sent are the file's current ones, as with
 //! `sendfile`. It is never read in user space: its pages go to the kernel
-//! as an iovec, and if the file shrank under the mapping the kernel's copy
-//! fails (a short write, or `EFAULT`) instead of raising `SIGBUS` here.
+//! as an iovec. If the file shrank under the mapping, the kernel's copy
+//! from pages past the new end fails (a short write, or `EFAULT`) instead
+//! of raising `SIGBUS` here; but bytes past the new end *within its last
+//! page* read as zeros, and are sent as such. So a map is for files that
+//! do not shrink while they are served, or whose caller checks (the file
+//! server compares each cached file's size and times with one `fstatat`
+//! per request before it sends).
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, IoSlice};
+use std::sync::Arc;
 
+use super::FileRegion;
 use crate::sys::file::{MapWindow, file_len};
 
-/// A file mapped read-only, whole, for [`FileRegion::with_map`](crate::FileRegion::with_map).
+/// A file mapped read-only, whole, to send small regions of it from (see
+/// the module docs): [`region`](Self::region) makes them.
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use wharf_transport::{FileMap, FileRegion};
+/// use wharf_transport::FileMap;
 ///
-/// let file = Arc::new(std::fs::File::open("index.html")?);
-/// let map = Arc::new(FileMap::new(&file)?);
-/// let len = map.len();
+/// let map = Arc::new(FileMap::new(std::fs::File::open("index.html")?)?);
 /// // One map, any number of responses.
-/// let region = FileRegion::new(Arc::clone(&file), 0, len).with_map(Arc::clone(&map));
+/// let region = map.region(0, map.len());
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct FileMap {
+    file: Arc<File>,
     window: MapWindow,
     len: u64,
 }
@@ -36,8 +43,9 @@ pub struct FileMap {
 impl FileMap {
     /// Maps `file` as long as it is now. An empty file cannot be mapped
     /// (`InvalidInput`); neither can one that is not a regular file.
-    pub fn new(file: &File) -> io::Result<FileMap> {
-        let len = file_len(file)?;
+    pub fn new(file: impl Into<Arc<File>>) -> io::Result<FileMap> {
+        let file = file.into();
+        let len = file_len(&file)?;
         if len == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -46,10 +54,17 @@ impl FileMap {
         }
         let size = usize::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large to map"))?;
-        Ok(FileMap {
-            window: MapWindow::map(file, 0, size)?,
-            len,
-        })
+        let window = MapWindow::map(&file, 0, size)?;
+        Ok(FileMap { file, window, len })
+    }
+
+    /// `count` bytes of the mapped file from `position`, as a region that
+    /// sends from this map when it is small (at most 16 KiB, strategy
+    /// `Auto`) and follows buffers, in their `writev`: no system call to
+    /// read it. Otherwise (larger, another strategy, or past what was
+    /// mapped) it is sent from the file like any region.
+    pub fn region(self: &Arc<Self>, position: u64, count: u64) -> FileRegion {
+        FileRegion::new(Arc::clone(&self.file), position, count).with_map(Arc::clone(self))
     }
 
     /// Bytes mapped: the file's length when it was mapped.
@@ -63,7 +78,10 @@ impl FileMap {
     }
 
     /// `len` bytes from file offset `pos`, as an iovec for the kernel to
-    /// copy from; `None` unless the mapping holds all of them.
+    /// copy from; `None` unless the mapping holds all of them. Only ever
+    /// handed to a send: never dereferenced or formatted (`IoSlice`
+    /// derefs to bytes, and reading pages past a shrunk file's end raises
+    /// `SIGBUS`).
     pub(crate) fn io_slice(&self, pos: u64, len: usize) -> Option<IoSlice<'_>> {
         self.window.io_slice(pos, len)
     }

@@ -291,13 +291,9 @@ impl FileRegion {
         self
     }
 
-    /// Sends a small region (at most 16 KiB, strategy `Auto`, right behind
-    /// buffers: a response head) from `map`, the same file mapped by the
-    /// caller once for many regions, in the same `writev` as the buffers:
-    /// no system call to read it. Without a map such a region costs one
-    /// `pread`. Ignored where `map` does not hold the region (the file grew
-    /// since it was mapped) and for other strategies.
-    pub fn with_map(mut self, map: Arc<FileMap>) -> FileRegion {
+    /// Sends a small region from `map` (see [`FileMap::region`], which
+    /// alone attaches a map, so that it is always the region's file's).
+    pub(crate) fn with_map(mut self, map: Arc<FileMap>) -> FileRegion {
         self.file_map = Some(map);
         self
     }

@@ -47,7 +47,8 @@ impl FileRegion {
     /// its strategy is `Auto` and it has not started. From its
     /// [`FileMap`](super::FileMap) when that holds it; else read into a
     /// pooled buffer when one `pread` gives all of it (counted as sent by
-    /// `ReadWrite`). `None` leaves the region to its own strategy, which
+    /// `ReadWrite` when read: a write that then fails does not take the
+    /// count back). `None` leaves the region to its own strategy, which
     /// also reports a file shorter than the region.
     pub(crate) fn inline(&self, cx: &TransferCx<'_>) -> Option<Inline<'_>> {
         let eligible = self.strategy(cx.default) == TransferStrategy::Auto
@@ -91,6 +92,7 @@ pub(crate) enum Inline<'a> {
     /// Read into memory: the region becomes this buffer in the queue.
     Read(ByteBuf),
     /// Its pages in the region's map: the kernel copies them, and the
-    /// region counts what was sent.
+    /// region counts what was sent. Never dereferenced (see
+    /// `FileMap::io_slice`).
     Mapped(IoSlice<'a>),
 }

@@ -306,16 +306,7 @@ impl OutboundBuffer {
             if count > 0 && bytes + data.len() > max_bytes {
                 break;
             }
-            let slice = IoSlice::new(data);
-            if count < STACK_IOVECS {
-                stack[count] = slice;
-            } else {
-                if heap.is_empty() {
-                    heap.reserve(self.flushed.min(IOV_MAX));
-                    heap.extend_from_slice(&stack);
-                }
-                heap.push(slice);
-            }
+            push_iovec(&mut stack, &mut heap, count, IoSlice::new(data));
             count += 1;
             bytes += data.len();
         }
@@ -328,11 +319,7 @@ impl OutboundBuffer {
                 Inline::Read(buf) => IoSlice::new(buf),
                 Inline::Mapped(slice) => *slice,
             };
-            if count < STACK_IOVECS {
-                stack[count] = slice;
-            } else {
-                heap.push(slice);
-            }
+            push_iovec(&mut stack, &mut heap, count, slice);
             count += 1;
             small_region_follows = false;
         }
@@ -442,6 +429,26 @@ impl OutboundBuffer {
         self.weight = 0;
         weight
     }
+}
+
+/// Puts the `count`th iovec of a write in the stack array while it has
+/// room, else in `heap`, which takes the whole array first (64 iovecs then
+/// a 65th, whether a buffer or a small region's bytes).
+fn push_iovec<'a>(
+    stack: &mut [IoSlice<'a>; STACK_IOVECS],
+    heap: &mut Vec<IoSlice<'a>>,
+    count: usize,
+    slice: IoSlice<'a>,
+) {
+    if count < STACK_IOVECS {
+        stack[count] = slice;
+        return;
+    }
+    if heap.is_empty() {
+        heap.reserve(2 * STACK_IOVECS);
+        heap.extend_from_slice(&stack[..]);
+    }
+    heap.push(slice);
 }
 
 #[cfg(test)]
