@@ -239,7 +239,7 @@ pub struct FileRegion {
     /// A pipe holding bytes read from the file but not yet sent.
     pipe: Option<(Pipe, usize)>,
     map: Option<MapWindow>,
-    /// The whole file, mapped by the caller (see [`FileRegion::with_map`]).
+    /// The whole file, mapped once (see [`FileMap::region`]).
     file_map: Option<Arc<FileMap>>,
     /// Bytes read (by `ReadWrite` or direct I/O) but not yet sent.
     pending: Option<ByteBuf>,
