@@ -5,7 +5,7 @@
 
 use crate::client::{Client, Closed, request};
 use crate::common::Config;
-use crate::site::{Site, Spec, data};
+use crate::site::{Site, Spec, data, descriptors_on};
 
 /// A method, a target and extra header lines.
 type Call<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
@@ -200,18 +200,6 @@ fn connections_over_the_limit_get_503_and_a_close() {
     let response = fifth.get("/a.txt");
     assert!(response.status == 200 && response.body == b"hello");
     assert_eq!(first.get("/a.txt").status, 200);
-}
-
-/// Descriptors this process holds open on `path`.
-fn descriptors_on(path: &std::path::Path) -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|fds| {
-            fds.filter_map(|fd| fd.ok())
-                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-                .filter(|target| target == path)
-                .count()
-        })
-        .unwrap_or(0)
 }
 
 /// A client that pipelines requests and never reads is a slow client: the

@@ -17,7 +17,7 @@ use wharf::TransferStrategy;
 use crate::cache;
 use crate::client::{Client, Response};
 use crate::common::{Config, for_each_parallel, wait_until};
-use crate::site::{Running, Site, Spec, data};
+use crate::site::{Running, Site, Spec, data, descriptors_on, mappings_of};
 use crate::uploads::put;
 
 fn configs() -> Vec<Config> {
@@ -356,23 +356,4 @@ fn small_cached_files_are_sent_from_a_mapping_released_with_the_cache() {
     wait_until(Duration::from_secs(5), "no mapping left", || {
         mappings_of(&site.root.join("small.bin")) == 0
     });
-}
-
-/// Mappings of `path` in this process.
-fn mappings_of(path: &Path) -> usize {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    let name = path.to_string_lossy();
-    maps.lines().filter(|line| line.ends_with(&*name)).count()
-}
-
-/// Descriptors this process holds open on `path`.
-fn descriptors_on(path: &Path) -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|fds| {
-            fds.filter_map(|fd| fd.ok())
-                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-                .filter(|target| target == path)
-                .count()
-        })
-        .unwrap_or(0)
 }

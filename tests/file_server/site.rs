@@ -264,3 +264,22 @@ impl Running {
 pub fn data(seed: u64, len: usize) -> Vec<u8> {
     crate::common::pattern(seed, len)
 }
+
+/// Descriptors this process holds open on `path`.
+pub fn descriptors_on(path: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|fds| {
+            fds.filter_map(|fd| fd.ok())
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter(|target| target == path)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Mappings of `path` in this process.
+pub fn mappings_of(path: &Path) -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let name = path.to_string_lossy();
+    maps.lines().filter(|line| line.ends_with(&*name)).count()
+}

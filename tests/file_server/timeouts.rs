@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::client::{Client, Closed, is_reset, request};
-use crate::site::{Site, Spec, data};
+use crate::site::{Site, Spec, data, descriptors_on};
 
 const HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -240,18 +240,6 @@ fn a_download_longer_than_the_keepalive_timeout_keeps_the_connection() {
         )
     });
     assert_eq!(response.status, 206);
-}
-
-/// Descriptors this process holds open on `path`.
-fn descriptors_on(path: &std::path::Path) -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|fds| {
-            fds.filter_map(|fd| fd.ok())
-                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-                .filter(|target| target == path)
-                .count()
-        })
-        .unwrap_or(0)
 }
 
 /// Issue 9, point 4: a client that asks for a large file on a kept-alive

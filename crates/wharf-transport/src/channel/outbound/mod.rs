@@ -280,6 +280,8 @@ impl OutboundBuffer {
         let mut small_region_follows = false;
         // That region's bytes, read, and where it is in the queue.
         let mut inlined = None;
+        // The most iovecs this write can take: the entries, and a region.
+        let iovecs = self.flushed.min(IOV_MAX) + 1;
         for (at, entry) in self
             .entries
             .iter()
@@ -293,7 +295,7 @@ impl OutboundBuffer {
                     && (1..=MERGE_REGION_MAX).contains(&region.remaining())
                 {
                     small_region_follows = true;
-                    let room = count > 0 && count < IOV_MAX && bytes < max_bytes;
+                    let room = count > 0 && bytes < max_bytes;
                     if room && let Some(cx) = cx {
                         inlined = region.inline(cx).map(|inline| (at, inline));
                     }
@@ -306,7 +308,7 @@ impl OutboundBuffer {
             if count > 0 && bytes + data.len() > max_bytes {
                 break;
             }
-            push_iovec(&mut stack, &mut heap, count, IoSlice::new(data));
+            push_iovec(&mut stack, &mut heap, count, IoSlice::new(data), iovecs);
             count += 1;
             bytes += data.len();
         }
@@ -319,7 +321,7 @@ impl OutboundBuffer {
                 Inline::Read(buf) => IoSlice::new(buf),
                 Inline::Mapped(slice) => *slice,
             };
-            push_iovec(&mut stack, &mut heap, count, slice);
+            push_iovec(&mut stack, &mut heap, count, slice, iovecs);
             count += 1;
             small_region_follows = false;
         }
@@ -433,19 +435,21 @@ impl OutboundBuffer {
 
 /// Puts the `count`th iovec of a write in the stack array while it has
 /// room, else in `heap`, which takes the whole array first (64 iovecs then
-/// a 65th, whether a buffer or a small region's bytes).
+/// a 65th, whether a buffer or a small region's bytes) with room for
+/// `most` in all.
 fn push_iovec<'a>(
     stack: &mut [IoSlice<'a>; STACK_IOVECS],
     heap: &mut Vec<IoSlice<'a>>,
     count: usize,
     slice: IoSlice<'a>,
+    most: usize,
 ) {
     if count < STACK_IOVECS {
         stack[count] = slice;
         return;
     }
     if heap.is_empty() {
-        heap.reserve(2 * STACK_IOVECS);
+        heap.reserve(most);
         heap.extend_from_slice(&stack[..]);
     }
     heap.push(slice);
