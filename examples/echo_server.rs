@@ -17,10 +17,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use wharf::Pipeline;
 use wharf::buf::Allocator;
 use wharf::signal::{block_termination_signals, wait_for_termination};
 use wharf::transport::handlers::Echo;
-use wharf::{Pipeline, ServerBootstrap};
 
 #[path = "common/metrics_args.rs"]
 mod metrics_args;
@@ -52,10 +52,6 @@ struct Args {
     /// Use heap buffers instead of the pooled direct-buffer allocator.
     #[arg(long)]
     unpooled: bool,
-    /// Writes of at most this many bytes are gathered into the outbound
-    /// queue's last buffer by the transport (0: each its own buffer).
-    #[arg(long, default_value_t = 512, value_name = "BYTES")]
-    coalesce_writes: usize,
     #[command(flatten)]
     metrics: MetricsArgs,
 }
@@ -77,18 +73,13 @@ fn run(args: Args) -> std::io::Result<()> {
     // the signals wait for `wait_for_termination` below.
     block_termination_signals()?;
     let mode = args.reactor.mode();
-    let trigger = args.reactor.trigger;
     let allocator = if args.unpooled {
         Allocator::unpooled()
     } else {
         Allocator::pooled()
     };
     let tls = args.tls.server(&[])?;
-    let mut bootstrap = ServerBootstrap::new()
-        .mode(mode)
-        .trigger(trigger)
-        .allocator(allocator)
-        .coalesce_writes(args.coalesce_writes);
+    let mut bootstrap = args.reactor.bootstrap().allocator(allocator);
     if let Some(tls) = &tls {
         bootstrap = bootstrap.tls(tls.clone());
     }

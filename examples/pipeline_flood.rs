@@ -29,7 +29,7 @@ use reactor_args::ReactorArgs;
 use wharf::buf::ByteBuf;
 use wharf::codec::LineCodec;
 use wharf::transport::sys::limits::resident_bytes;
-use wharf::{Context, Handler, Pipeline, ServerBootstrap};
+use wharf::{Context, Handler, Pipeline};
 
 /// Pipelined requests against a server that is never read from.
 #[derive(Debug, Parser)]
@@ -92,9 +92,9 @@ fn run(args: &Args, backpressure: bool) -> std::io::Result<Outcome> {
     let reply = Arc::new(vec![b'x'; args.reply_kib << 10]);
     let (p, r) = (Arc::clone(&peak), Arc::clone(&replies));
     let cap = args.cap_mib << 20;
-    let mut server = ServerBootstrap::new()
-        .mode(args.reactor.mode())
-        .trigger(args.reactor.trigger)
+    let mut server = args
+        .reactor
+        .bootstrap()
         .backpressure(backpressure)
         .child_handler(move || {
             let handler = Replier {

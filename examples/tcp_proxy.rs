@@ -19,7 +19,7 @@ use std::time::Duration;
 use clap::Parser;
 use wharf::transport::handlers::TcpProxy;
 use wharf::transport::sys::signal::{block_termination_signals, wait_for_termination};
-use wharf::{Relay, RelayConfig, ServerBootstrap, SpliceMode};
+use wharf::{Relay, RelayConfig, SpliceMode};
 
 #[path = "common/reactor_args.rs"]
 mod reactor_args;
@@ -94,10 +94,7 @@ fn run(args: Args) -> std::io::Result<()> {
     let proxy = TcpProxy::new(args.upstream, relay)
         .connect_timeout(connect_timeout)
         .water_mark(high / 2, high);
-    let base = ServerBootstrap::new()
-        .mode(mode)
-        .trigger(args.reactor.trigger)
-        .thread_name("tcp-proxy");
+    let base = args.reactor.bootstrap().thread_name("tcp-proxy");
     let mut server = proxy.serve(base).bind(args.listen)?;
     println!(
         "proxying {} -> {} (mode={mode}, trigger={}, splice={})",

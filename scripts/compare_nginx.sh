@@ -18,6 +18,8 @@
 #   wharf-reuseport2, wharf-single   the file server (its open-file cache on,
 #                                    the default 1000 files per thread)
 #   wharf-reuseport2-nocache         the same with --open-file-cache 0
+#   wharf-reuseport2-nocoalesce      the same with --coalesce-writes 0 (the
+#                                    transport's write coalescing off)
 #   nginx-2workers                   nginx as shipped (open_file_cache off)
 #   nginx-ofc                        nginx with open_file_cache max=10000
 #                                    inactive=60s; open_file_cache_valid 60s
@@ -191,6 +193,7 @@ for round in $(seq "$rounds"); do
             case $server in
             wharf-reuseport2) start_wharf --mode reuseport:2 ;;
             wharf-reuseport2-nocache) start_wharf --mode reuseport:2 --open-file-cache 0 ;;
+            wharf-reuseport2-nocoalesce) start_wharf --mode reuseport:2 --coalesce-writes 0 ;;
             wharf-single) start_wharf --mode single ;;
             nginx-2workers) start_nginx ;;
             nginx-ofc) start_nginx nginx-ofc.conf ;;

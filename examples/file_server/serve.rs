@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use wharf::signal::{block_termination_signals, wait_for_termination};
-use wharf::{ReactorMode, ServerBootstrap, TransferStrategy};
+use wharf::{ReactorMode, TransferStrategy};
 
 use crate::budget::Budget;
 use crate::metrics_args::MetricsArgs;
@@ -186,7 +186,6 @@ fn run(args: Args) -> std::io::Result<Stopped> {
     })?;
     let root_path = root.path().to_path_buf();
     let mode = args.reactor.mode();
-    let trigger = args.reactor.trigger;
     let transfer = args.transfer;
     let (open_pool, opens, pool_threads) = open_pool(&args.open_pool, &root_path)?;
     let shutdown_timeout = seconds(args.shutdown_timeout, "shutdown-timeout")?;
@@ -213,7 +212,7 @@ fn run(args: Args) -> std::io::Result<Stopped> {
         open_file_cache,
         ..Settings::new(root)
     });
-    let base = ServerBootstrap::new().mode(mode).trigger(trigger);
+    let base = args.reactor.bootstrap();
     let mut server = bootstrap(base, &settings).bind(args.addr)?;
     println!(
         "serving {} at {}://{}/ (mode={mode}, trigger={}, transfer={}, directio={})",

@@ -33,7 +33,6 @@ use clap::Parser;
 use metrics_args::MetricsArgs;
 use reactor_args::ReactorArgs;
 use store::Store;
-use wharf::ServerBootstrap;
 use wharf::signal::{block_termination_signals, wait_for_termination};
 
 /// wharf key-value server: a Redis-protocol (RESP2) in-memory store.
@@ -48,10 +47,6 @@ struct Args {
     /// Shards of the store (each one lock).
     #[arg(long, default_value_t = 64)]
     shards: usize,
-    /// Replies of at most this many bytes are gathered into one buffer
-    /// per batch by the transport (0: each reply its own buffer).
-    #[arg(long, default_value_t = 512, value_name = "BYTES")]
-    coalesce_writes: usize,
     #[command(flatten)]
     metrics: MetricsArgs,
 }
@@ -73,10 +68,7 @@ fn run(args: Args) -> std::io::Result<()> {
     block_termination_signals()?;
     let mode = args.reactor.mode();
     let store = Arc::new(Store::new(args.shards));
-    let bootstrap = ServerBootstrap::new()
-        .mode(mode)
-        .trigger(args.reactor.trigger)
-        .coalesce_writes(args.coalesce_writes);
+    let bootstrap = args.reactor.bootstrap();
     let mut server = server::bind(bootstrap, args.addr, store)?;
     println!(
         "listening on {} (mode={mode}, trigger={}, shards={})",
