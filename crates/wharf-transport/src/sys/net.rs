@@ -5,7 +5,7 @@
 use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
 
-use nix::sys::socket::{MsgFlags, sendmsg};
+use nix::sys::socket::{MsgFlags, send, sendmsg};
 
 /// Writes `iov` to the connected socket `socket` like `writev`, but with
 /// `MSG_NOSIGNAL`: a write to a peer that has gone fails with `EPIPE`
@@ -27,7 +27,11 @@ pub(crate) fn send_vectored(
         flags |= MsgFlags::from_bits_retain(libc::MSG_MORE);
     }
     loop {
-        match sendmsg::<()>(socket.as_raw_fd(), iov, &[], flags, None) {
+        let sent = match iov {
+            [one] => send(socket.as_raw_fd(), one, flags),
+            _ => sendmsg::<()>(socket.as_raw_fd(), iov, &[], flags, None),
+        };
+        match sent {
             Err(nix::errno::Errno::EINTR) => continue,
             other => return other.map_err(io::Error::from),
         }
