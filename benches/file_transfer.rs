@@ -10,8 +10,10 @@
 //!
 //! Criterion measures throughput; then a table is printed from a separate
 //! measured pass: throughput and its ratio to the limit's in the same
-//! pass, system calls, server CPU time (user + sys) and context switches
-//! per GiB, next to the copies each method makes.
+//! pass, system calls, server and client CPU time (user + sys) and context
+//! switches per GiB, next to the copies each method makes. A last pass
+//! sends 64 MiB with the file's pages dropped from the page cache
+//! (`posix_fadvise(DONTNEED)`) before each fetch.
 //!
 //! ```text
 //! cargo bench --bench file_transfer             # about 2 minutes
@@ -23,9 +25,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
+use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 use wharf::buf::ByteBuf;
 use wharf::transport::sys::limits::threads_usage;
 use wharf::{
@@ -39,6 +43,8 @@ use sendfile_limit::SendfileLimit;
 
 const SIZES: [(u64, &str); 3] = [(64 << 10, "64KiB"), (1 << 20, "1MiB"), (64 << 20, "64MiB")];
 const THREADS: &str = "ftsrv";
+/// The table's thread, the client of every row.
+const CLIENT: &str = "ftclient";
 
 /// How the server sends: a strategy, direct I/O, or not wharf at all.
 #[derive(Debug, Clone, Copy)]
@@ -397,27 +403,45 @@ struct Figures {
     gib_per_sec: f64,
     syscalls: f64,
     server_ms: f64,
+    client_ms: f64,
     switches: f64,
 }
 
 /// Repeats `run` for about a second (and at least 256 MiB) and measures
-/// it.
-fn measure(len: u64, usage: impl Fn() -> Usage, mut run: impl FnMut()) -> Figures {
+/// it. `cold` runs before each `run`, outside the clock and the client's
+/// CPU.
+fn measure(
+    len: u64,
+    usage: impl Fn() -> Usage,
+    mut cold: Option<&mut dyn FnMut()>,
+    mut run: impl FnMut(),
+) -> Figures {
     run();
     let before = usage();
-    let started = Instant::now();
+    let (client_before, _) = threads_usage(CLIENT);
+    let mut cold_cpu = Duration::ZERO;
+    let mut elapsed = Duration::ZERO;
     let mut bytes = 0u64;
-    while started.elapsed() < Duration::from_secs(1) || bytes < 256 << 20 {
+    while elapsed < Duration::from_secs(1) || bytes < 256 << 20 {
+        if let Some(cold) = cold.as_mut() {
+            let (cpu0, _) = threads_usage(CLIENT);
+            cold();
+            cold_cpu += threads_usage(CLIENT).0 - cpu0;
+        }
+        let started = Instant::now();
         run();
+        elapsed += started.elapsed();
         bytes += len;
     }
-    let secs = started.elapsed().as_secs_f64();
     let after = usage();
+    let (client_after, _) = threads_usage(CLIENT);
     let gib = bytes as f64 / (1u64 << 30) as f64;
+    let client = client_after.saturating_sub(client_before + cold_cpu);
     Figures {
-        gib_per_sec: gib / secs,
+        gib_per_sec: gib / elapsed.as_secs_f64(),
         syscalls: (after.syscalls - before.syscalls) as f64 / gib,
         server_ms: (after.cpu - before.cpu).as_secs_f64() * 1e3 / gib,
+        client_ms: client.as_secs_f64() * 1e3 / gib,
         switches: (after.switches - before.switches) as f64 / gib,
     }
 }
@@ -432,27 +456,38 @@ fn print_row(
 ) {
     let vs = limit.map_or("—".to_string(), |l| format!("{:.2}", f.gib_per_sec / l));
     println!(
-        "| {direction} | {name} | {copies} | {label} | {:.2} | {vs} | {:.0} | {:.0} | {:.0} |",
-        f.gib_per_sec, f.syscalls, f.server_ms, f.switches,
+        "| {direction} | {name} | {copies} | {label} | {:.2} | {vs} | {:.0} | {:.0} | {:.0} | {:.0} |",
+        f.gib_per_sec, f.syscalls, f.server_ms, f.client_ms, f.switches,
     );
 }
 
 fn print_header() {
     println!(
-        "\n| direction | method | CPU copies | region | GiB/s | vs limit | syscalls/GiB | server CPU ms/GiB | ctx switches/GiB |"
+        "\n| direction | method | CPU copies | region | GiB/s | vs limit | syscalls/GiB | server CPU ms/GiB | client CPU ms/GiB | ctx switches/GiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
 }
 
-/// The send rows of one size, the limit first.
-fn send_rows(file: &Arc<File>, len: u64, label: &str) {
+/// The send rows of one size, the limit first; `cold` drops the file
+/// from the page cache before each fetch.
+fn send_rows(file: &Arc<File>, len: u64, label: &str, cold: bool) {
     let mut limit = None;
     for method in METHODS {
         let mut setup = Setup::new(file, len, method);
+        let mut drop_pages = || {
+            posix_fadvise(
+                file.as_ref(),
+                0,
+                len as i64,
+                PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            )
+            .expect("fadvise");
+        };
+        let cold: Option<&mut dyn FnMut()> = if cold { Some(&mut drop_pages) } else { None };
         let sending = &setup.sending;
         let usage = || sending.usage();
         let (client, buf) = (&mut setup.client, &mut setup.buf);
-        let figures = measure(len, usage, || fetch(client, buf, len));
+        let figures = measure(len, usage, cold, || fetch(client, buf, len));
         if let Method::Limit = method {
             limit = Some(figures.gib_per_sec);
         }
@@ -466,19 +501,19 @@ fn send_rows(file: &Arc<File>, len: u64, label: &str) {
 }
 
 /// The measured table: each method and size, both ways, for about a
-/// second each.
+/// second each; then 64 MiB sent from a cold page cache.
 fn table() {
     print_header();
     for (len, label) in SIZES {
         let (_, file) = file_of(len);
-        send_rows(&file, len, label);
+        send_rows(&file, len, label, false);
         for (name, copies, splice) in RECEIVES {
             let (server, mut upload) = Uploader::start(len, splice);
             let usage = || {
                 let s = server.stats();
                 Usage::of(&server, s.receive_splices + s.receive_writes + s.writes)
             };
-            let figures = measure(len, usage, || upload.send());
+            let figures = measure(len, usage, None, || upload.send());
             print_row(("receive", name, copies), label, &figures, None);
         }
     }
@@ -486,8 +521,16 @@ fn table() {
         "\nsyscalls: epoll_wait and socket reads (or splices from the socket), plus, sending, the transfer calls \
          (sendfile, splice, write, pread, mmap) and, receiving, the splices from the pipe into the file, the pwrites \
          and the one-byte answers; the limit's are its request reads and sendfiles. Direct-I/O reads run on the \
-         blocking pool, whose CPU is included. vs limit: the rate over the sendfile limit's for the size in this pass."
+         blocking pool, whose CPU is included. vs limit: the rate over the sendfile limit's for the size in this pass. \
+         client: the reader of a send, the writer of a receive."
     );
+    let (len, label) = SIZES[2];
+    println!(
+        "\nCold page cache: posix_fadvise(DONTNEED) on the file before each fetch (outside the clock)."
+    );
+    print_header();
+    let (_, file) = file_of(len);
+    send_rows(&file, len, label, true);
 }
 
 fn main() {
@@ -495,6 +538,11 @@ fn main() {
     benches(&mut criterion);
     criterion.final_summary();
     if !std::env::args().any(|a| a == "--list" || a == "--test") {
-        table();
+        thread::Builder::new()
+            .name(CLIENT.into())
+            .spawn(table)
+            .expect("spawn")
+            .join()
+            .expect("table");
     }
 }
