@@ -1,14 +1,19 @@
 //! File transfer strategies, both ways. Sending: a wharf server sends a
 //! file region to a loopback reader with `sendfile`, `splice`, `mmap` +
-//! `write`, `pread` + `write`, and `O_DIRECT` reads on the blocking pool.
+//! `write`, `pread` + `write`, and `O_DIRECT` reads on the blocking pool;
+//! next to them the loopback `sendfile` limit, a plain thread that
+//! answers with blocking `sendfile` calls and no framework (issue 12 §6).
 //! Receiving: a loopback writer uploads to a wharf server that stores the
 //! bytes in a file with `Context::receive_file`, spliced (socket → pipe →
 //! file) or copied (`read` + `pwrite`). Regions of 64 KiB, 1 MiB and
 //! 64 MiB.
 //!
 //! Criterion measures throughput; then a table is printed from a separate
-//! measured pass: throughput, system calls, server CPU time (user + sys)
-//! and context switches per GiB, next to the copies each method makes.
+//! measured pass: throughput and its ratio to the limit's in the same
+//! pass, system calls, server and client CPU time (user + sys) and context
+//! switches per GiB, next to the copies each method makes. A last pass
+//! sends 64 MiB with the file's pages dropped from the page cache
+//! (`posix_fadvise(DONTNEED)`) before each fetch.
 //!
 //! ```text
 //! cargo bench --bench file_transfer             # about 2 minutes
@@ -20,9 +25,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
+use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 use wharf::buf::ByteBuf;
 use wharf::transport::sys::limits::threads_usage;
 use wharf::{
@@ -30,17 +37,27 @@ use wharf::{
     Pipeline, RawMessages, Server, ServerBootstrap, TransferStrategy, UserEvent,
 };
 
+#[path = "support/sendfile_limit.rs"]
+mod sendfile_limit;
+use sendfile_limit::SendfileLimit;
+
 const SIZES: [(u64, &str); 3] = [(64 << 10, "64KiB"), (1 << 20, "1MiB"), (64 << 20, "64MiB")];
 const THREADS: &str = "ftsrv";
+/// The table's thread, the client of every row.
+const CLIENT: &str = "ftclient";
 
-/// How the server sends: a strategy, or direct I/O.
+/// How the server sends: a strategy, direct I/O, or not wharf at all.
 #[derive(Debug, Clone, Copy)]
 enum Method {
+    /// The loopback `sendfile` limit.
+    Limit,
     Strategy(TransferStrategy),
     Direct,
 }
 
-const METHODS: [Method; 5] = [
+/// The limit first: the table divides by its rate.
+const METHODS: [Method; 6] = [
+    Method::Limit,
     Method::Strategy(TransferStrategy::Sendfile),
     Method::Strategy(TransferStrategy::Splice),
     Method::Strategy(TransferStrategy::MmapWrite),
@@ -51,6 +68,7 @@ const METHODS: [Method; 5] = [
 impl Method {
     fn name(&self) -> &'static str {
         match self {
+            Method::Limit => "sendfile-limit",
             Method::Strategy(s) => s.name(),
             Method::Direct => "directio",
         }
@@ -59,7 +77,7 @@ impl Method {
     /// Copies through the CPU per byte, as documented for each method.
     fn copies(&self) -> &'static str {
         match self {
-            Method::Strategy(TransferStrategy::Sendfile) => "0-1",
+            Method::Limit | Method::Strategy(TransferStrategy::Sendfile) => "0-1",
             Method::Strategy(TransferStrategy::Splice) => "0",
             Method::Strategy(TransferStrategy::MmapWrite) => "1",
             Method::Strategy(_) => "2",
@@ -85,6 +103,7 @@ impl Handler for Sender {
             let region = match self.method {
                 Method::Strategy(s) => region.with_strategy(s),
                 Method::Direct => region.direct_io(true),
+                Method::Limit => unreachable!("the limit sends without wharf"),
             };
             ctx.write(region.into());
         }
@@ -92,8 +111,38 @@ impl Handler for Sender {
     }
 }
 
+/// What sends the regions.
+enum Sending {
+    Wharf(Server),
+    Limit(SendfileLimit),
+}
+
+impl Sending {
+    /// The sending side's counters so far.
+    fn usage(&self) -> Usage {
+        match self {
+            Sending::Wharf(server) => {
+                let transfers = server
+                    .event_loops()
+                    .iter()
+                    .map(|l| l.transfer_stats().syscalls.iter().sum::<u64>())
+                    .sum();
+                Usage::of(server, transfers)
+            }
+            Sending::Limit(limit) => {
+                let (cpu, switches) = threads_usage(sendfile_limit::THREAD);
+                Usage {
+                    cpu,
+                    switches,
+                    syscalls: limit.syscalls(),
+                }
+            }
+        }
+    }
+}
+
 struct Setup {
-    server: Server,
+    sending: Sending,
     client: TcpStream,
     buf: Vec<u8>,
     len: u64,
@@ -101,25 +150,20 @@ struct Setup {
 
 impl Setup {
     fn new(file: &Arc<File>, len: u64, method: Method) -> Setup {
-        let f = Arc::clone(file);
-        let server = ServerBootstrap::new()
-            .thread_name(THREADS)
-            .child_handler(move || {
-                Pipeline::new(
-                    RawMessages,
-                    Sender {
-                        file: Arc::clone(&f),
-                        len,
-                        method,
-                    },
-                )
-            })
-            .bind("127.0.0.1:0")
-            .expect("bind");
-        let client = TcpStream::connect(server.local_addr()).expect("connect");
-        client.set_nodelay(true).expect("nodelay");
+        let (sending, client) = match method {
+            Method::Limit => {
+                let (limit, client) = SendfileLimit::connect(Arc::clone(file), len);
+                (Sending::Limit(limit), client)
+            }
+            _ => {
+                let server = serve(file, len, method);
+                let client = TcpStream::connect(server.local_addr()).expect("connect");
+                client.set_nodelay(true).expect("nodelay");
+                (Sending::Wharf(server), client)
+            }
+        };
         Setup {
-            server,
+            sending,
             client,
             buf: vec![0; 1 << 20],
             len,
@@ -130,6 +174,25 @@ impl Setup {
     fn fetch(&mut self) {
         fetch(&mut self.client, &mut self.buf, self.len);
     }
+}
+
+/// A wharf server that sends `file`'s first `len` bytes with `method`.
+fn serve(file: &Arc<File>, len: u64, method: Method) -> Server {
+    let f = Arc::clone(file);
+    ServerBootstrap::new()
+        .thread_name(THREADS)
+        .child_handler(move || {
+            Pipeline::new(
+                RawMessages,
+                Sender {
+                    file: Arc::clone(&f),
+                    len,
+                    method,
+                },
+            )
+        })
+        .bind("127.0.0.1:0")
+        .expect("bind")
 }
 
 /// Asks `client`'s server for its region of `len` bytes and reads all of it.
@@ -311,102 +374,163 @@ fn benches(c: &mut Criterion) {
     }
 }
 
-/// One row of the table: `run` repeated for about a second (and at least
-/// 256 MiB). System calls are the loop's `epoll_wait`s and socket reads
-/// plus what `extra` counts (cumulative) for the direction.
-fn row(
-    (direction, name, copies): (&str, &str, &str),
-    label: &str,
+/// Cumulative CPU time, context switches and system calls of one side.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    cpu: Duration,
+    switches: u64,
+    syscalls: u64,
+}
+
+impl Usage {
+    /// A wharf server's: its loops' `epoll_wait`s and socket reads plus
+    /// `extra` (cumulative), and the CPU of its threads including the
+    /// blocking-I/O pool that direct I/O reads on.
+    fn of(server: &Server, extra: u64) -> Usage {
+        let stats = server.stats();
+        let (cpu, switches) = threads_usage(THREADS);
+        let (pool_cpu, pool_switches) = threads_usage("wharf-blocking");
+        Usage {
+            cpu: cpu + pool_cpu,
+            switches: switches + pool_switches,
+            syscalls: stats.polls + stats.reads + extra,
+        }
+    }
+}
+
+/// One row's figures, per GiB moved.
+struct Figures {
+    gib_per_sec: f64,
+    syscalls: f64,
+    server_ms: f64,
+    client_ms: f64,
+    switches: f64,
+}
+
+/// Repeats `run` for about a second (and at least 256 MiB) and measures
+/// it. `cold` runs before each `run`, outside the clock and the client's
+/// CPU.
+fn measure(
     len: u64,
-    server: &Server,
-    extra: impl Fn(&Server) -> u64,
+    usage: impl Fn() -> Usage,
+    mut cold: Option<&mut dyn FnMut()>,
     mut run: impl FnMut(),
-) {
+) -> Figures {
     run();
-    let before = server.stats();
-    let extra_before = extra(server);
-    let (cpu0, sw0) = server_usage();
-    let started = Instant::now();
+    let before = usage();
+    let (client_before, _) = threads_usage(CLIENT);
+    let mut cold_cpu = Duration::ZERO;
+    let mut elapsed = Duration::ZERO;
     let mut bytes = 0u64;
-    while started.elapsed() < Duration::from_secs(1) || bytes < 256 << 20 {
+    while elapsed < Duration::from_secs(1) || bytes < 256 << 20 {
+        if let Some(cold) = cold.as_mut() {
+            let (cpu0, _) = threads_usage(CLIENT);
+            cold();
+            cold_cpu += threads_usage(CLIENT).0 - cpu0;
+        }
+        let started = Instant::now();
         run();
+        elapsed += started.elapsed();
         bytes += len;
     }
-    let secs = started.elapsed().as_secs_f64();
-    let (cpu1, sw1) = server_usage();
-    let period = server.stats().since(&before);
-    let syscalls = period.polls + period.reads + extra(server) - extra_before;
+    let after = usage();
+    let (client_after, _) = threads_usage(CLIENT);
     let gib = bytes as f64 / (1u64 << 30) as f64;
+    let client = client_after.saturating_sub(client_before + cold_cpu);
+    Figures {
+        gib_per_sec: gib / elapsed.as_secs_f64(),
+        syscalls: (after.syscalls - before.syscalls) as f64 / gib,
+        server_ms: (after.cpu - before.cpu).as_secs_f64() * 1e3 / gib,
+        client_ms: client.as_secs_f64() * 1e3 / gib,
+        switches: (after.switches - before.switches) as f64 / gib,
+    }
+}
+
+/// Prints a row; `limit` is the limit's rate for the size, if the row is
+/// compared with it.
+fn print_row(
+    (direction, name, copies): (&str, &str, &str),
+    label: &str,
+    f: &Figures,
+    limit: Option<f64>,
+) {
+    let vs = limit.map_or("—".to_string(), |l| format!("{:.2}", f.gib_per_sec / l));
     println!(
-        "| {direction} | {name} | {copies} | {label} | {:.2} | {:.0} | {:.0} | {:.0} |",
-        gib / secs,
-        syscalls as f64 / gib,
-        (cpu1 - cpu0).as_secs_f64() * 1e3 / gib,
-        (sw1 - sw0) as f64 / gib,
+        "| {direction} | {name} | {copies} | {label} | {:.2} | {vs} | {:.0} | {:.0} | {:.0} | {:.0} |",
+        f.gib_per_sec, f.syscalls, f.server_ms, f.client_ms, f.switches,
     );
 }
 
-/// CPU time and context switches of the server's threads, including the
-/// blocking-I/O pool that direct I/O reads on.
-fn server_usage() -> (Duration, u64) {
-    let (cpu, switches) = threads_usage(THREADS);
-    let (pool_cpu, pool_switches) = threads_usage("wharf-blocking");
-    (cpu + pool_cpu, switches + pool_switches)
+fn print_header() {
+    println!(
+        "\n| direction | method | CPU copies | region | GiB/s | vs limit | syscalls/GiB | server CPU ms/GiB | client CPU ms/GiB | ctx switches/GiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+}
+
+/// The send rows of one size, the limit first; `cold` drops the file
+/// from the page cache before each fetch.
+fn send_rows(file: &Arc<File>, len: u64, label: &str, cold: bool) {
+    let mut limit = None;
+    for method in METHODS {
+        let mut setup = Setup::new(file, len, method);
+        let mut drop_pages = || {
+            posix_fadvise(
+                file.as_ref(),
+                0,
+                len as i64,
+                PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            )
+            .expect("fadvise");
+        };
+        let cold: Option<&mut dyn FnMut()> = if cold { Some(&mut drop_pages) } else { None };
+        let sending = &setup.sending;
+        let usage = || sending.usage();
+        let (client, buf) = (&mut setup.client, &mut setup.buf);
+        let figures = measure(len, usage, cold, || fetch(client, buf, len));
+        if let Method::Limit = method {
+            limit = Some(figures.gib_per_sec);
+        }
+        print_row(
+            ("send", method.name(), method.copies()),
+            label,
+            &figures,
+            limit,
+        );
+    }
 }
 
 /// The measured table: each method and size, both ways, for about a
-/// second each.
+/// second each; then 64 MiB sent from a cold page cache.
 fn table() {
-    println!(
-        "\n| direction | method | CPU copies | region | GiB/s | syscalls/GiB | server CPU ms/GiB | ctx switches/GiB |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
+    print_header();
     for (len, label) in SIZES {
         let (_, file) = file_of(len);
-        for method in METHODS {
-            let Setup {
-                server,
-                mut client,
-                mut buf,
-                len,
-            } = Setup::new(&file, len, method);
-            let transfer_calls = |server: &Server| {
-                server.event_loops()[0]
-                    .transfer_stats()
-                    .syscalls
-                    .iter()
-                    .sum()
-            };
-            row(
-                ("send", method.name(), method.copies()),
-                label,
-                len,
-                &server,
-                transfer_calls,
-                || fetch(&mut client, &mut buf, len),
-            );
-        }
+        send_rows(&file, len, label, false);
         for (name, copies, splice) in RECEIVES {
             let (server, mut upload) = Uploader::start(len, splice);
-            let receive_calls = |server: &Server| {
+            let usage = || {
                 let s = server.stats();
-                s.receive_splices + s.receive_writes + s.writes
+                Usage::of(&server, s.receive_splices + s.receive_writes + s.writes)
             };
-            row(
-                ("receive", name, copies),
-                label,
-                len,
-                &server,
-                receive_calls,
-                || upload.send(),
-            );
+            let figures = measure(len, usage, None, || upload.send());
+            print_row(("receive", name, copies), label, &figures, None);
         }
     }
     println!(
         "\nsyscalls: epoll_wait and socket reads (or splices from the socket), plus, sending, the transfer calls \
          (sendfile, splice, write, pread, mmap) and, receiving, the splices from the pipe into the file, the pwrites \
-         and the one-byte answers. Direct-I/O reads run on the blocking pool, whose CPU is included."
+         and the one-byte answers; the limit's are its request reads and sendfiles. Direct-I/O reads run on the \
+         blocking pool, whose CPU is included. vs limit: the rate over the sendfile limit's for the size in this pass. \
+         client: the reader of a send, the writer of a receive."
     );
+    let (len, label) = SIZES[2];
+    println!(
+        "\nCold page cache: posix_fadvise(DONTNEED) on the file before each fetch (outside the clock)."
+    );
+    print_header();
+    let (_, file) = file_of(len);
+    send_rows(&file, len, label, true);
 }
 
 fn main() {
@@ -414,6 +538,11 @@ fn main() {
     benches(&mut criterion);
     criterion.final_summary();
     if !std::env::args().any(|a| a == "--list" || a == "--test") {
-        table();
+        thread::Builder::new()
+            .name(CLIENT.into())
+            .spawn(table)
+            .expect("spawn")
+            .join()
+            .expect("table");
     }
 }
