@@ -93,7 +93,8 @@ fn run(args: Args) -> std::io::Result<()> {
     let high = args.high_water_mark.max(2);
     let proxy = TcpProxy::new(args.upstream, relay)
         .connect_timeout(connect_timeout)
-        .water_mark(high / 2, high);
+        .water_mark(high / 2, high)
+        .coalesce_writes(args.reactor.coalesce_writes);
     let base = args.reactor.bootstrap().thread_name("tcp-proxy");
     let mut server = proxy.serve(base).bind(args.listen)?;
     println!(

@@ -107,6 +107,12 @@ pub enum Balance {
 /// The channel settings both bootstraps share, as builder methods.
 macro_rules! channel_settings {
     () => {
+        /// The channel settings so far (for the crate's tests).
+        #[cfg(test)]
+        pub(crate) fn settings(&self) -> &crate::ChannelConfig {
+            &self.config
+        }
+
         /// Sets a socket option (see [`SocketOption`](crate::SocketOption)).
         pub fn option(mut self, option: crate::SocketOption) -> Self {
             self.options.set(option);

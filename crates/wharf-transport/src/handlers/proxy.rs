@@ -25,7 +25,7 @@ use crate::bootstrap::server::ServerBootstrap;
 use crate::channel::handle::ChannelHandle;
 use crate::channel::pipeline::Pipeline;
 use crate::relay::{Relay, RelayStats};
-use crate::{ChannelError, Context, Handler, WaterMark};
+use crate::{ChannelConfig, ChannelError, Context, Handler, WaterMark};
 
 /// Where the proxy connects.
 #[derive(Debug, Clone)]
@@ -50,6 +50,7 @@ struct ProxyShared {
     relay: Relay,
     connect_timeout: Duration,
     water_mark: WaterMark,
+    coalesce_writes: usize,
     connections: AtomicU64,
     failures: AtomicU64,
     /// The last connect failed: further failures are counted, not logged.
@@ -103,6 +104,7 @@ impl TcpProxy {
                 relay,
                 connect_timeout: Duration::from_secs(10),
                 water_mark: WaterMark::default(),
+                coalesce_writes: ChannelConfig::default().coalesce_writes,
                 connections: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 failing: AtomicBool::new(false),
@@ -130,15 +132,28 @@ impl TcpProxy {
         self
     }
 
+    /// The write coalescing of the upstream channels (default 512 bytes;
+    /// 0 turns it off; see
+    /// [`ChannelConfig::coalesce_writes`](crate::ChannelConfig::coalesce_writes));
+    /// [`serve`](Self::serve) gives the client channels the same. Call
+    /// before the proxy is shared.
+    pub fn coalesce_writes(mut self, max_bytes: usize) -> TcpProxy {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.coalesce_writes = max_bytes;
+        }
+        self
+    }
+
     /// `bootstrap` serving this proxy: channels that read nothing until
     /// they are relayed (`auto_read(false)`), with the proxy's water marks
-    /// and a [`ProxyHandler`] each.
+    /// and write coalescing, and a [`ProxyHandler`] each.
     pub fn serve(&self, bootstrap: ServerBootstrap) -> ServerBootstrap {
         let proxy = self.clone();
         let WaterMark { low, high } = self.shared.water_mark;
         bootstrap
             .auto_read(false)
             .water_mark(low, high)
+            .coalesce_writes(self.shared.coalesce_writes)
             .child_handler(move || Pipeline::bytes(proxy.handler()))
     }
 
@@ -162,15 +177,21 @@ impl TcpProxy {
 }
 
 impl ProxyShared {
+    /// `bootstrap` with the upstream channels' settings.
+    fn upstream_settings(&self, bootstrap: Bootstrap) -> Bootstrap {
+        let WaterMark { low, high } = self.water_mark;
+        bootstrap
+            .auto_read(false)
+            .water_mark(low, high)
+            .coalesce_writes(self.coalesce_writes)
+            .connect_timeout(self.connect_timeout)
+    }
+
     /// Connects `client` to the upstream from `ctx`'s loop, then links.
     fn connect(self: &Arc<Self>, ctx: &Context<'_, ByteBuf>) {
         self.connections.fetch_add(1, Ordering::Relaxed);
         let client = ctx.handle();
-        let WaterMark { low, high } = self.water_mark;
-        let bootstrap = Bootstrap::on_loop(ctx.event_loop())
-            .auto_read(false)
-            .water_mark(low, high)
-            .connect_timeout(self.connect_timeout);
+        let bootstrap = self.upstream_settings(Bootstrap::on_loop(ctx.event_loop()));
         let shared = Arc::clone(self);
         let done = move |outcome: io::Result<ChannelHandle<ByteBuf>>| match outcome {
             Ok(upstream) => shared.connected(&client, &upstream),
@@ -257,5 +278,37 @@ impl Handler for UpstreamEnd {
     fn on_error(&mut self, ctx: &mut Context<'_, ByteBuf>, error: &ChannelError) {
         log::debug!("proxy: upstream channel {}: {error}", ctx.id());
         ctx.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::RelayConfig;
+    use crate::{EventLoopGroup, Trigger};
+
+    fn proxy() -> TcpProxy {
+        let relay = Relay::new(RelayConfig::default()).expect("relay");
+        TcpProxy::new("127.0.0.1:9".parse().expect("address"), relay)
+    }
+
+    /// Both sides of a relayed connection coalesce as the proxy says: the
+    /// client channels through `serve`, the upstream ones through the
+    /// connect's bootstrap.
+    #[test]
+    fn coalescing_reaches_both_sides() {
+        let group = EventLoopGroup::new(1, Trigger::Edge).expect("group");
+        for max in [0, 100] {
+            let proxy = proxy().coalesce_writes(max);
+            let served = proxy.serve(ServerBootstrap::new());
+            assert_eq!(served.settings().coalesce_writes, max);
+            let upstream = proxy.shared.upstream_settings(Bootstrap::new(&group));
+            assert_eq!(upstream.settings().coalesce_writes, max);
+        }
+        let default = proxy().shared.upstream_settings(Bootstrap::new(&group));
+        assert_eq!(
+            default.settings().coalesce_writes,
+            ChannelConfig::default().coalesce_writes
+        );
     }
 }
