@@ -1,8 +1,10 @@
 //! The loopback `sendfile` limit (issue 12 §6): no framework, one std
 //! thread with a blocking accepted socket that answers each request byte
 //! with the whole region, in `sendfile` calls until all of it is sent. No
-//! loop, no readiness, no write budget: what a strategy reaches next to
-//! it is what the framework leaves on the table.
+//! loop, no readiness, no write budget: the baseline a framework's
+//! `sendfile` is held against. It is not a ceiling for the other
+//! strategies: on loopback a copying one can beat it (see
+//! docs/performance.md, "File transfer strategies").
 
 use std::fs::File;
 use std::io::Read;

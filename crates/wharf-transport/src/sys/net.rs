@@ -7,9 +7,9 @@ use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{MsgFlags, send, sendmsg};
 
-/// Writes `iov` to the connected socket `socket` like `writev`, but with
-/// `MSG_NOSIGNAL`: a write to a peer that has gone fails with `EPIPE`
-/// instead of raising `SIGPIPE` in the process.
+/// Writes `iov` to the connected socket `socket` like `writev` (one slice
+/// like `write`), but with `MSG_NOSIGNAL`: a write to a peer that has gone
+/// fails with `EPIPE` instead of raising `SIGPIPE` in the process.
 ///
 /// With `more`, also `MSG_MORE`: the kernel holds a last partial segment
 /// back for the data that follows (a file region sent right after the
