@@ -249,6 +249,18 @@ impl OutboundBuffer {
                     Err(e) => Err(e),
                 };
             }
+            Some(front) if !more => {
+                // One flushed buffer (an echo's reply, a response written
+                // and flushed on its own): its bytes go out as they are,
+                // with nothing to gather around them.
+                if let Some(data) = front.bytes().filter(|d| !d.is_empty()) {
+                    return match send_vectored(stream, &[IoSlice::new(data)], false) {
+                        Ok(written) => Ok(Written::Progress(self.consume(written))),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Written::WouldBlock),
+                        Err(e) => Err(e),
+                    };
+                }
+            }
             _ => {}
         }
         self.gathered_write(stream, cx.max_bytes, Some(cx))
