@@ -106,30 +106,39 @@ fn keepable<C: Reusable>(collection: &C) -> bool {
     bytes > 0 && bytes <= MAX_SPARE_BYTES && collection.holds_nothing()
 }
 
-/// Keeps the larger of `collection` and the spare in `cell`.
-fn keep_larger<C: Reusable>(cell: &'static LocalKey<Cell<C>>, collection: C) {
-    if keepable(&collection) {
+/// Keeps the larger of `collection` and the spare in `cell`, leaving
+/// `collection` without an allocation. The two are swapped rather than
+/// taken and set: the spare is usually absent (a connection took it), and
+/// a swap then moves nothing that needs dropping.
+fn keep_larger<C: Reusable>(cell: &'static LocalKey<Cell<C>>, collection: &mut C) {
+    let bytes = collection.allocated();
+    if keepable(collection) {
         let _ = cell.try_with(|cell| {
-            let spare = cell.take();
-            cell.set(if spare.allocated() < collection.allocated() {
-                collection
-            } else {
-                spare
-            });
+            cell.swap(Cell::from_mut(collection));
+            if collection.allocated() > bytes {
+                // The spare there was larger: it stays.
+                cell.swap(Cell::from_mut(collection));
+            }
         });
+    }
+    if collection.allocated() > 0 {
+        // Not kept (or the smaller of the two): dropped.
+        *collection = C::default();
     }
 }
 
-/// An empty outbound queue: this thread's spare if it has one.
-pub(crate) fn take_queue() -> VecDeque<OutboundMessage> {
-    QUEUE.try_with(Cell::take).unwrap_or_default()
+/// Gives `queue` (without an allocation) this thread's spare outbound
+/// queue, if it has one.
+pub(crate) fn take_queue(queue: &mut VecDeque<OutboundMessage>) {
+    debug_assert_eq!(queue.capacity(), 0, "only an unallocated queue takes the spare");
+    let _ = QUEUE.try_with(|cell| cell.swap(Cell::from_mut(queue)));
 }
 
 /// Gives an outbound queue's allocation back to this thread if the queue
 /// is empty and has one, leaving it without.
 pub(crate) fn give_back_queue(queue: &mut VecDeque<OutboundMessage>) {
     if queue.is_empty() && queue.capacity() > 0 {
-        keep_larger(&QUEUE, std::mem::take(queue));
+        keep_larger(&QUEUE, queue);
     }
 }
 
@@ -139,8 +148,8 @@ pub(crate) fn take_entries() -> Vec<OutboundMessage> {
 }
 
 /// Gives emptied encoded entries back to this thread.
-pub(crate) fn give_entries(entries: Vec<OutboundMessage>) {
-    keep_larger(&ENTRIES, entries);
+pub(crate) fn give_entries(mut entries: Vec<OutboundMessage>) {
+    keep_larger(&ENTRIES, &mut entries);
 }
 
 #[cfg(test)]
@@ -175,13 +184,16 @@ mod tests {
 
     #[test]
     fn the_outbound_spares_have_cells_of_their_own() {
-        let mut queue = take_queue();
+        let mut queue = VecDeque::new();
+        take_queue(&mut queue);
         queue.push_back(OutboundMessage::Buf(wharf_buf::ByteBuf::new()));
         queue.clear();
         let cap = queue.capacity();
         give_back_queue(&mut queue);
         assert_eq!(queue.capacity(), 0, "given back");
-        assert_eq!(take_queue().capacity(), cap);
+        let mut again = VecDeque::new();
+        take_queue(&mut again);
+        assert_eq!(again.capacity(), cap);
         give_entries(Vec::with_capacity(3));
         assert_eq!(take_entries().capacity(), 3);
         assert_eq!(take_entries().capacity(), 0, "one spare");

@@ -198,7 +198,7 @@ impl OutboundBuffer {
         let weight = msg.weight();
         self.weight += weight;
         if self.entries.capacity() == 0 {
-            self.entries = spare::take_queue();
+            spare::take_queue(&mut self.entries);
         }
         self.entries.push_back(msg);
         weight
