@@ -10,9 +10,10 @@
 //! it: a busy loop reuses the same few allocations, an idle connection
 //! holds none. Only the loop's own thread sees its spares (a thread
 //! local, no locking); a spare much larger than a usual batch is dropped
-//! rather than kept. The outbound queue and the encoded entries, taken
-//! and given back around every write, have cells of their own; other
-//! element types (a codec's messages) are found by type among the rest.
+//! rather than kept. The outbound queue, the encoded entries and decoded
+//! buffers, taken and given back around every write or read, have cells
+//! of their own; other element types (a codec's messages) are found by
+//! type among the rest.
 //! While the thread's locals are being torn down, nothing is kept or
 //! taken: collections are then made and dropped as usual.
 
@@ -20,6 +21,8 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::thread::LocalKey;
+
+use wharf_buf::ByteBuf;
 
 use crate::channel::outbound::OutboundMessage;
 
@@ -34,6 +37,10 @@ thread_local! {
     static QUEUE: Cell<VecDeque<OutboundMessage>> = const { Cell::new(VecDeque::new()) };
     /// The encoded entries' spare.
     static ENTRIES: Cell<Vec<OutboundMessage>> = const { Cell::new(Vec::new()) };
+    /// The spare of decoded buffers (the messages of `RawBytes` and of
+    /// every codec that passes bytes up): taken and given back around
+    /// every decode, so it has a cell of its own, found without a search.
+    static BUFFERS: Cell<Vec<ByteBuf>> = const { Cell::new(Vec::new()) };
 }
 
 /// A collection whose emptied allocation can be kept for reuse.
@@ -67,6 +74,11 @@ impl<T: 'static> Reusable for VecDeque<T> {
 /// An empty collection: this thread's spare if it has one (with its
 /// capacity), otherwise a new one (without).
 pub(crate) fn take<C: Reusable>() -> C {
+    let mut taken = C::default();
+    if let Some(buffers) = (&mut taken as &mut dyn Any).downcast_mut::<Vec<ByteBuf>>() {
+        let _ = BUFFERS.try_with(|cell| cell.swap(Cell::from_mut(buffers)));
+        return taken;
+    }
     SPARES
         .try_with(|spares| {
             let mut spares = spares.borrow_mut();
@@ -81,7 +93,11 @@ pub(crate) fn take<C: Reusable>() -> C {
 
 /// Gives an emptied collection back to this thread, unless the thread has
 /// a spare at least as large already, or it is too large to keep.
-pub(crate) fn give<C: Reusable>(collection: C) {
+pub(crate) fn give<C: Reusable>(mut collection: C) {
+    if let Some(buffers) = (&mut collection as &mut dyn Any).downcast_mut::<Vec<ByteBuf>>() {
+        keep_larger(&BUFFERS, buffers);
+        return;
+    }
     if !keepable(&collection) {
         return;
     }
@@ -180,6 +196,19 @@ mod tests {
         assert_eq!(take::<Vec<u32>>().capacity(), 16);
         give(Vec::<u32>::with_capacity(MAX_SPARE_BYTES));
         assert_eq!(take::<Vec<u32>>().capacity(), 0, "too large to keep");
+    }
+
+    #[test]
+    fn decoded_buffers_have_a_cell_of_their_own() {
+        give(Vec::<ByteBuf>::with_capacity(4));
+        give(Vec::<ByteBuf>::with_capacity(8));
+        give(Vec::<ByteBuf>::with_capacity(2));
+        assert_eq!(take::<Vec<ByteBuf>>().capacity(), 8, "the larger kept");
+        assert_eq!(take::<Vec<ByteBuf>>().capacity(), 0, "one spare");
+        assert!(
+            SPARES.with(|s| s.borrow().iter().all(|s| !s.is::<Vec<ByteBuf>>())),
+            "not among the others"
+        );
     }
 
     #[test]
