@@ -146,7 +146,11 @@ fn keep_larger<C: Reusable>(cell: &'static LocalKey<Cell<C>>, collection: &mut C
 /// Gives `queue` (without an allocation) this thread's spare outbound
 /// queue, if it has one.
 pub(crate) fn take_queue(queue: &mut VecDeque<OutboundMessage>) {
-    debug_assert_eq!(queue.capacity(), 0, "only an unallocated queue takes the spare");
+    debug_assert_eq!(
+        queue.capacity(),
+        0,
+        "only an unallocated queue takes the spare"
+    );
     let _ = QUEUE.try_with(|cell| cell.swap(Cell::from_mut(queue)));
 }
 
