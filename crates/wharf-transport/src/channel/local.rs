@@ -123,13 +123,19 @@ where
             return;
         }
         let mut fresh = decoded.drain(..);
-        while core.phase.delivers_input() && (all || core.takes_messages()) {
+        // Whether reading stays on is asked only while messages are left
+        // (it reads shared flags; the usual batch is one message).
+        while fresh.len() > 0 && core.phase.delivers_input() && (all || core.takes_messages()) {
             let Some(msg) = fresh.next() else {
                 break;
             };
             self.handler.on_read(&mut local_ctx!(self, core, env), msg);
         }
-        self.held.extend(fresh);
+        if fresh.len() > 0 {
+            self.held.extend(fresh);
+        } else {
+            drop(fresh);
+        }
         core.io.held_input = !self.held.is_empty();
         spare::give(decoded);
     }

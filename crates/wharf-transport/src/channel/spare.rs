@@ -10,9 +10,10 @@
 //! it: a busy loop reuses the same few allocations, an idle connection
 //! holds none. Only the loop's own thread sees its spares (a thread
 //! local, no locking); a spare much larger than a usual batch is dropped
-//! rather than kept. The outbound queue and the encoded entries, taken
-//! and given back around every write, have cells of their own; other
-//! element types (a codec's messages) are found by type among the rest.
+//! rather than kept. The outbound queue, the encoded entries and decoded
+//! buffers, taken and given back around every write or read, have cells
+//! of their own; other element types (a codec's messages) are found by
+//! type among the rest.
 //! While the thread's locals are being torn down, nothing is kept or
 //! taken: collections are then made and dropped as usual.
 
@@ -20,6 +21,8 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::thread::LocalKey;
+
+use wharf_buf::ByteBuf;
 
 use crate::channel::outbound::OutboundMessage;
 
@@ -34,6 +37,10 @@ thread_local! {
     static QUEUE: Cell<VecDeque<OutboundMessage>> = const { Cell::new(VecDeque::new()) };
     /// The encoded entries' spare.
     static ENTRIES: Cell<Vec<OutboundMessage>> = const { Cell::new(Vec::new()) };
+    /// The spare of decoded buffers (the messages of `RawBytes` and of
+    /// every codec that passes bytes up): taken and given back around
+    /// every decode, so it has a cell of its own, found without a search.
+    static BUFFERS: Cell<Vec<ByteBuf>> = const { Cell::new(Vec::new()) };
 }
 
 /// A collection whose emptied allocation can be kept for reuse.
@@ -67,6 +74,11 @@ impl<T: 'static> Reusable for VecDeque<T> {
 /// An empty collection: this thread's spare if it has one (with its
 /// capacity), otherwise a new one (without).
 pub(crate) fn take<C: Reusable>() -> C {
+    let mut taken = C::default();
+    if let Some(buffers) = (&mut taken as &mut dyn Any).downcast_mut::<Vec<ByteBuf>>() {
+        let _ = BUFFERS.try_with(|cell| cell.swap(Cell::from_mut(buffers)));
+        return taken;
+    }
     SPARES
         .try_with(|spares| {
             let mut spares = spares.borrow_mut();
@@ -81,7 +93,11 @@ pub(crate) fn take<C: Reusable>() -> C {
 
 /// Gives an emptied collection back to this thread, unless the thread has
 /// a spare at least as large already, or it is too large to keep.
-pub(crate) fn give<C: Reusable>(collection: C) {
+pub(crate) fn give<C: Reusable>(mut collection: C) {
+    if let Some(buffers) = (&mut collection as &mut dyn Any).downcast_mut::<Vec<ByteBuf>>() {
+        keep_larger(&BUFFERS, buffers);
+        return;
+    }
     if !keepable(&collection) {
         return;
     }
@@ -106,30 +122,43 @@ fn keepable<C: Reusable>(collection: &C) -> bool {
     bytes > 0 && bytes <= MAX_SPARE_BYTES && collection.holds_nothing()
 }
 
-/// Keeps the larger of `collection` and the spare in `cell`.
-fn keep_larger<C: Reusable>(cell: &'static LocalKey<Cell<C>>, collection: C) {
-    if keepable(&collection) {
+/// Keeps the larger of `collection` and the spare in `cell`, leaving
+/// `collection` without an allocation. The two are swapped rather than
+/// taken and set: the spare is usually absent (a connection took it), and
+/// a swap then moves nothing that needs dropping.
+fn keep_larger<C: Reusable>(cell: &'static LocalKey<Cell<C>>, collection: &mut C) {
+    let bytes = collection.allocated();
+    if keepable(collection) {
         let _ = cell.try_with(|cell| {
-            let spare = cell.take();
-            cell.set(if spare.allocated() < collection.allocated() {
-                collection
-            } else {
-                spare
-            });
+            cell.swap(Cell::from_mut(collection));
+            if collection.allocated() > bytes {
+                // The spare there was larger: it stays.
+                cell.swap(Cell::from_mut(collection));
+            }
         });
+    }
+    if collection.allocated() > 0 {
+        // Not kept (or the smaller of the two): dropped.
+        *collection = C::default();
     }
 }
 
-/// An empty outbound queue: this thread's spare if it has one.
-pub(crate) fn take_queue() -> VecDeque<OutboundMessage> {
-    QUEUE.try_with(Cell::take).unwrap_or_default()
+/// Gives `queue` (without an allocation) this thread's spare outbound
+/// queue, if it has one.
+pub(crate) fn take_queue(queue: &mut VecDeque<OutboundMessage>) {
+    debug_assert_eq!(
+        queue.capacity(),
+        0,
+        "only an unallocated queue takes the spare"
+    );
+    let _ = QUEUE.try_with(|cell| cell.swap(Cell::from_mut(queue)));
 }
 
 /// Gives an outbound queue's allocation back to this thread if the queue
 /// is empty and has one, leaving it without.
 pub(crate) fn give_back_queue(queue: &mut VecDeque<OutboundMessage>) {
     if queue.is_empty() && queue.capacity() > 0 {
-        keep_larger(&QUEUE, std::mem::take(queue));
+        keep_larger(&QUEUE, queue);
     }
 }
 
@@ -139,8 +168,8 @@ pub(crate) fn take_entries() -> Vec<OutboundMessage> {
 }
 
 /// Gives emptied encoded entries back to this thread.
-pub(crate) fn give_entries(entries: Vec<OutboundMessage>) {
-    keep_larger(&ENTRIES, entries);
+pub(crate) fn give_entries(mut entries: Vec<OutboundMessage>) {
+    keep_larger(&ENTRIES, &mut entries);
 }
 
 #[cfg(test)]
@@ -174,14 +203,30 @@ mod tests {
     }
 
     #[test]
+    fn decoded_buffers_have_a_cell_of_their_own() {
+        give(Vec::<ByteBuf>::with_capacity(4));
+        give(Vec::<ByteBuf>::with_capacity(8));
+        give(Vec::<ByteBuf>::with_capacity(2));
+        assert_eq!(take::<Vec<ByteBuf>>().capacity(), 8, "the larger kept");
+        assert_eq!(take::<Vec<ByteBuf>>().capacity(), 0, "one spare");
+        assert!(
+            SPARES.with(|s| s.borrow().iter().all(|s| !s.is::<Vec<ByteBuf>>())),
+            "not among the others"
+        );
+    }
+
+    #[test]
     fn the_outbound_spares_have_cells_of_their_own() {
-        let mut queue = take_queue();
+        let mut queue = VecDeque::new();
+        take_queue(&mut queue);
         queue.push_back(OutboundMessage::Buf(wharf_buf::ByteBuf::new()));
         queue.clear();
         let cap = queue.capacity();
         give_back_queue(&mut queue);
         assert_eq!(queue.capacity(), 0, "given back");
-        assert_eq!(take_queue().capacity(), cap);
+        let mut again = VecDeque::new();
+        take_queue(&mut again);
+        assert_eq!(again.capacity(), cap);
         give_entries(Vec::with_capacity(3));
         assert_eq!(take_entries().capacity(), 3);
         assert_eq!(take_entries().capacity(), 0, "one spare");

@@ -12,7 +12,7 @@ use crate::channel::env::ChannelEnv;
 use crate::channel::lifecycle::{Output, Phase};
 use crate::channel::outbound::Written;
 use crate::channel::shared::ChannelShared;
-use crate::file_region::{ChannelAddr, TransferCx};
+use crate::file_region::TransferCx;
 use crate::stats::add;
 
 impl ConnCore {
@@ -120,6 +120,6 @@ pub(crate) fn transfer_cx<'a>(
         loop_stats: &env.transfers,
         channel_stats: &shared.extras,
         max_bytes: config.max_bytes_per_write,
-        waker: ChannelAddr::of(shared),
+        channel: shared,
     }
 }

@@ -79,7 +79,7 @@ impl FileRegion {
                 offset,
                 len,
                 allocator: cx.allocator,
-                waker: cx.waker.clone(),
+                waker: ChannelAddr::of(cx.channel),
             };
             crate::blocking::spawn(move || job.run());
         }

@@ -203,7 +203,9 @@ pub(crate) struct TransferCx<'a> {
     pub loop_stats: &'a TransferCounters,
     pub channel_stats: &'a ChannelExtras,
     pub max_bytes: usize,
-    pub waker: ChannelAddr,
+    /// The channel, for a read on the blocking pool to wake (borrowed:
+    /// a step that needs no such read costs no reference count).
+    pub channel: &'a Arc<ChannelShared>,
 }
 
 /// Chunk read by `ReadWrite` and direct I/O.

@@ -198,7 +198,7 @@ impl OutboundBuffer {
         let weight = msg.weight();
         self.weight += weight;
         if self.entries.capacity() == 0 {
-            self.entries = spare::take_queue();
+            spare::take_queue(&mut self.entries);
         }
         self.entries.push_back(msg);
         weight
@@ -248,6 +248,22 @@ impl OutboundBuffer {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Written::WouldBlock),
                     Err(e) => Err(e),
                 };
+            }
+            Some(front) if !more => {
+                // One flushed buffer (an echo's reply, a response written
+                // and flushed on its own): its bytes go out as they are,
+                // with nothing to gather around them.
+                if let Some(data) = front.bytes().filter(|d| !d.is_empty()) {
+                    let len = data.len();
+                    return match send_vectored(stream, &[IoSlice::new(data)], false) {
+                        Ok(written) if written == len => {
+                            Ok(Written::Progress(self.sent_whole(len)))
+                        }
+                        Ok(written) => Ok(Written::Progress(self.consume(written))),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Written::WouldBlock),
+                        Err(e) => Err(e),
+                    };
+                }
             }
             _ => {}
         }
@@ -380,6 +396,22 @@ impl OutboundBuffer {
         }
         self.weight -= released;
         Progress { bytes: n, released }
+    }
+
+    /// Removes the only flushed entry, an in-memory one whose `len` bytes
+    /// all went: what [`consume`](Self::consume) does for it, without the
+    /// loop.
+    fn sent_whole(&mut self, len: usize) -> Progress {
+        debug_assert!(self.flushed == 1 && self.entries.front().is_some_and(|e| e.len() == len));
+        self.entries.pop_front();
+        self.flushed = 0;
+        let released = len + ENTRY_OVERHEAD;
+        self.weight -= released;
+        spare::give_back_queue(&mut self.entries);
+        Progress {
+            bytes: len,
+            released,
+        }
     }
 
     /// Removes `n` written bytes from the front of the flushed entries,
