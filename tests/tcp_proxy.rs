@@ -354,6 +354,37 @@ fn an_upstream_that_refuses_closes_the_client_and_is_counted() {
     });
 }
 
+#[test]
+fn an_upstream_that_resets_as_it_accepts_resets_the_client() {
+    // The upstream accepts and resets at once, so the proxy's connect
+    // often completes with the reset already on the socket: the client
+    // must hear a reset then too, not an orderly end (a truncated stream
+    // passed on as a complete one). Issue 11: resets are passed on.
+    fn reset_at_once(conn: TcpStream) -> common::upstream::Seen {
+        socket2::SockRef::from(&conn)
+            .set_linger(Some(Duration::ZERO))
+            .expect("SO_LINGER");
+        common::upstream::Seen {
+            received: Ok(0),
+            sent: Ok(()),
+        }
+    }
+    common::for_each(configs(), |config| {
+        let upstream = Upstream::start(reset_at_once);
+        let (server, _proxy) = proxy(config, upstream.addr, RelayConfig::default());
+        for round in 0..8 {
+            let mut conn = connect(server.local_addr());
+            let _ = upstream.next_seen();
+            assert_eq!(
+                read_to_the_end(&mut conn),
+                Err(ErrorKind::ConnectionReset),
+                "{config}, round {round}: the client sees a reset"
+            );
+        }
+        common::wait_for_no_connections(&server);
+    });
+}
+
 /// Records of wharf's loggers at info and above, for the test that counts
 /// the proxy's: the logger is the process's, so every test of this binary
 /// logs here once it is set, and that test picks its own by address.

@@ -8,7 +8,11 @@
 //! unreachable) closes the client's connection, is counted
 //! ([`ProxyStats::upstream_failures`]), and is logged once per outage: the
 //! first failure after a success (or at start) is logged, the ones that
-//! follow are only counted, until a connect succeeds again.
+//! follow are only counted, until a connect succeeds again. An upstream
+//! that accepts and resets before the connect is seen to complete is
+//! counted the same way, but resets the client, as the relay passes on
+//! every reset: an orderly end would tell the client that nothing was
+//! cut.
 
 use std::fmt;
 use std::io;
@@ -224,7 +228,17 @@ impl ProxyShared {
                 self.upstream
             );
         }
-        client.close();
+        match error.kind() {
+            // The upstream accepted and then reset before the connect was
+            // seen to complete: the client hears a reset, as it would had
+            // the reset come a moment later, through the relay.
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+                self.relay.reset(client)
+            }
+            // Refused, unreachable, timed out: nothing was said, so the
+            // client is closed (issue 11).
+            _ => client.close(),
+        }
     }
 }
 

@@ -165,6 +165,17 @@ impl EventLoop {
         }
     }
 
+    /// Resets the channel `shared` describes, if it is still open on this
+    /// loop: the side whose partner failed before the two were linked.
+    pub(crate) fn relay_reset(&mut self, shared: &Arc<ChannelShared>, relay: &RelayShared) {
+        self.on_conn(shared.token, |conn, _| {
+            if Arc::ptr_eq(&conn.core.shared, shared) && !conn.core.phase.is_closed() {
+                relay.counters.resets.fetch_add(1, Relaxed);
+                conn.reset();
+            }
+        });
+    }
+
     /// A linked channel closed: its partner follows (reset if it was
     /// aborted, gracefully otherwise).
     pub(crate) fn relay_partner_closed(&mut self, peer: Token, aborted: bool) {

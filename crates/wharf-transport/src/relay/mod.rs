@@ -250,6 +250,18 @@ impl Relay {
         }
     }
 
+    /// Resets `channel` (`SO_LINGER` 0), as the relay resets one side when
+    /// the other fails, for a side whose partner failed before the two
+    /// could be linked (a proxy's upstream that reset as its connect
+    /// completed). Counted in [`RelayStats::resets`]. Nothing happens if
+    /// the channel has closed or its loop has stopped.
+    pub(crate) fn reset<A: Send + 'static>(&self, channel: &ChannelHandle<A>) {
+        let shared = Arc::clone(channel.shared());
+        let relay = Arc::clone(&self.shared);
+        let event_loop = shared.event_loop.clone();
+        event_loop.run_on_loop(move |el| el.relay_reset(&shared, &relay));
+    }
+
     /// The configuration.
     pub fn config(&self) -> &RelayConfig {
         &self.shared.config
