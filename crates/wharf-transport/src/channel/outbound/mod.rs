@@ -489,3 +489,5 @@ fn push_iovec<'a>(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod write_to_tests;
