@@ -11,7 +11,7 @@ use wharf_buf::{Allocator, ByteBuf};
 use super::*;
 
 /// A non-blocking sender with a small send buffer, and its peer.
-fn pair() -> (Socket, StdStream) {
+pub(super) fn pair() -> (Socket, StdStream) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let sender = StdStream::connect(listener.local_addr().expect("addr")).expect("connect");
     let (peer, _) = listener.accept().expect("accept");
@@ -25,13 +25,15 @@ fn pair() -> (Socket, StdStream) {
     (Socket::Tcp(mio::net::TcpStream::from_std(sender)), peer)
 }
 
-fn buf(data: &[u8]) -> OutboundMessage {
+/// A buffer holding `data`.
+pub(super) fn buf(data: &[u8]) -> OutboundMessage {
     let mut b = Allocator::unpooled().buffer(data.len().max(1));
     b.extend_from_slice(data);
     OutboundMessage::Buf(b)
 }
 
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
+/// `len` bytes of a pattern that `seed` shifts.
+pub(super) fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()

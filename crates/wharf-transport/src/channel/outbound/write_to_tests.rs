@@ -3,11 +3,11 @@
 //! a small flushed region, which still leave by the gathering path.
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream as StdStream};
 use std::sync::Arc;
 
 use wharf_buf::Allocator;
 
+use super::tests::{buf, pair, pattern};
 use super::*;
 use crate::EventLoopHandle;
 use crate::channel::config::WaterMark;
@@ -16,32 +16,6 @@ use crate::file_region::{TransferCounters, TransferStrategy};
 use crate::reactor::handle::LoopShared;
 use crate::reactor::mailbox::mailbox;
 use crate::token::Token;
-
-fn pair() -> (Socket, StdStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let sender = StdStream::connect(listener.local_addr().expect("addr")).expect("connect");
-    let (peer, _) = listener.accept().expect("accept");
-    socket2::SockRef::from(&sender)
-        .set_send_buffer_size(16 << 10)
-        .expect("SO_SNDBUF");
-    socket2::SockRef::from(&peer)
-        .set_recv_buffer_size(16 << 10)
-        .expect("SO_RCVBUF");
-    sender.set_nonblocking(true).expect("non-blocking");
-    (Socket::Tcp(mio::net::TcpStream::from_std(sender)), peer)
-}
-
-fn buf(data: &[u8]) -> OutboundMessage {
-    let mut b = Allocator::unpooled().buffer(data.len().max(1));
-    b.extend_from_slice(data);
-    OutboundMessage::Buf(b)
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
 
 struct Env {
     _poll: mio::Poll,
