@@ -43,7 +43,8 @@ enum Upstream {
 pub struct ProxyStats {
     /// Client connections that asked for an upstream.
     pub connections: u64,
-    /// Upstream connects that failed (each closed its client).
+    /// Upstream connects that failed (each closed its client, or reset it
+    /// when the upstream had accepted and then reset the connection).
     pub upstream_failures: u64,
     /// The relay's counters.
     pub relay: RelayStats,
@@ -223,7 +224,7 @@ impl ProxyShared {
         self.failures.fetch_add(1, Ordering::Relaxed);
         if !self.failing.swap(true, Ordering::Relaxed) {
             log::warn!(
-                "proxy: connecting to {:?} failed: {error} (closing the client; further \
+                "proxy: connecting to {:?} failed: {error} (ending the client; further \
                  failures are counted, not logged, until a connect succeeds)",
                 self.upstream
             );

@@ -209,7 +209,8 @@ impl Relay {
 
     /// Links `a` and `b`: from now on what one reads the other writes. The
     /// link is made on their loop, right after the call; if either channel
-    /// has closed by then, the other is closed (gracefully). Fails at once
+    /// has closed by then (a relayed channel reads nothing before the link,
+    /// so it ended in an error), the other is reset. Fails at once
     /// (`InvalidInput`) when they are the same channel, on different loops
     /// or TLS channels (their sockets carry ciphertext; a TLS channel whose
     /// handshake is still under way is closed with its partner on the
