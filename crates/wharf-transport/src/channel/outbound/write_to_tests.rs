@@ -64,6 +64,14 @@ fn cx(e: &mut Env, max: usize) -> TransferCx<'_> {
     }
 }
 
+/// One `write_to` that must make progress (the socket has room).
+fn progress(q: &mut OutboundBuffer, out: &Socket, e: &mut Env) -> Progress {
+    match q.write_to(out, &mut cx(e, 1 << 20)).expect("write") {
+        Written::Progress(p) => p,
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn one_big_flushed_buffer_in_partial_writes_releases_exactly_its_weight() {
     let mut e = env();
@@ -102,19 +110,12 @@ fn one_big_flushed_buffer_in_partial_writes_releases_exactly_its_weight() {
             received.extend_from_slice(&chunk[..n]);
         }
     }
-    peer.set_nonblocking(true).expect("nb");
-    loop {
-        match peer.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => received.extend_from_slice(&chunk[..n]),
-            Err(_) => {
-                if received.len() == data.len() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-        }
-    }
+    // Everything is in the kernel now: read the rest, bounded in time.
+    peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut rest = vec![0u8; data.len().saturating_sub(received.len())];
+    peer.read_exact(&mut rest).expect("the rest of the bytes");
+    received.extend_from_slice(&rest);
     assert!(partial > 3, "{partial} partial writes");
     assert!(received == data, "bytes lost, repeated or reordered");
     assert_eq!(released, weight);
@@ -130,13 +131,9 @@ fn one_flushed_buffer_leaves_the_unflushed_entry_behind_it() {
     let wa = q.push(buf(&pattern(100, 1)), Gathering::none());
     q.mark_flushed();
     let wb = q.push(buf(&pattern(200, 2)), Gathering::none());
-    match q.write_to(&out, &mut cx(&mut e, 1 << 20)).expect("write") {
-        Written::Progress(p) => {
-            assert_eq!(p.bytes, 100);
-            assert_eq!(p.released, wa);
-        }
-        other => panic!("{other:?}"),
-    }
+    let p = progress(&mut q, &out, &mut e);
+    assert_eq!(p.bytes, 100);
+    assert_eq!(p.released, wa);
     assert!(!q.has_flushed());
     assert_eq!(q.entries.len(), 1);
     assert_eq!(q.weight(), wb);
@@ -150,29 +147,21 @@ fn an_empty_lone_flushed_buffer_is_dropped() {
     let mut q = OutboundBuffer::default();
     let w = q.push(buf(&[]), Gathering::none());
     q.mark_flushed();
-    match q.write_to(&out, &mut cx(&mut e, 1 << 20)).expect("write") {
-        Written::Progress(p) => {
-            assert_eq!(p.bytes, 0);
-            assert_eq!(p.released, w);
-        }
-        other => panic!("{other:?}"),
-    }
+    let p = progress(&mut q, &out, &mut e);
+    assert_eq!(p.bytes, 0);
+    assert_eq!(p.released, w);
     assert!(!q.has_flushed());
     assert_eq!(q.weight(), 0);
 }
 
 #[test]
 fn a_head_and_a_small_flushed_region_still_leave_in_one_write() {
-    use std::io::Write;
     let mut e = env();
     let (out, mut peer) = pair();
-    let path = std::env::temp_dir().join(format!("wharf-rev2-{}", std::process::id()));
+    let path = std::env::temp_dir().join(format!("wharf-write-to-region-{}", std::process::id()));
     let body = pattern(1024, 9);
-    std::fs::File::create(&path)
-        .unwrap()
-        .write_all(&body)
-        .unwrap();
-    let file = std::fs::File::open(&path).unwrap();
+    std::fs::write(&path, &body).expect("write the file");
+    let file = std::fs::File::open(&path).expect("open the file");
     let mut q = OutboundBuffer::default();
     let head = pattern(100, 3);
     q.push(buf(&head), Gathering::none());
@@ -181,14 +170,12 @@ fn a_head_and_a_small_flushed_region_still_leave_in_one_write() {
         Gathering::none(),
     );
     q.mark_flushed();
-    match q.write_to(&out, &mut cx(&mut e, 1 << 20)).expect("write") {
-        Written::Progress(p) => assert_eq!(p.bytes, 1124, "head and region in one write"),
-        other => panic!("{other:?}"),
-    }
+    let p = progress(&mut q, &out, &mut e);
+    assert_eq!(p.bytes, 1124, "head and region in one write");
     assert!(!q.has_flushed());
     assert_eq!(q.weight(), 0);
     let mut got = vec![0u8; 1124];
-    peer.read_exact(&mut got).unwrap();
+    peer.read_exact(&mut got).expect("head and region");
     assert_eq!(&got[..100], &head[..]);
     assert_eq!(&got[100..], &body[..]);
     let _ = std::fs::remove_file(&path);
